@@ -1,0 +1,3 @@
+from gatewayctl.main import app
+
+app()

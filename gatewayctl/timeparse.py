@@ -1,0 +1,26 @@
+"""`--since` values: a relative span (30m, 24h, 7d) or an ISO date/time (UTC unless it says)."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+
+from gatewayctl.errors import CliError
+
+_SPAN = re.compile(r"^(\d+)([smhd])$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def since_ms(text: str, now: float | None = None) -> int:
+    now = time.time() if now is None else now
+    match = _SPAN.match(text.strip())
+    if match:
+        return int((now - int(match.group(1)) * _SECONDS[match.group(2)]) * 1000)
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise CliError(f"--since: expected e.g. 24h, 7d or 2026-11-01, got {text!r}", 2) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)

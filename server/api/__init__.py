@@ -1,0 +1,1 @@
+"""HTTP edge: thin Litestar handlers that turn requests into Calls and render results."""

@@ -1,0 +1,117 @@
+"""Admin routes: projects, keys, usage and request lookup. Thin: operations.py does the work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, Router, get, post
+
+from server.api.admin.guard import require_admin
+from server.api.common import gateway_of, json_body, json_response
+from server.api.openai.models import describe
+from server.errors import GatewayError, bad_request
+from server.operations import create_key, create_project, find_key, find_project, revoke_key
+
+USAGE_GROUPS = ("model", "key", "project", "day")
+
+
+def _optional_str(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise bad_request(f"'{name}' must be a string.", "invalid_type", name)
+    return value
+
+
+@get("/projects")
+async def list_projects(request: Request[Any, Any, Any]) -> Response[Any]:
+    gw = gateway_of(request)
+    return json_response({"data": [p.public() for p in gw.snapshot.projects_by_id.values()]})
+
+
+@post("/projects", status_code=201)
+async def post_project(request: Request[Any, Any, Any]) -> Response[Any]:
+    body = await json_body(request)
+    project = await create_project(
+        gateway_of(request), body.get("name"), _optional_str(body, "plan"), body.get("billing") or "postpaid"
+    )
+    return json_response(project.public(), status=201)
+
+
+@get("/keys")
+async def list_keys(request: Request[Any, Any, Any], project: str | None = None) -> Response[Any]:
+    gw = gateway_of(request)
+    keys = gw.snapshot.keys_by_id.values()
+    if project:
+        project_id = find_project(gw, project).id
+        keys = [k for k in keys if k.project_id == project_id]  # type: ignore[assignment]
+    return json_response({"data": [k.public() for k in keys]})
+
+
+@post("/keys", status_code=201)
+async def post_key(request: Request[Any, Any, Any]) -> Response[Any]:
+    body = await json_body(request)
+    project = _optional_str(body, "project")
+    if not project:
+        raise bad_request("'project' is required.", "missing_project", "project")
+    expires_ms = body.get("expires_ms")
+    if expires_ms is not None and not isinstance(expires_ms, int):
+        raise bad_request("'expires_ms' must be an integer.", "invalid_type", "expires_ms")
+    key, secret = await create_key(gateway_of(request), project, _optional_str(body, "name"), expires_ms)
+    return json_response({**key.public(), "key": secret}, status=201)
+
+
+@get("/keys/{key_id:str}")
+async def get_key(request: Request[Any, Any, Any], key_id: str) -> Response[Any]:
+    return json_response(find_key(gateway_of(request), key_id).public())
+
+
+@post("/keys/{key_id:str}/revoke", status_code=200)
+async def post_revoke(request: Request[Any, Any, Any], key_id: str) -> Response[Any]:
+    return json_response((await revoke_key(gateway_of(request), key_id)).public())
+
+
+@get("/usage")
+async def usage(
+    request: Request[Any, Any, Any], since_ms: int = 0, by: str = "model", project: str | None = None
+) -> Response[Any]:
+    gw = gateway_of(request)
+    if by not in USAGE_GROUPS:
+        raise bad_request(f"'by' must be one of {', '.join(USAGE_GROUPS)}.", "invalid_group", "by")
+    project_id = find_project(gw, project).id if project else None
+    rows = await gw.store.reader.usage_totals(since_ms, by, project_id)
+    return json_response({"since_ms": since_ms, "by": by, "data": rows})
+
+
+@get("/requests/{request_id:str}")
+async def get_request(request: Request[Any, Any, Any], request_id: str) -> Response[Any]:
+    row = await gateway_of(request).store.reader.request(request_id)
+    if row is None:
+        raise GatewayError(404, f"No request '{request_id}'.", code="request_not_found")
+    return json_response(row)
+
+
+@get("/models")
+async def admin_models(request: Request[Any, Any, Any]) -> Response[Any]:
+    gw = gateway_of(request)
+    data = [
+        describe(gw, m) | {"targets": [str(t) for t in m.targets], "price_micro_per_1m": m.rates.as_card()}
+        for m in gw.snapshot.models.values()
+    ]
+    return json_response({"data": data})
+
+
+admin_router = Router(
+    path="/admin/v1",
+    guards=[require_admin],
+    route_handlers=[
+        list_projects,
+        post_project,
+        list_keys,
+        post_key,
+        get_key,
+        post_revoke,
+        usage,
+        get_request,
+        admin_models,
+    ],
+)

@@ -1,0 +1,73 @@
+"""Helpers every handler shares: the gateway from app state, JSON bodies, ids, headers."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from litestar import Request, Response
+
+from server.clock import now_ms
+from server.errors import bad_request
+from server.gateway import Gateway
+from server.money import format_credits
+from server.pipeline import OpenedStream, Served
+from server.types import Call
+
+REQUEST_ID_SCOPE_KEY = "gateway.request_id"
+CLIENT_ID_SCOPE_KEY = "gateway.client_request_id"
+
+
+def gateway_of(request: Request[Any, Any, Any]) -> Gateway:
+    return request.app.state.gateway  # type: ignore[no-any-return]
+
+
+def v1(path: str) -> list[str]:
+    """Every OpenAI-style route is served under /v1 and /api/v1."""
+    return [f"/v1{path}", f"/api/v1{path}"]
+
+
+async def json_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(f"The request body is not valid JSON: {exc.msg}.", "invalid_json") from None
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.", "invalid_json")
+    return body
+
+
+def new_call(request: Request[Any, Any, Any], endpoint: str, body: dict[str, Any]) -> Call:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request("you must provide a model parameter", "missing_model", "model")
+    return Call(
+        request_id=request.scope.get(REQUEST_ID_SCOPE_KEY) or str(uuid.uuid4()),  # type: ignore[typeddict-item]
+        client_request_id=request.scope.get(CLIENT_ID_SCOPE_KEY),  # type: ignore[typeddict-item]
+        endpoint=endpoint,
+        model=model,
+        body=body,
+        stream=bool(body.get("stream")),
+        started_ms=now_ms(),
+    )
+
+
+def client_ip(request: Request[Any, Any, Any]) -> str:
+    client = request.scope.get("client")
+    return client[0] if client else ""
+
+
+def served_headers(call: Call, served: Served | OpenedStream) -> dict[str, str]:
+    headers = {"x-model-used": served.target.model}
+    if served.depth:
+        headers["x-fallback-from"] = call.model
+        headers["x-fallback-depth"] = str(served.depth)
+    if isinstance(served, Served):
+        headers["x-credits-used"] = format_credits(served.charge.micro)
+    return headers
+
+
+def json_response(body: Any, headers: dict[str, str] | None = None, status: int = 200) -> Response[bytes]:
+    return Response(content=orjson.dumps(body), media_type="application/json", headers=headers, status_code=status)

@@ -1,0 +1,21 @@
+"""/healthz (the process answers) and /readyz (the store can take writes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get
+
+from server.api.common import gateway_of, json_response
+
+
+@get("/healthz")
+async def healthz() -> Response[Any]:
+    return json_response({"status": "ok"})
+
+
+@get("/readyz")
+async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
+    gw = gateway_of(request)
+    ready = gw.store.healthy
+    return json_response({"status": "ready" if ready else "not_ready", "store": ready}, status=200 if ready else 503)

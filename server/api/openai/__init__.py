@@ -1,0 +1,1 @@
+"""OpenAI-compatible routes, served under /v1 and /api/v1."""

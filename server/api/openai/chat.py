@@ -1,0 +1,41 @@
+"""POST /v1/chat/completions: stream and not; the body is forwarded as sent, model mapped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, post
+from litestar.response import Stream
+
+from server.api.common import client_ip, gateway_of, json_body, json_response, new_call, served_headers, v1
+from server.errors import bad_request
+from server.keys import bearer_token
+from server.pipeline import admit, open_stream, serve_unary
+
+
+def _validate(body: dict[str, Any]) -> None:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("'messages' must be a non-empty array.", "invalid_messages", "messages")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise bad_request(
+                f"messages[{index}] must be an object with a 'role'.", "invalid_messages", f"messages.{index}"
+            )
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise bad_request("'stream' must be a boolean.", "invalid_type", "stream")
+
+
+@post(v1("/chat/completions"), status_code=200)
+async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
+    gw = gateway_of(request)
+    caller = admit(gw, bearer_token(request.headers.get("authorization")), client_ip(request))
+    body = await json_body(request)
+    call = new_call(request, "chat", body)
+    _validate(body)
+    if call.stream:
+        opened = await open_stream(gw, caller, call)
+        headers = served_headers(call, opened) | {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        return Stream(opened.chunks, media_type="text/event-stream", headers=headers)
+    served = await serve_unary(gw, caller, call, "chat")
+    return json_response(served.body, served_headers(call, served))

@@ -1,0 +1,51 @@
+"""Raw ASGI middleware: every response carries x-request-id (a client's well-formed UUID is kept).
+
+The gateway's own request id is always fresh; a client-sent id is echoed and stored beside it
+(requests.client_request_id) so a client reusing an id can never collide with another record.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.api.common import CLIENT_ID_SCOPE_KEY, REQUEST_ID_SCOPE_KEY
+
+
+def _well_formed(value: bytes) -> str | None:
+    if len(value) != 36:
+        return None
+    try:
+        return str(uuid.UUID(value.decode("ascii")))
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def request_id_middleware(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        client_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                client_id = _well_formed(value)
+                break
+        own_id = str(uuid.uuid4())
+        state: Any = scope
+        state[REQUEST_ID_SCOPE_KEY] = own_id
+        state[CLIENT_ID_SCOPE_KEY] = client_id
+        echoed = (client_id or own_id).encode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                headers.append((b"x-request-id", echoed))
+                message["headers"] = headers
+            await send(message)
+
+        await app(scope, receive, send_with_id)
+
+    return middleware

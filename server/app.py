@@ -1,0 +1,50 @@
+"""create_app(settings): routes, the exception-handler map, and a lifespan owning every resource."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.exceptions import HTTPException
+from litestar.types import ASGIApp
+
+from server.api.admin.routes import admin_router
+from server.api.error_handlers import gateway_error, http_error, internal_error
+from server.api.health import healthz, readyz
+from server.api.openai.chat import chat_completions
+from server.api.openai.embeddings import embeddings
+from server.api.openai.models import list_models, retrieve_model
+from server.api.request_id import request_id_middleware
+from server.errors import GatewayError
+from server.gateway import Gateway
+from server.settings import Settings
+
+
+def create_asgi(settings: Settings) -> ASGIApp:
+    """The served app: the request-id layer wraps everything, unknown routes included."""
+    return request_id_middleware(create_app(settings))
+
+
+def create_app(settings: Settings) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        gateway = await Gateway.start(settings)
+        app.state.gateway = gateway
+        try:
+            yield
+        finally:
+            await gateway.close()
+
+    return Litestar(
+        route_handlers=[healthz, readyz, list_models, retrieve_model, chat_completions, embeddings, admin_router],
+        lifespan=[lifespan],
+        exception_handlers={
+            GatewayError: gateway_error,
+            HTTPException: http_error,
+            Exception: internal_error,
+        },
+        request_max_body_size=settings.server.max_body_bytes,
+        openapi_config=None,
+        debug=False,
+    )

@@ -1,0 +1,69 @@
+"""API keys and admin tokens: generation, hashing at rest, and constant-time authentication.
+
+A key is shown once; only its SHA-256 (the lookup index) and a short display prefix are stored.
+Lookup is a dict hit on the hash, followed by a constant-time comparison of the digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from server.errors import GatewayError, invalid_api_key
+from server.snapshot import KeyEntry, Snapshot
+
+KEY_PREFIX = "gw_live_"
+ADMIN_PREFIX = "gwa_"
+DISPLAY_CHARS = 12
+
+
+def new_secret(prefix: str = KEY_PREFIX) -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def display_prefix(secret: str) -> str:
+    return secret[:DISPLAY_CHARS]
+
+
+def new_id(kind: str) -> str:
+    """Prefixed text ids (prj_, key_, adm_) as the architecture fixes them."""
+    return f"{kind}_{secrets.token_hex(8)}"
+
+
+def bearer_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    token = token.strip()
+    return token or None
+
+
+def authenticate(snapshot: Snapshot, secret: str | None, now_ms: int) -> KeyEntry:
+    """The key entry for a presented secret, or the documented 401/403."""
+    if not secret or not secret.startswith(KEY_PREFIX):
+        raise invalid_api_key()
+    digest = hash_secret(secret)
+    entry = snapshot.keys_by_hash.get(digest)
+    if entry is None or not hmac.compare_digest(entry.key_hash, digest):
+        raise invalid_api_key()
+    if entry.revoked_ms is not None:
+        raise GatewayError(403, "This API key has been revoked.", code="key_revoked")
+    if entry.expires_ms is not None and entry.expires_ms <= now_ms:
+        raise GatewayError(403, "This API key has expired.", code="key_expired")
+    return entry
+
+
+def is_admin(snapshot: Snapshot, secret: str | None, env_token: str | None) -> bool:
+    if not secret:
+        return False
+    if env_token and hmac.compare_digest(secret.encode(), env_token.encode()):
+        return True
+    digest = hash_secret(secret)
+    return any(hmac.compare_digest(digest, known) for known in snapshot.admin_hashes)

@@ -1,0 +1,1 @@
+"""Upstream providers behind one protocol; `registry.build_providers` makes one per config entry."""

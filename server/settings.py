@@ -1,0 +1,177 @@
+"""Configuration: config.toml plus GATEWAY_* environment overrides (pydantic-settings).
+
+The TOML file is read by `load_settings`; environment variables win over it key by key
+(`GATEWAY_SERVER__PORT=9000`). Paths in the file are relative to the file's folder. An invalid
+configuration raises `ConfigError` whose message is one line naming the offending key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_ENV = "GATEWAY_CONFIG"
+ADMIN_TOKEN_ENV = "GATEWAY_ADMIN_TOKEN"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message is one line naming the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    data_dir: Path = Path("data")
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    workers: int = Field(1, ge=1)
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+
+class StorageSettings(_Strict):
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    busy_timeout_ms: int = Field(5000, ge=0)
+    max_batch: int = Field(512, ge=1)
+
+
+class Timeouts(_Strict):
+    connect: float = Field(5.0, gt=0)
+    first_byte: float = Field(60.0, gt=0)
+    total: float = Field(600.0, gt=0)
+
+
+class ProviderSettings(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["openai", "mock"]
+    base_url: str | None = None
+    api_key_env: str | None = None
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    max_connections: int = Field(200, ge=1)
+
+    @model_validator(mode="after")
+    def _needs_base_url(self) -> ProviderSettings:
+        if self.kind != "mock" and not self.base_url:
+            raise ValueError(f"provider {self.name!r} of kind {self.kind!r} needs base_url")
+        return self
+
+    def api_key(self) -> str | None:
+        """The provider secret comes from the environment, never from the database."""
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+class PriceCard(_Strict):
+    """Currency units per 1M tokens; converted to integer micro-units once, at load."""
+
+    input: Decimal = Decimal(0)
+    output: Decimal = Decimal(0)
+    cached_input: Decimal | None = None
+
+    @field_validator("input", "output", "cached_input")
+    @classmethod
+    def _non_negative(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and value < 0:
+            raise ValueError("prices cannot be negative")
+        return value
+
+
+class ModelSettings(_Strict):
+    name: str = Field(min_length=1)
+    targets: list[str] = Field(min_length=1)
+    price: PriceCard = Field(default_factory=PriceCard)
+    capabilities: list[Literal["chat", "embeddings", "tools", "vision", "json"]] = Field(
+        default_factory=lambda: ["chat", "tools", "json"]
+    )
+    context_window: int = Field(128_000, ge=1)
+
+    @field_validator("targets")
+    @classmethod
+    def _target_shape(cls, targets: list[str]) -> list[str]:
+        for target in targets:
+            provider, sep, model = target.partition(":")
+            if not sep or not provider or not model:
+                raise ValueError(f"target {target!r} must look like 'provider:upstream-model'")
+        return targets
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_nested_delimiter="__", extra="forbid")
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    providers: list[ProviderSettings] = Field(default_factory=list)
+    models: list[ModelSettings] = Field(default_factory=list)
+    config_dir: Path = Path(".")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file (which arrives as init kwargs).
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        names = [p.name for p in self.providers]
+        if len(names) != len(set(names)):
+            raise ValueError("providers: names must be unique")
+        for model in self.models:
+            for target in model.targets:
+                provider = target.partition(":")[0]
+                if provider not in names:
+                    raise ValueError(f"models: {model.name!r} targets unknown provider {provider!r}")
+        model_names = [m.name for m in self.models]
+        if len(model_names) != len(set(model_names)):
+            raise ValueError("models: names must be unique")
+        return self
+
+    @property
+    def data_path(self) -> Path:
+        data = self.server.data_dir
+        return data if data.is_absolute() else (self.config_dir / data)
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_path / "gateway.db"
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "config"
+    extra = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{location}: {message}{extra}"
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read the config file (if any) and apply environment overrides."""
+    chosen = path or os.environ.get(CONFIG_ENV)
+    data: dict[str, Any] = {}
+    config_dir = Path.cwd()
+    if chosen:
+        file = Path(chosen)
+        if not file.is_file():
+            raise ConfigError(f"config file not found: {file}")
+        try:
+            data = tomllib.loads(file.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+        config_dir = file.resolve().parent
+    data["config_dir"] = config_dir
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid config: {_describe(exc)}") from None

@@ -1,0 +1,109 @@
+"""The in-memory view the hot path reads: keys by hash, projects, models and their price cards.
+
+Nothing on the request path reads the database. Admin changes write the database first and then
+update the snapshot, so a revocation is effective on the very next request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.metering import rates_from_card
+from server.settings import Settings
+from server.types import PriceRates, Target
+
+
+@dataclass(slots=True)
+class KeyEntry:
+    id: str
+    project_id: str
+    name: str | None
+    prefix: str
+    key_hash: str
+    scopes: dict[str, Any]
+    created_ms: int
+    expires_ms: int | None = None
+    revoked_ms: int | None = None
+
+    def public(self) -> dict[str, Any]:
+        """What admins may see: never the hash."""
+        return {
+            "id": self.id,
+            "project_id": self.project_id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "scopes": self.scopes,
+            "created_ms": self.created_ms,
+            "expires_ms": self.expires_ms,
+            "revoked_ms": self.revoked_ms,
+            "status": "revoked" if self.revoked_ms is not None else "active",
+        }
+
+
+@dataclass(slots=True)
+class ProjectEntry:
+    id: str
+    name: str
+    plan: str | None
+    billing: str
+    created_ms: int
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "plan": self.plan,
+            "billing": self.billing,
+            "created_ms": self.created_ms,
+        }
+
+
+@dataclass(slots=True, frozen=True)
+class ModelEntry:
+    name: str
+    targets: tuple[Target, ...]
+    rates: PriceRates
+    capabilities: tuple[str, ...]
+    context_window: int
+
+
+@dataclass
+class Snapshot:
+    keys_by_hash: dict[str, KeyEntry] = field(default_factory=dict)
+    keys_by_id: dict[str, KeyEntry] = field(default_factory=dict)
+    projects_by_id: dict[str, ProjectEntry] = field(default_factory=dict)
+    projects_by_name: dict[str, ProjectEntry] = field(default_factory=dict)
+    admin_hashes: set[str] = field(default_factory=set)
+    models: dict[str, ModelEntry] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings, catalog: dict[str, Any]) -> Snapshot:
+        """From the config's models and the catalog rows the store loaded (projects, keys, admin)."""
+        snap = cls()
+        for model in settings.models:
+            snap.models[model.name] = ModelEntry(
+                name=model.name,
+                targets=tuple(Target.parse(t) for t in model.targets),
+                rates=rates_from_card(model.price),
+                capabilities=tuple(model.capabilities),
+                context_window=model.context_window,
+            )
+        for row in catalog["projects"]:
+            snap.put_project(ProjectEntry(**row))
+        for row in catalog["keys"]:
+            snap.put_key(KeyEntry(**row))
+        snap.admin_hashes = set(catalog["admin_hashes"])
+        return snap
+
+    def put_project(self, project: ProjectEntry) -> None:
+        self.projects_by_id[project.id] = project
+        self.projects_by_name[project.name] = project
+
+    def put_key(self, key: KeyEntry) -> None:
+        self.keys_by_hash[key.key_hash] = key
+        self.keys_by_id[key.id] = key
+
+    def project(self, ref: str) -> ProjectEntry | None:
+        """A project by id or by name."""
+        return self.projects_by_id.get(ref) or self.projects_by_name.get(ref)

@@ -1,0 +1,1 @@
+"""Storage. SQL lives only under store/sqlite, behind the functions this package exposes."""

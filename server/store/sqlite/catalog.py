@@ -1,0 +1,69 @@
+"""SQL for the catalog the snapshot mirrors: projects, API keys, admin tokens."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import orjson
+
+
+def _rows(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    cur = conn.execute(sql, args)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def load_projects(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    return _rows(conn, "SELECT * FROM projects ORDER BY created_ms")
+
+
+def load_keys(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    rows = _rows(conn, "SELECT * FROM api_keys ORDER BY created_ms")
+    for row in rows:
+        row["scopes"] = orjson.loads(row["scopes"] or "{}")
+    return rows
+
+
+def load_admin_token_hashes(conn: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in conn.execute("SELECT token_hash FROM admin_tokens WHERE revoked_ms IS NULL")}
+
+
+def insert_project(row: dict[str, Any]) -> Any:
+    def op(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO projects (id, name, plan, billing, created_ms) VALUES (:id, :name, :plan, :billing,"
+            " :created_ms)",
+            row,
+        )
+
+    return op
+
+
+def insert_key(row: dict[str, Any]) -> Any:
+    stored = {**row, "scopes": orjson.dumps(row.get("scopes") or {}).decode()}
+
+    def op(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO api_keys (id, project_id, name, key_hash, prefix, scopes, created_ms, expires_ms,"
+            " revoked_ms) VALUES (:id, :project_id, :name, :key_hash, :prefix, :scopes, :created_ms,"
+            " :expires_ms, :revoked_ms)",
+            stored,
+        )
+
+    return op
+
+
+def revoke_key(key_id: str, when_ms: int) -> Any:
+    def op(conn: sqlite3.Connection) -> int:
+        cur = conn.execute("UPDATE api_keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL", (when_ms, key_id))
+        return cur.rowcount
+
+    return op
+
+
+def insert_admin_token(conn: sqlite3.Connection, token_id: str, token_hash: str, prefix: str, when_ms: int) -> None:
+    conn.execute(
+        "INSERT INTO admin_tokens (id, token_hash, prefix, created_ms) VALUES (?, ?, ?, ?)",
+        (token_id, token_hash, prefix, when_ms),
+    )

@@ -1,0 +1,141 @@
+"""The single writer: one thread owns the write connection and group-commits queued operations.
+
+Callers submit a function `op(conn) -> result`; the writer drains whatever is queued (up to
+`max_batch`), runs it in one `BEGIN IMMEDIATE` transaction with a savepoint per operation (so a
+failing op, e.g. a duplicate source id, fails alone), commits once, and resolves every caller's
+future. With `synchronous=FULL` an acknowledged write survives a crash or power loss; the cost of
+the fsync is shared by the whole group.
+
+Failure behaviour: if the commit itself fails, every op of the group fails and its callers see
+the exception (the request path turns that into a 503: fail closed on money).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("gateway.store")
+
+Op = Callable[[sqlite3.Connection], Any]
+_STOP = object()
+
+
+def connect(path: Path, synchronous: str = "FULL", busy_timeout_ms: int = 5000) -> sqlite3.Connection:
+    """A connection with the pragmas every gateway connection uses."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+class Writer:
+    def __init__(self, path: Path, synchronous: str = "FULL", busy_timeout_ms: int = 5000, max_batch: int = 512):
+        self._path = path
+        self._synchronous = synchronous
+        self._busy_timeout_ms = busy_timeout_ms
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.commits = 0
+        self.healthy = False
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="gateway-writer", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+
+    async def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        await asyncio.to_thread(self._thread.join, 30)
+        self._thread = None
+
+    def submit(self, op: Op) -> asyncio.Future[Any]:
+        """Queue `op`; the returned future resolves after the group containing it commits."""
+        assert self._loop is not None, "writer not started"
+        future: asyncio.Future[Any] = self._loop.create_future()
+        if not self.healthy:
+            future.set_exception(RuntimeError("store writer is not running"))
+            return future
+        self._queue.put((op, future))
+        return future
+
+    async def run(self, op: Op) -> Any:
+        return await self.submit(op)
+
+    def _run(self, ready: threading.Event) -> None:
+        conn = connect(self._path, self._synchronous, self._busy_timeout_ms)
+        self.healthy = True
+        ready.set()
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    break
+                batch = [item]
+                stop_after = False
+                while len(batch) < self._max_batch:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stop_after = True
+                        break
+                    batch.append(nxt)
+                self._commit_group(conn, batch)
+                if stop_after:
+                    break
+        finally:
+            self.healthy = False
+            conn.close()
+
+    def _commit_group(self, conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op, future in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    value = op(conn)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    results.append((future, None, exc))
+                else:
+                    results.append((future, value, None))
+                conn.execute("RELEASE op")
+            conn.execute("COMMIT")
+            self.commits += 1
+        except Exception as exc:
+            log.exception("group commit failed; %d operations refused", len(batch))
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            results = [(future, None, exc) for _, future in batch]
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(_resolve_all, results)
+        except RuntimeError:  # loop closed during shutdown: nobody is waiting any more
+            pass
+
+
+def _resolve_all(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, value, error in results:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)

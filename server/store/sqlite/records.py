@@ -1,0 +1,82 @@
+"""SQL for the request log and usage: the intent row, and the outcome + usage in one operation."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import orjson
+
+from server.clock import now_ms
+from server.types import Call, Caller, Outcome
+
+
+def insert_intent(caller: Caller, call: Call) -> object:
+    """The request row written before forwarding; status stays 'pending' until the outcome."""
+
+    def op(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO requests (id, client_request_id, project_id, key_id, endpoint, model, stream, status,"
+            " started_ms) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+            (
+                call.request_id,
+                call.client_request_id,
+                caller.project_id,
+                caller.key_id,
+                call.endpoint,
+                call.model,
+                int(call.stream),
+                call.started_ms,
+            ),
+        )
+
+    return op
+
+
+def complete(caller: Caller, call: Call, outcome: Outcome) -> object:
+    """Close the request row and, when usage exists, insert its one usage row (unique by request id)."""
+
+    def op(conn: sqlite3.Connection) -> None:
+        target = outcome.target
+        conn.execute(
+            "UPDATE requests SET status = ?, http_status = ?, error_code = ?, provider = ?, upstream_model = ?,"
+            " attempts = ?, ended_ms = ? WHERE id = ?",
+            (
+                outcome.status,
+                outcome.http_status,
+                outcome.error_code,
+                target.provider if target else None,
+                target.model if target else None,
+                orjson.dumps([a.as_dict() for a in outcome.attempts]).decode(),
+                outcome.ended_ms,
+                call.request_id,
+            ),
+        )
+        if outcome.usage is None or outcome.charge is None:
+            return
+        usage, charge = outcome.usage, outcome.charge
+        conn.execute(
+            "INSERT INTO usage (request_id, project_id, key_id, model, provider, input_tokens, output_tokens,"
+            " cached_tokens, cost_micro, price_card, estimated, created_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                call.request_id,
+                caller.project_id,
+                caller.key_id,
+                call.model,
+                target.provider if target else None,
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cached_tokens,
+                charge.micro,
+                orjson.dumps(charge.rates.as_card()).decode(),
+                int(usage.estimated),
+                outcome.ended_ms,
+            ),
+        )
+
+    return op
+
+
+def close_interrupted(conn: sqlite3.Connection) -> int:
+    """At start-up: intents a crash left without an outcome are closed as 'interrupted'."""
+    cur = conn.execute("UPDATE requests SET status = 'interrupted', ended_ms = ? WHERE status = 'pending'", (now_ms(),))
+    return cur.rowcount

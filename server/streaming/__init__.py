@@ -1,0 +1,1 @@
+"""Server-sent events: parsing upstream streams and relaying them to clients."""

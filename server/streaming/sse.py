@@ -1,0 +1,41 @@
+"""Incremental SSE parsing (bytes in, `data:` payloads out) and encoding. No regex surgery."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+DONE = b"data: [DONE]\n\n"
+
+
+def encode(obj: Any) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+async def iter_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    """Yield each event's data (multi-line data joined by newlines); comments and ids are skipped."""
+    buffer = b""
+    data_lines: list[bytes] = []
+    async for chunk in chunks:
+        buffer += chunk
+        while True:
+            newline = buffer.find(b"\n")
+            if newline < 0:
+                break
+            line = buffer[:newline].rstrip(b"\r")
+            buffer = buffer[newline + 1 :]
+            if not line:
+                if data_lines:
+                    yield b"\n".join(data_lines).decode()
+                    data_lines = []
+                continue
+            if line.startswith(b"data:"):
+                value = line[5:]
+                data_lines.append(value[1:] if value.startswith(b" ") else value)
+    if buffer.strip().startswith(b"data:"):
+        value = buffer.strip()[5:]
+        data_lines.append(value[1:] if value.startswith(b" ") else value)
+    if data_lines:
+        yield b"\n".join(data_lines).decode()

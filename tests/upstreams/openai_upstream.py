@@ -1,0 +1,433 @@
+"""A stand-in OpenAI-compatible upstream for end-to-end tests.
+
+It speaks OpenAI's wire format (checked against the official OpenAPI description), replies
+deterministically, records every request so tests can assert what the gateway sent upstream,
+and can be told to misbehave (errors, delays, broken streams) via ``POST /_behavior``.
+It is a hand-written ASGI app so it starts fast and needs nothing beyond uvicorn.
+
+Run: ``python -m tests.upstreams.openai_upstream --host 127.0.0.1 --port 8123``
+Control routes (no auth): ``GET /_health``, ``GET /_received``, ``POST /_reset``, ``POST /_behavior``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Headers = tuple[tuple[bytes, bytes], ...]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODULE = "tests.upstreams.openai_upstream"
+TOOL_ARGUMENTS = '{"x": 1}'
+TOOL_ARGUMENT_FRAGMENTS = ['{"', "x", '":', " 1", "}"]  # how OpenAI splits arguments into deltas
+MODELS = [("gpt-4o-mini", 1721172741), ("text-embedding-3-small", 1705948997)]
+DEFAULT_BEHAVIOR: dict[str, Any] = {
+    "status": None,
+    "delay_ms": 0,
+    "chunk_delay_ms": 0,
+    "fail_after_chunks": None,
+    "omit_usage": False,
+    "times": None,
+}
+ERROR_KINDS = {  # status -> (message, type, code), mirroring what api.openai.com returns
+    401: ("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
+    429: ("Rate limit reached for requests.", "requests", "rate_limit_exceeded"),
+    500: ("The server had an error while processing your request. Sorry about that!", "server_error", None),
+}
+
+
+class ApiError(Exception):
+    """Raised by handlers to answer with an OpenAI-shaped error body."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        type_: str = "invalid_request_error",
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.type = status, message, param, code, type_
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class State:
+    """Process-wide recordings and behaviour; one event loop, so no locking is needed."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.behavior: dict[str, Any] = dict(DEFAULT_BEHAVIOR)
+
+    def take_behavior(self) -> dict[str, Any]:
+        """Return the behaviour for this request, counting down ``times`` and reverting at zero."""
+        current = dict(self.behavior)
+        if current["times"] is not None:
+            self.behavior["times"] -= 1
+            if self.behavior["times"] <= 0:
+                self.behavior = dict(DEFAULT_BEHAVIOR)
+        return current
+
+
+STATE = State()
+
+
+def message_text(content: Any) -> str:
+    """Text of a message's content: a string, or the text parts of a list joined by spaces."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def chat_prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    return sum(len(message_text(m.get("content"))) for m in messages) // 4 + 1
+
+
+def expected_reply(messages: list[dict[str, Any]]) -> str:
+    """The deterministic reply text, exposed so tests can compute it too."""
+    users = [m for m in messages if m.get("role") == "user"]
+    return "upstream reply to: " + (message_text(users[-1].get("content")) if users else "")
+
+
+def chosen_tool(body: dict[str, Any]) -> str | None:
+    """Name of the tool to call, or None for a text reply (no tools, or tool_choice "none")."""
+    tools, choice = body.get("tools"), body.get("tool_choice")
+    if not tools or choice == "none":
+        return None
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        return str(choice["function"].get("name"))
+    return str(tools[0].get("function", {}).get("name", "tool"))
+
+
+def expected_embedding(item: str | list[int], dimensions: int = 8) -> list[float]:
+    """Deterministic vector in [-1, 1] from sha256 of the item; values are exact float32s so the
+    float and base64 encodings decode to identical numbers."""
+    key = (item if isinstance(item, str) else json.dumps(item)).encode()
+    blocks = range(dimensions // 16 + 1)
+    stream = b"".join(hashlib.sha256(key + i.to_bytes(4, "little")).digest() for i in blocks)
+    raw = [int.from_bytes(stream[2 * i : 2 * i + 2], "little") / 32767.5 - 1.0 for i in range(dimensions)]
+    return list(struct.unpack(f"<{dimensions}f", struct.pack(f"<{dimensions}f", *raw)))
+
+
+def _usage(prompt: int, completion: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _send_json(send: Send, status: int, payload: Any, extra: Headers = ()) -> None:
+    data = json.dumps(payload).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(data)).encode()),
+        (b"x-request-id", f"req_{uuid.uuid4().hex}".encode()),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+def _behavior_error(status: int) -> ApiError:
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    message, type_, code = ERROR_KINDS.get(status, (f"Simulated upstream error {status}", kind, None))
+    return ApiError(status, message, code=code, type_=type_)
+
+
+async def chat_completions(body: dict[str, Any], behavior: dict[str, Any], send: Send) -> None:
+    messages, model = body.get("messages"), body.get("model")
+    if not isinstance(model, str):
+        raise ApiError(400, "you must provide a model parameter", param="model")
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        raise ApiError(400, "'messages' must be a non-empty array of message objects", param="messages")
+    tool = chosen_tool(body)
+    reply = None if tool else expected_reply(messages)
+    usage = _usage(chat_prompt_tokens(messages), 5 if tool else len(reply.split()))
+    now = int(time.time())
+    base = {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:29]}",
+        "object": "chat.completion",
+        "created": now,
+        "model": model,
+        "service_tier": "default",
+        "system_fingerprint": "fp_standin01",
+    }
+    finish = "tool_calls" if tool else "stop"
+    call_id = "call_" + hashlib.sha256(f"{tool}{expected_reply(messages)}".encode()).hexdigest()[:24]
+    tool_call = (
+        {"id": call_id, "type": "function", "function": {"name": tool, "arguments": TOOL_ARGUMENTS}} if tool else None
+    )
+    if not body.get("stream"):
+        message = {"role": "assistant", "content": reply, "refusal": None, "annotations": []}
+        message |= {"tool_calls": [tool_call]} if tool_call else {}
+        payload = {**base, "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}]}
+        payload |= {} if behavior["omit_usage"] else {"usage": usage}
+        return await _send_json(send, 200, payload)
+    wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    include_usage = wants_usage and not behavior["omit_usage"]
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        out = {
+            **base,
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        }
+        return {**out, "usage": None} if include_usage else out
+
+    if tool_call:  # OpenAI: role + id + name (empty arguments) first, then argument fragments
+        first = {**tool_call, "index": 0, "function": {"name": tool, "arguments": ""}}
+        events = [chunk({"role": "assistant", "content": None, "tool_calls": [first], "refusal": None})]
+        events += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": f}}]}) for f in TOOL_ARGUMENT_FRAGMENTS]
+    else:
+        words = reply.split(" ")
+        events = [chunk({"role": "assistant", "content": "", "refusal": None})]
+        events += [chunk({"content": w + (" " if i < len(words) - 1 else "")}) for i, w in enumerate(words)]
+    events.append(chunk({}, finish))
+    if include_usage:
+        events.append({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache"),
+                (b"x-request-id", f"req_{uuid.uuid4().hex}".encode()),
+            ],
+        }
+    )
+    fail_after = behavior["fail_after_chunks"]
+    for i, event in enumerate(events):
+        if fail_after is not None and i >= fail_after:
+            return  # returning mid-body makes uvicorn close the socket: no [DONE], no final chunk
+        if i and behavior["chunk_delay_ms"]:
+            await asyncio.sleep(behavior["chunk_delay_ms"] / 1000)
+        data = f"data: {json.dumps(event)}\n\n".encode()
+        await send({"type": "http.response.body", "body": data, "more_body": True})
+    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _embedding_items(value: Any) -> list[str | list[int]]:
+    """Normalise ``input`` to a list of items (string or token list), rejecting what OpenAI rejects."""
+
+    def is_tokens(v: Any) -> bool:
+        return isinstance(v, list) and bool(v) and all(type(t) is int for t in v)
+
+    if (isinstance(value, str) and value) or is_tokens(value):
+        return [value]
+    if (
+        isinstance(value, list)
+        and value
+        and (all(isinstance(v, str) and v for v in value) or all(is_tokens(v) for v in value))
+    ):
+        return list(value)
+    raise ApiError(
+        400,
+        "'input' must be a non-empty string, array of strings, array of tokens, or array of token arrays",
+        param="input",
+    )
+
+
+async def embeddings(body: dict[str, Any], behavior: dict[str, Any], send: Send) -> None:
+    if not isinstance(body.get("model"), str):
+        raise ApiError(400, "you must provide a model parameter", param="model")
+    items = _embedding_items(body.get("input"))
+    dims, fmt = body.get("dimensions", 8), body.get("encoding_format", "float")
+    if not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= 4096:
+        raise ApiError(400, "'dimensions' must be a positive integer", param="dimensions")
+    if fmt not in ("float", "base64"):
+        raise ApiError(400, "'encoding_format' must be 'float' or 'base64'", param="encoding_format")
+    data = []
+    for i, item in enumerate(items):
+        vec: Any = expected_embedding(item, dims)
+        if fmt == "base64":
+            vec = base64.b64encode(struct.pack(f"<{dims}f", *vec)).decode()
+        data.append({"object": "embedding", "index": i, "embedding": vec})
+    payload: dict[str, Any] = {"object": "list", "data": data, "model": body["model"]}
+    tokens = sum(len(it) // 4 + 1 if isinstance(it, str) else len(it) for it in items)
+    payload |= {} if behavior["omit_usage"] else {"usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    await _send_json(send, 200, payload)
+
+
+async def control(method: str, path: str, body: Any, send: Send) -> None:
+    """Test-only routes; never recorded and never authenticated."""
+    if (method, path) == ("GET", "/_health"):
+        return await _send_json(send, 200, {"ok": True})
+    if (method, path) == ("GET", "/_received"):
+        return await _send_json(send, 200, STATE.received)
+    if (method, path) == ("POST", "/_reset"):
+        STATE.received.clear()
+        STATE.behavior = dict(DEFAULT_BEHAVIOR)
+        return await _send_json(send, 200, {"ok": True})
+    if (method, path) == ("POST", "/_behavior"):
+        if not isinstance(body, dict) or set(body) - set(DEFAULT_BEHAVIOR):
+            raise ApiError(400, f"behavior must be an object with keys from {sorted(DEFAULT_BEHAVIOR)}")
+        STATE.behavior = {**DEFAULT_BEHAVIOR, **body}
+        return await _send_json(send, 200, STATE.behavior)
+    raise ApiError(404, f"Invalid URL ({method} {path})")
+
+
+ROUTES = {("POST", "/v1/chat/completions"): chat_completions, ("POST", "/v1/embeddings"): embeddings}
+
+
+async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """The ASGI entry point: record, authenticate, apply behaviour, dispatch."""
+    if scope["type"] != "http":
+        return
+    method, path = scope["method"], scope["path"]
+    text = (await _read_body(receive)).decode("utf-8", errors="replace")
+    try:
+        body = json.loads(text) if text.strip() else None
+        parsed = True
+    except ValueError:
+        body, parsed = None, False
+    try:
+        if path.startswith("/_"):
+            return await control(method, path, body, send)
+        headers: dict[str, str] = {}
+        for k, v in scope["headers"]:
+            key = k.decode("latin-1").lower()
+            headers[key] = f"{headers[key]}, {v.decode('latin-1')}" if key in headers else v.decode("latin-1")
+        STATE.received.append(
+            {
+                "method": method,
+                "path": path,
+                "query": scope["query_string"].decode(),
+                "headers": headers,
+                "json": body,
+                "body": text,
+            }
+        )
+        auth = headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or not auth[7:].strip():
+            raise _behavior_error(401)
+        if (method, path) == ("GET", "/v1/models"):
+            models = [{"id": m, "object": "model", "created": c, "owned_by": "system"} for m, c in MODELS]
+            return await _send_json(send, 200, {"object": "list", "data": models})
+        handler = ROUTES.get((method, path))
+        if handler is None:
+            raise ApiError(404, f"Invalid URL ({method} {path})")
+        behavior = STATE.take_behavior()
+        if behavior["delay_ms"]:
+            await asyncio.sleep(behavior["delay_ms"] / 1000)
+        if behavior["status"]:
+            raise _behavior_error(int(behavior["status"]))
+        if not parsed or not isinstance(body, dict):
+            raise ApiError(400, "We could not parse the JSON body of your request.")
+        await handler(body, behavior, send)
+    except ApiError as err:
+        extra = ((b"retry-after", b"1"),) if err.status == 429 else ()
+        await _send_json(send, err.status, err.body(), extra)
+
+
+class UpstreamProcess:
+    """Handle on a stand-in running as a real subprocess, with small control-route helpers."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
+        self.proc, self.port, self.log_path = proc, port, log_path
+        self.root_url = f"http://127.0.0.1:{port}"
+        self.base_url = f"{self.root_url}/v1"
+
+    def received(self) -> list[dict[str, Any]]:
+        return httpx.get(f"{self.root_url}/_received").raise_for_status().json()
+
+    def clear(self) -> None:
+        httpx.post(f"{self.root_url}/_reset").raise_for_status()
+
+    def set_behavior(self, **kw: Any) -> None:
+        httpx.post(f"{self.root_url}/_behavior", json=kw).raise_for_status()
+
+    def stop(self) -> None:
+        """Terminate our own child by PID; kill it if it does not exit promptly; drop its log."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.log_path.unlink(missing_ok=True)
+
+
+def start_upstream_process(port: int | None = None, timeout: float = 15.0) -> UpstreamProcess:
+    """Launch the stand-in with ``python -m`` from the repo root and wait until /_health answers.
+    With no port given, a free one is picked (and retried if another process grabs it first)."""
+    for _attempt in range(3):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            chosen = port or int(sock.getsockname()[1])
+        with tempfile.NamedTemporaryFile(prefix="openai-upstream-", suffix=".log", delete=False) as out:
+            cmd = [sys.executable, "-m", MODULE, "--host", "127.0.0.1", "--port", str(chosen)]
+            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
+        up = UpstreamProcess(proc, chosen, Path(out.name))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"{up.root_url}/_health", timeout=1).status_code == 200:
+                    return up
+            except httpx.TransportError:
+                time.sleep(0.05)
+        log_tail = up.log_path.read_text(errors="replace")[-2000:]
+        up.stop()
+        if port is not None:
+            break
+    raise RuntimeError(f"openai upstream stand-in did not start; log:\n{log_tail}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI entry; a fixed port is required because the caller must know it before we start."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    if args.port <= 0:
+        parser.error("--port must be a real port, not 0")
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="off", access_log=False)
+    # fail_after_chunks drops connections on purpose; keep uvicorn from logging that as an error
+    logging.getLogger("uvicorn.error").addFilter(lambda r: "without completing" not in r.getMessage())
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()
