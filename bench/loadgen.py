@@ -154,10 +154,11 @@ async def open_loop(
     lat: list[float] = []
     lags: list[float] = []
     opened = peak = len(idle)
+    pool_waits = 0
     total = max(1, int(rate * duration_s))
 
     async def acquire() -> Conn:
-        nonlocal opened, peak
+        nonlocal opened, peak, pool_waits
         while idle:
             conn = idle.pop()
             if conn.usable:
@@ -171,6 +172,7 @@ async def open_loop(
             except OSError:
                 opened -= 1
                 raise
+        pool_waits += 1
         fut: asyncio.Future[Conn] = asyncio.get_running_loop().create_future()
         waiting.append(fut)
         return await fut
@@ -209,7 +211,6 @@ async def open_loop(
         conn: Conn | None = None
         try:
             conn = await acquire()
-            lags.append(perf() - scheduled)
             try:
                 status, data = await conn.request(target.raw)
             except OSError:
@@ -238,6 +239,7 @@ async def open_loop(
         delay = scheduled - perf()
         if delay > 0:
             await asyncio.sleep(delay)
+        lags.append(perf() - scheduled)  # how late the schedule itself ran
         task = asyncio.create_task(one(scheduled))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -263,6 +265,7 @@ async def open_loop(
         "errors": errors.count,
         "first_error": errors.first,
         "max_conns_used": peak,
+        "pool_waits": pool_waits,
         "send_lag_p50_ms": round(percentile(lags, 50) * 1000, 3),
         "send_lag_p99_ms": round(percentile(lags, 99) * 1000, 3),
         **_summary(lat),

@@ -129,6 +129,11 @@ def report(res: dict[str, Any], rss: dict[str, float], info: dict[str, Any], pla
         for s, r in sides.items():
             if r["errors"]:
                 notes.append(f"{rate} req/s {s}: {r['errors']} errors; first: {r['first_error']}")
+            if r["pool_waits"]:
+                notes.append(
+                    f"{rate} req/s {s}: all {r['max_conns_used']} connections busy, {r['pool_waits']} requests "
+                    "waited for one (their latency still counts from the scheduled time)"
+                )
             if r["achieved_rps"] < 0.95 * float(rate) or r["send_lag_p99_ms"] > 5:
                 notes.append(
                     f"{rate} req/s {s}: load generator fell behind (sent {r['achieved_rps']} req/s, "
@@ -178,12 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-out", type=Path, default=Path(tempfile.gettempdir()) / "gateway-profile.svg")
     parser.add_argument("--rates", type=lambda s: [int(x) for x in s.split(",")], default=[100, 500])
     parser.add_argument("--concurrency", type=int, default=32, help="connections for the saturation run")
+    parser.add_argument("--tmp-dir", type=Path, default=None, help="where to make the temp dir (disk matters)")
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (config, logs, database)")
     opts = parser.parse_args(argv)
     plan = dict(QUICK if opts.quick else FULL)
     info = harness.machine() | {"loop": loadgen.install_uvloop(), "concurrency": opts.concurrency}
     signal.signal(signal.SIGTERM, _on_sigterm)
-    tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-", dir=opts.tmp_dir))
     children = harness.Children()
     gw: dict[str, Any] = {}
     try:

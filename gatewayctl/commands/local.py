@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from pathlib import Path
 from typing import Annotated
 
@@ -34,25 +33,13 @@ def _settings(path: Path | None) -> Settings:
         raise CliError(str(exc), 2) from None
 
 
-def _has_admin_token(db: Path) -> bool:
-    if not db.exists():
-        return False
-    conn = sqlite3.connect(db)
-    try:
-        return bool(conn.execute("SELECT 1 FROM admin_tokens WHERE revoked_ms IS NULL LIMIT 1").fetchone())
-    except sqlite3.OperationalError:
-        return False
-    finally:
-        conn.close()
-
-
 def init(
     directory: Annotated[Path, typer.Option("--dir", help="Folder for config.toml and the data folder.")] = Path("."),
     new_token: Annotated[bool, typer.Option("--new-token", help="Create another admin token.")] = False,
     json_out: Json = False,
 ) -> None:
     """Write DIR/config.toml (from the example, if absent), create the database and an admin token."""
-    from server.store.sqlite.store import add_admin_token, prepare
+    from server.store.sqlite.store import add_admin_token, has_admin_token, prepare
 
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "config.toml"
@@ -63,7 +50,7 @@ def init(
     if settings.server.workers != 1:
         raise CliError("server.workers must be 1: limits and reservations live in one process", 2)
     db = settings.database_path
-    had_token = _has_admin_token(db)
+    had_token = has_admin_token(db)
     prepare(db)
     url = f"http://{settings.server.host}:{settings.server.port}"
     result: dict[str, object] = {"config": str(config.resolve()), "database": str(db.resolve()), "url": url}

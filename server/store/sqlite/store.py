@@ -45,6 +45,17 @@ def add_admin_token(path: Path, token_id: str, token_hash: str, prefix: str, whe
         conn.close()
 
 
+def has_admin_token(path: Path) -> bool:
+    if not path.exists():
+        return False
+    conn = connect(path)
+    try:
+        migrate(conn)
+        return bool(catalog.load_admin_token_hashes(conn))
+    finally:
+        conn.close()
+
+
 class SqliteStore:
     def __init__(self, path: Path, storage: StorageSettings) -> None:
         self.path = path

@@ -1,0 +1,92 @@
+"""kill -9 under load: every request a client saw succeed has exactly one usage row; nothing stays open."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import upstream_config
+from tests.support.gateway import GatewayProcess
+from tests.upstreams.openai_upstream import UpstreamProcess, start_upstream_process
+
+REQUESTS = 200
+
+
+@pytest.fixture()
+def slow_upstream() -> Iterator[UpstreamProcess]:
+    up = start_upstream_process()
+    up.set_behavior(delay_ms=300)  # keep many requests in flight when the gateway dies
+    yield up
+    up.stop()
+
+
+async def _load(url: str, key: str, ids: list[str], gateway: GatewayProcess) -> dict[str, int]:
+    statuses: dict[str, int] = {}
+    limits = httpx.Limits(max_connections=REQUESTS)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+
+        async def one(index: int, request_id: str) -> None:
+            await asyncio.sleep(index * 0.002)  # arrivals over 0.4 s: ~150 in flight at the peak
+            try:
+                response = await http.post(
+                    f"{url}/v1/chat/completions",
+                    json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"crash {request_id}"}]},
+                    headers={"authorization": f"Bearer {key}", "x-request-id": request_id},
+                )
+                statuses[request_id] = response.status_code
+            except httpx.HTTPError:
+                statuses[request_id] = 0
+
+        async def killer() -> None:
+            while sum(1 for s in statuses.values() if s == 200) < REQUESTS // 10:
+                await asyncio.sleep(0.005)
+            gateway.kill9()
+
+        await asyncio.gather(killer(), *(one(n, i) for n, i in enumerate(ids)))
+    return statuses
+
+
+def test_kill_9_mid_load_loses_no_acknowledged_usage(slow_upstream: UpstreamProcess, tmp_path: Path) -> None:
+    gateway = GatewayProcess(tmp_path, upstream_config(slow_upstream), {"TEST_UPSTREAM_KEY": "sk-x"}).start()
+    try:
+        key = gateway.new_key("crash")
+        ids = [str(uuid.uuid4()) for _ in range(REQUESTS)]
+        statuses = asyncio.run(_load(gateway.url, key, ids, gateway))
+        ok = [i for i, s in statuses.items() if s == 200]
+        failed = [i for i, s in statuses.items() if s != 200]
+        assert len(ok) >= REQUESTS // 10 and failed, "the kill must land mid-load"
+
+        gateway.start()  # restart on the same database: closes interrupted intents
+        conn = sqlite3.connect(gateway.database)
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            assert conn.execute("SELECT COUNT(*) FROM requests WHERE status = 'pending'").fetchone()[0] == 0
+            rows = dict(
+                conn.execute(
+                    "SELECT r.client_request_id, COUNT(u.request_id) FROM requests r"
+                    " LEFT JOIN usage u ON u.request_id = r.id WHERE r.project_id IS NOT NULL"
+                    " GROUP BY r.client_request_id"
+                ).fetchall()
+            )
+            costs = dict(
+                conn.execute(
+                    "SELECT r.client_request_id, u.cost_micro FROM usage u JOIN requests r ON r.id = u.request_id"
+                ).fetchall()
+            )
+            interrupted = conn.execute("SELECT COUNT(*) FROM requests WHERE status = 'interrupted'").fetchone()[0]
+        finally:
+            conn.close()
+        for request_id in ok:
+            assert rows.get(request_id) == 1, f"{request_id} got 200 but has {rows.get(request_id)} usage rows"
+            assert costs[request_id] > 0
+        assert all(count <= 1 for count in rows.values())
+        assert interrupted >= 1  # in-flight intents were closed at restart, not left open
+        assert gateway.admin(f"/requests/{ok[0]}")["status"] == "ok"
+    finally:
+        gateway.stop()

@@ -1,0 +1,59 @@
+"""Configuration: file + environment overrides, and one clear line for invalid config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.settings import ConfigError, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_example_config_loads_and_paths_are_relative_to_the_file() -> None:
+    settings = load_settings(REPO / "config.example.toml")
+    assert settings.server.port == 8080
+    assert settings.database_path == REPO / "data" / "gateway.db"
+    assert {p.kind for p in settings.providers} == {"mock"}
+
+
+def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_SERVER__PORT", "9000")
+    monkeypatch.setenv("GATEWAY_STORAGE__SYNCHRONOUS", "NORMAL")
+    settings = load_settings(REPO / "config.example.toml")
+    assert settings.server.port == 9000
+    assert settings.storage.synchronous == "NORMAL"
+    assert settings.server.host == "127.0.0.1"  # untouched keys keep the file's values
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('[server]\nport = "x"\n', "server.port"),
+        ("[server]\nport = 70000\n", "server.port"),
+        ('[storage]\nsynchronous = "OFF"\n', "storage.synchronous"),
+        ('[[providers]]\nname = "p"\nkind = "openai"\n', "needs base_url"),
+        ('[[providers]]\nname = "p"\nkind = "mock"\n[[models]]\nname = "m"\ntargets = ["p"]\n', "targets"),
+        ("[server]\nporrt = 1\n", "server.porrt"),
+        ("[server\n", "invalid TOML"),
+    ],
+)
+def test_invalid_config_is_one_line_naming_the_key(tmp_path: Path, text: str, named: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    message = str(info.value)
+    assert named in message
+    assert "\n" not in message.strip()
+
+
+def test_documented_config_covers_every_settings_key() -> None:
+    """A key added to the settings must be documented in config.example.toml."""
+    from server.settings import ProviderSettings, ServerSettings, StorageSettings, Timeouts
+
+    text = (REPO / "config.example.toml").read_text()
+    for model in (ServerSettings, StorageSettings, ProviderSettings, Timeouts):
+        for name in model.model_fields:
+            assert name in text, f"{model.__name__}.{name} is not documented in config.example.toml"
