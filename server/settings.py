@@ -56,6 +56,7 @@ class ProviderSettings(_Strict):
     api_key_env: str | None = None
     timeouts: Timeouts = Field(default_factory=Timeouts)
     max_connections: int = Field(200, ge=1)
+    max_idle_connections: int = Field(16, ge=0)
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> ProviderSettings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Annotated
@@ -92,6 +93,7 @@ def serve(
     if chosen is None and Path("config.toml").is_file():
         chosen = Path("config.toml")
     settings = _settings(chosen)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per upstream call is noise
     if settings.server.workers != 1:
         raise CliError("server.workers must be 1: limits and reservations live in one process", 2)
     uvicorn.run(

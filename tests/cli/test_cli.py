@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.gateway import MOCK_CONFIG, GATEWAYCTL, GatewayProcess, run_cli
+from tests.support.gateway import GATEWAYCTL, MOCK_CONFIG, GatewayProcess, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,9 @@ def test_usage_totals_and_request_show(gw: GatewayProcess) -> None:
     for _ in range(3):
         client.chat.completions.create(model="mock-chat", messages=[{"role": "user", "content": "count me"}])
     client.chat.completions.create(
-        model="mock-chat", messages=[{"role": "user", "content": "count me"}], extra_headers={"x-request-id": request_id}
+        model="mock-chat",
+        messages=[{"role": "user", "content": "count me"}],
+        extra_headers={"x-request-id": request_id},
     )
     shown = gw.cli_json("requests", "show", request_id)
     assert shown["client_request_id"] == request_id and shown["status"] == "ok"
@@ -127,9 +129,7 @@ def test_invalid_config_fails_at_start_with_one_line_naming_the_key(tmp_path: Pa
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "server.port" in result.stderr
-    env_bad = run_cli(
-        "serve", "--config", str(config), check=False, env={"GATEWAY_STORAGE__SYNCHRONOUS": "SOMETIMES"}
-    )
+    env_bad = run_cli("serve", "--config", str(config), check=False, env={"GATEWAY_STORAGE__SYNCHRONOUS": "SOMETIMES"})
     assert "server.port" in env_bad.stderr or "storage.synchronous" in env_bad.stderr
     config.write_text('[[models]]\nname = "m"\ntargets = ["ghost:m"]\n')
     ghost = run_cli("serve", "--config", str(config), check=False)

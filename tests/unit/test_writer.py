@@ -19,7 +19,7 @@ def test_concurrent_writes_are_grouped_and_durable(tmp_path: Path) -> None:
         writer = Writer(path)
         writer.start()
 
-        def insert(n: int):  # noqa: ANN202
+        def insert(n: int):
             return lambda conn: conn.execute("INSERT INTO t (id) VALUES (?)", (n,))
 
         await asyncio.gather(*(writer.run(insert(n)) for n in range(500)))
