@@ -51,8 +51,14 @@ def authenticate(snapshot: Snapshot, secret: str | None, now_ms: int) -> KeyEntr
         raise invalid_api_key()
     digest = hash_secret(secret)
     entry = snapshot.keys_by_hash.get(digest)
-    if entry is None or not hmac.compare_digest(entry.key_hash, digest):
+    if entry is None:
         raise invalid_api_key()
+    if not hmac.compare_digest(entry.key_hash, digest):
+        # The previous secret of a rotated key: valid only during its grace period.
+        previous = entry.prev_key_hash or ""
+        until = entry.prev_valid_until_ms or 0
+        if not (hmac.compare_digest(previous, digest) and now_ms < until):
+            raise invalid_api_key()
     if entry.revoked_ms is not None:
         raise GatewayError(403, "This API key has been revoked.", code="key_revoked")
     if entry.expires_ms is not None and entry.expires_ms <= now_ms:

@@ -7,8 +7,10 @@ from typing import Any
 
 from server.clock import now_ms
 from server.errors import GatewayError, bad_request
+from server.events.outbox import key_revoked_event
 from server.gateway import Gateway
 from server.keys import display_prefix, hash_secret, new_id, new_secret
+from server.scopes import KeyScopes
 from server.snapshot import KeyEntry, ProjectEntry
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -32,11 +34,22 @@ def find_key(gw: Gateway, key_id: str) -> KeyEntry:
     return key
 
 
+def _check_plan(gw: Gateway, plan: str | None) -> None:
+    if plan is not None and plan not in gw.settings.plans:
+        known = ", ".join(sorted(gw.settings.plans)) or "none configured"
+        raise bad_request(f"Unknown plan '{plan}' (plans: {known}).", "unknown_plan", "plan")
+
+
+def _check_billing(billing: str) -> None:
+    if billing not in ("postpaid", "prepaid"):
+        raise bad_request("billing must be 'postpaid' or 'prepaid'.", "invalid_billing", "billing")
+
+
 async def create_project(gw: Gateway, name: str, plan: str | None = None, billing: str = "postpaid") -> ProjectEntry:
     if not isinstance(name, str) or not _NAME.match(name):
         raise bad_request("Project names are 1-64 letters, digits, '.', '_' or '-'.", "invalid_name", "name")
-    if billing not in ("postpaid", "prepaid"):
-        raise bad_request("billing must be 'postpaid' or 'prepaid'.", "invalid_billing", "billing")
+    _check_billing(billing)
+    _check_plan(gw, plan)
     if gw.snapshot.projects_by_name.get(name):
         raise GatewayError(409, f"A project named '{name}' already exists.", code="project_exists", param="name")
     project = ProjectEntry(id=new_id("prj"), name=name, plan=plan, billing=billing, created_ms=now_ms())
@@ -47,11 +60,38 @@ async def create_project(gw: Gateway, name: str, plan: str | None = None, billin
     return project
 
 
+async def set_project(gw: Gateway, ref: str, **values: Any) -> ProjectEntry:
+    """Change a project's plan, billing mode or monthly budget (None clears a budget)."""
+    project = find_project(gw, ref)
+    if "plan" in values:
+        _check_plan(gw, values["plan"])
+    if "billing" in values:
+        _check_billing(values["billing"])
+    await gw.store.update_project(project.id, **values)
+    for name, value in values.items():
+        setattr(project, name, value)
+    return project
+
+
+async def set_key_budget(gw: Gateway, key_id: str, monthly_budget_micro: int | None) -> KeyEntry:
+    key = find_key(gw, key_id)
+    scopes = {**key.scopes.as_dict(), "monthly_budget_micro": monthly_budget_micro}
+    parsed = KeyScopes.parse(scopes)
+    await gw.store.update_key_scopes(key.id, parsed.as_dict(), key.expires_ms)
+    key.scopes = parsed
+    return key
+
+
 async def create_key(
-    gw: Gateway, project_ref: str, name: str | None = None, expires_ms: int | None = None
+    gw: Gateway,
+    project_ref: str,
+    name: str | None = None,
+    expires_ms: int | None = None,
+    scopes: dict[str, Any] | None = None,
 ) -> tuple[KeyEntry, str]:
     """A new key; the secret is returned once and never stored."""
     project = find_project(gw, project_ref)
+    parsed = KeyScopes.parse(scopes or {})
     secret = new_secret()
     key = KeyEntry(
         id=new_id("key"),
@@ -59,7 +99,7 @@ async def create_key(
         name=name,
         prefix=display_prefix(secret),
         key_hash=hash_secret(secret),
-        scopes={},
+        scopes=parsed,
         created_ms=now_ms(),
         expires_ms=expires_ms,
     )
@@ -69,12 +109,32 @@ async def create_key(
         "name": name,
         "key_hash": key.key_hash,
         "prefix": key.prefix,
-        "scopes": key.scopes,
+        "scopes": parsed.as_dict(),
         "created_ms": key.created_ms,
         "expires_ms": expires_ms,
         "revoked_ms": None,
     }
     await gw.store.create_key(row)
+    gw.snapshot.put_key(key)
+    return key, secret
+
+
+async def rotate_key(gw: Gateway, key_id: str, grace_s: int = 0) -> tuple[KeyEntry, str]:
+    """A new secret for the same key id and scopes; the old one works only during `grace_s`."""
+    key = find_key(gw, key_id)
+    if key.revoked_ms is not None:
+        raise GatewayError(409, f"Key '{key_id}' is revoked; create a new one.", code="key_revoked")
+    secret = new_secret()
+    old_hash = key.key_hash
+    prev_hash, until = (old_hash, now_ms() + grace_s * 1000) if grace_s > 0 else (None, None)
+    new_hash = hash_secret(secret)
+    await gw.store.rotate_key(key.id, new_hash, display_prefix(secret), prev_hash, until)
+    if key.prev_key_hash:
+        gw.snapshot.forget_hash(key.prev_key_hash)
+    if prev_hash is None:
+        gw.snapshot.forget_hash(old_hash)  # refused at once
+    key.key_hash, key.prefix = new_hash, display_prefix(secret)
+    key.prev_key_hash, key.prev_valid_until_ms = prev_hash, until
     gw.snapshot.put_key(key)
     return key, secret
 
@@ -85,4 +145,22 @@ async def revoke_key(gw: Gateway, key_id: str) -> KeyEntry:
         when = now_ms()
         await gw.store.revoke_key(key_id, when)
         key.revoked_ms = when  # the snapshot entry is shared: effective on the next request
+        event_id, payload = key_revoked_event(key)
+        await gw.store.add_event(event_id, "key.revoked", key.project_id, payload, when)
     return key
+
+
+async def credit_wallet(gw: Gateway, ref: str, amount_micro: int, reason: str, source_id: str | None) -> dict[str, Any]:
+    """An operator adjustment (positive or negative), audited by its reason and unique by its id."""
+    project = find_project(gw, ref)
+    if not reason.strip():
+        raise bad_request("An adjustment needs a reason.", "missing_reason", "reason")
+    if amount_micro == 0:
+        raise bad_request("The amount must not be zero.", "invalid_amount", "amount")
+    entry = await gw.store.append_ledger(
+        project.id, "adjustment", source_id or new_id("adj"), amount_micro, reason.strip(), now_ms()
+    )
+    if entry is None:
+        raise GatewayError(409, f"Adjustment '{source_id}' was already recorded.", code="duplicate_adjustment")
+    gw.budgets.credit(project.id, amount_micro)
+    return entry

@@ -1,28 +1,33 @@
 """The one request path, top to bottom as plain calls:
 
-    authenticate → authorize → record intent → route (targets, fallbacks) → forward → meter → record.
+    admit (IP net, key) → authorize (scopes, model) → limit (RPM/TPM) → reserve (budget, wallet)
+    → record intent → route (targets, fallbacks) → forward → meter → record outcome + settle.
 
 Each step lives in its own module and knows nothing of HTTP. Handlers in api/ build a `Call`,
-call one of the `serve_*` functions here, and render the result. Fail closed: when the outcome
-cannot be recorded the client gets 503, never an unmetered answer.
+call `start` and one of the `serve_*` functions, and render the result. Fail closed: when the
+outcome cannot be recorded the client gets 503, never an unmetered answer. Every reservation
+resolves exactly once, in `settlement.record`, whichever way the call ends.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from server.admission import Ticket, admit, authorize, limit, reserve
 from server.clock import now_ms
-from server.errors import GatewayError, UpstreamError, bad_request, metering_unavailable, model_not_found
+from server.errors import GatewayError, UpstreamError, metering_unavailable
 from server.gateway import Gateway
-from server.keys import authenticate
 from server.metering import charge_for, estimate_tokens, message_chars, usage_from_openai
 from server.money import credits_number
 from server.routing import first_success
-from server.snapshot import ModelEntry
+from server.settlement import record
 from server.streaming.relay import StreamRelay
 from server.types import Call, Caller, Charge, Outcome, Target, Usage
+
+__all__ = ["OpenedStream", "Served", "admit", "open_stream", "serve_unary", "start"]
 
 
 @dataclass(slots=True)
@@ -42,82 +47,69 @@ class OpenedStream:
     depth: int
 
 
-def admit(gw: Gateway, secret: str | None, client_ip: str) -> Caller:
-    """Authenticate the presented key into a Caller."""
-    entry = authenticate(gw.snapshot, secret, now_ms())
-    return Caller(project_id=entry.project_id, key_id=entry.id, client_ip=client_ip)
-
-
-def resolve_model(gw: Gateway, call: Call, capability: str) -> ModelEntry:
-    model = gw.snapshot.models.get(call.model)
-    if model is None:
-        raise model_not_found(call.model)
-    if capability not in model.capabilities:
-        raise bad_request(f"The model '{call.model}' does not support {capability}.", "model_not_supported", "model")
-    return model
-
-
-def _begin(gw: Gateway, caller: Caller, call: Call) -> None:
+def start(gw: Gateway, caller: Caller, call: Call, capability: str) -> Ticket:
+    """Everything before forwarding; raises the documented 402/403/404/429 errors."""
+    model = authorize(gw, caller, call, capability)
+    admission = limit(gw, caller, call)
+    hold = reserve(gw, caller, call, model)
     if not gw.store.healthy:
+        gw.budgets.release(hold)
         raise metering_unavailable()
     gw.store.record_intent(caller, call)  # ordered before the outcome in the writer queue
+    return Ticket(caller=caller, call=call, model=model, admission=admission, hold=hold)
 
 
-async def _record(gw: Gateway, caller: Caller, call: Call, outcome: Outcome) -> None:
-    outcome.ended_ms = now_ms()
-    try:
-        await gw.store.record_outcome(caller, call, outcome)
-    except Exception as exc:
-        raise metering_unavailable() from exc
-
-
-async def _fail(gw: Gateway, caller: Caller, call: Call, outcome: Outcome, exc: GatewayError) -> None:
+async def _fail(gw: Gateway, ticket: Ticket, outcome: Outcome, exc: GatewayError) -> None:
     outcome.status = "upstream_failed" if isinstance(exc, UpstreamError) else "error"
     outcome.http_status = exc.status
     outcome.error_code = exc.code
-    outcome.ended_ms = now_ms()
-    gw.store.record_outcome(caller, call, outcome)  # no usage to protect; not awaited
+    record(gw, ticket, outcome)  # no usage to protect; not awaited (the hold is released on commit)
 
 
-def _meter(body: dict[str, Any], call: Call, model: ModelEntry) -> tuple[Usage, Charge]:
+def _meter(body: dict[str, Any], ticket: Ticket) -> tuple[Usage, Charge]:
     usage = usage_from_openai(body.get("usage"))
     if usage is None:
-        usage = Usage(input_tokens=estimate_tokens(message_chars(call.body.get("messages"))), estimated=True)
+        usage = Usage(input_tokens=estimate_tokens(message_chars(ticket.call.body.get("messages"))), estimated=True)
         body["usage"] = {
             "prompt_tokens": usage.input_tokens,
             "completion_tokens": 0,
             "total_tokens": usage.input_tokens,
         }
-    charge = charge_for(usage, model.rates)
+    charge = charge_for(usage, ticket.model.rates)
     body["usage"]["cost"] = credits_number(charge.micro)
     return usage, charge
 
 
-async def serve_unary(gw: Gateway, caller: Caller, call: Call, capability: str) -> Served:
+async def serve_unary(gw: Gateway, ticket: Ticket) -> Served:
     """Chat (non-stream) and embeddings: one JSON answer, metered before it is returned."""
-    model = resolve_model(gw, call, capability)
-    _begin(gw, caller, call)
+    call = ticket.call
     outcome = Outcome(status="pending", http_status=0)
-    method = "chat" if capability == "chat" else "embeddings"
+    method = "chat" if call.endpoint_class == "chat" else "embeddings"
     try:
         depth, target, body = await first_success(
-            gw.providers, model.targets, lambda p, m: getattr(p, method)(m, call.body), outcome.attempts
+            gw.providers, ticket.model.targets, lambda p, m: getattr(p, method)(m, call.body), outcome.attempts
         )
     except GatewayError as exc:
-        await _fail(gw, caller, call, outcome, exc)
+        await _fail(gw, ticket, outcome, exc)
         raise
-    usage, charge = _meter(body, call, model)
+    except BaseException:
+        outcome.status, outcome.http_status = "client_disconnected", 499
+        record(gw, ticket, outcome)
+        raise
+    usage, charge = _meter(body, ticket)
     outcome.status, outcome.http_status, outcome.target = "ok", 200, target
     outcome.usage, outcome.charge = usage, charge
-    await _record(gw, caller, call, outcome)
+    try:
+        await asyncio.shield(record(gw, ticket, outcome))
+    except Exception as exc:
+        raise metering_unavailable() from exc
     gw.latency.observe(call.model, now_ms() - call.started_ms)
     return Served(body=body, target=target, depth=depth, charge=charge)
 
 
-async def open_stream(gw: Gateway, caller: Caller, call: Call) -> OpenedStream:
+async def open_stream(gw: Gateway, ticket: Ticket) -> OpenedStream:
     """Open the upstream stream and read its first event, so fallback happens before any byte is sent."""
-    model = resolve_model(gw, call, "chat")
-    _begin(gw, caller, call)
+    call = ticket.call
     outcome = Outcome(status="pending", http_status=0)
 
     async def open_and_peek(
@@ -128,6 +120,7 @@ async def open_stream(gw: Gateway, caller: Caller, call: Call) -> OpenedStream:
         try:
             first = await anext(events)
         except StopAsyncIteration:
+            await stream.aclose()
             raise UpstreamError(
                 502, f"{provider.name} sent an empty stream", retryable=True, upstream_status="empty"
             ) from None
@@ -138,17 +131,24 @@ async def open_stream(gw: Gateway, caller: Caller, call: Call) -> OpenedStream:
 
     try:
         depth, target, (stream, events, first) = await first_success(
-            gw.providers, model.targets, open_and_peek, outcome.attempts
+            gw.providers, ticket.model.targets, open_and_peek, outcome.attempts
         )
     except GatewayError as exc:
-        await _fail(gw, caller, call, outcome, exc)
+        await _fail(gw, ticket, outcome, exc)
+        raise
+    except BaseException:
+        outcome.status, outcome.http_status = "client_disconnected", 499
+        record(gw, ticket, outcome)
         raise
     outcome.target = target
     options = call.body.get("stream_options")
     include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
 
     async def finish(result: Outcome) -> None:
-        await _record(gw, caller, call, result)
+        try:
+            await asyncio.shield(record(gw, ticket, result))
+        except Exception as exc:
+            raise metering_unavailable() from exc
         if result.status == "ok":
             gw.latency.observe(call.model, now_ms() - call.started_ms)
 
@@ -157,15 +157,10 @@ async def open_stream(gw: Gateway, caller: Caller, call: Call) -> OpenedStream:
         events=events,
         first=first,
         include_usage=include_usage,
-        model=model,
+        model=ticket.model,
         input_chars=message_chars(call.body.get("messages")),
         outcome=outcome,
         finish=finish,
-        finish_nowait=lambda result: _record_nowait(gw, caller, call, result),
+        finish_nowait=lambda result: record(gw, ticket, result),
     )
     return OpenedStream(chunks=relay.run(), target=target, depth=depth)
-
-
-def _record_nowait(gw: Gateway, caller: Caller, call: Call, outcome: Outcome) -> None:
-    outcome.ended_ms = now_ms()
-    gw.store.record_outcome(caller, call, outcome)

@@ -7,6 +7,7 @@ configuration raises `ConfigError` whose message is one line naming the offendin
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from decimal import Decimal
@@ -103,6 +104,47 @@ class ModelSettings(_Strict):
         return targets
 
 
+ENDPOINT_CLASSES = ("chat", "embeddings", "images", "audio", "files", "realtime")
+
+
+class PlanSettings(_Strict):
+    """Per endpoint class requests per minute, and tokens per minute, for every project on the plan."""
+
+    rpm: dict[Literal["chat", "embeddings", "images", "audio", "files", "realtime"], int] = Field(default_factory=dict)
+    tpm: int | None = Field(None, ge=1)
+
+    @field_validator("rpm")
+    @classmethod
+    def _positive(cls, rpm: dict[str, int]) -> dict[str, int]:
+        for name, value in rpm.items():
+            if value < 1:
+                raise ValueError(f"rpm.{name} must be at least 1")
+        return rpm
+
+
+class LimitSettings(_Strict):
+    default_max_output_tokens: int = Field(4096, ge=1)
+    ip_requests: int = Field(5000, ge=1)
+    ip_window_seconds: int = Field(600, ge=1)
+    rate_limited_event_interval_seconds: int = Field(60, ge=1)
+
+
+class BillingSettings(_Strict):
+    timezone: str = "UTC"
+    currency: str = Field("USD", min_length=3, max_length=3)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {zone!r}") from None
+        return zone
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_nested_delimiter="__", extra="forbid")
 
@@ -110,6 +152,9 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     providers: list[ProviderSettings] = Field(default_factory=list)
     models: list[ModelSettings] = Field(default_factory=list)
+    plans: dict[str, PlanSettings] = Field(default_factory=dict)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    billing: BillingSettings = Field(default_factory=BillingSettings)
     config_dir: Path = Path(".")
 
     @classmethod
@@ -134,6 +179,11 @@ class Settings(BaseSettings):
                 provider = target.partition(":")[0]
                 if provider not in names:
                     raise ValueError(f"models: {model.name!r} targets unknown provider {provider!r}")
+        for cidr in self.server.trusted_proxies:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"server.trusted_proxies: {cidr!r} is not a CIDR") from None
         model_names = [m.name for m in self.models]
         if len(model_names) != len(set(model_names)):
             raise ValueError("models: names must be unique")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.metering import rates_from_card
+from server.scopes import KeyScopes
 from server.settings import Settings
 from server.types import PriceRates, Target
 
@@ -21,10 +22,18 @@ class KeyEntry:
     name: str | None
     prefix: str
     key_hash: str
-    scopes: dict[str, Any]
+    scopes: KeyScopes
     created_ms: int
     expires_ms: int | None = None
     revoked_ms: int | None = None
+    prev_key_hash: str | None = None
+    prev_valid_until_ms: int | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> KeyEntry:
+        fields = {name: row.get(name) for name in cls.__slots__}  # type: ignore[attr-defined]
+        fields["scopes"] = KeyScopes.parse(row.get("scopes") or {})
+        return cls(**fields)
 
     def public(self) -> dict[str, Any]:
         """What admins may see: never the hash."""
@@ -33,7 +42,7 @@ class KeyEntry:
             "project_id": self.project_id,
             "name": self.name,
             "prefix": self.prefix,
-            "scopes": self.scopes,
+            "scopes": self.scopes.as_dict(),
             "created_ms": self.created_ms,
             "expires_ms": self.expires_ms,
             "revoked_ms": self.revoked_ms,
@@ -48,6 +57,16 @@ class ProjectEntry:
     plan: str | None
     billing: str
     created_ms: int
+    monthly_budget_micro: int | None = None
+    stripe_customer_id: str | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ProjectEntry:
+        return cls(**{name: row.get(name) for name in cls.__slots__})  # type: ignore[attr-defined]
+
+    @property
+    def prepaid(self) -> bool:
+        return self.billing == "prepaid"
 
     def public(self) -> dict[str, Any]:
         return {
@@ -56,6 +75,8 @@ class ProjectEntry:
             "plan": self.plan,
             "billing": self.billing,
             "created_ms": self.created_ms,
+            "monthly_budget_micro": self.monthly_budget_micro,
+            "stripe_customer_id": self.stripe_customer_id,
         }
 
 
@@ -90,9 +111,9 @@ class Snapshot:
                 context_window=model.context_window,
             )
         for row in catalog["projects"]:
-            snap.put_project(ProjectEntry(**row))
+            snap.put_project(ProjectEntry.from_row(row))
         for row in catalog["keys"]:
-            snap.put_key(KeyEntry(**row))
+            snap.put_key(KeyEntry.from_row(row))
         snap.admin_hashes = set(catalog["admin_hashes"])
         return snap
 
@@ -102,7 +123,12 @@ class Snapshot:
 
     def put_key(self, key: KeyEntry) -> None:
         self.keys_by_hash[key.key_hash] = key
+        if key.prev_key_hash:
+            self.keys_by_hash[key.prev_key_hash] = key
         self.keys_by_id[key.id] = key
+
+    def forget_hash(self, key_hash: str) -> None:
+        self.keys_by_hash.pop(key_hash, None)
 
     def project(self, ref: str) -> ProjectEntry | None:
         """A project by id or by name."""

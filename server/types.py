@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from server.snapshot import KeyEntry, ProjectEntry
 
 
 @dataclass(slots=True, frozen=True)
@@ -13,6 +16,8 @@ class Caller:
     project_id: str
     key_id: str
     client_ip: str
+    key: KeyEntry | None = None
+    project: ProjectEntry | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -76,6 +81,8 @@ class Call:
     stream: bool = False
     client_request_id: str | None = None
     started_ms: int = 0
+    endpoint_class: str = "chat"
+    headers: dict[str, str] = field(default_factory=dict)  # response headers the pipeline adds
 
 
 @dataclass(slots=True)

@@ -32,3 +32,17 @@ def list_(json_out: Json = False, url: Url = None, token: Token = None) -> None:
     """List projects."""
     data = admin(url, token).get("/projects")["data"]
     emit_json(data) if json_out else table(data, COLUMNS)
+
+
+@app.command("set-plan")
+def set_plan(name: str, plan: str, json_out: Json = False, url: Url = None, token: Token = None) -> None:
+    """Put a project on a plan from config.toml (its per-endpoint limits apply at once)."""
+    project = admin(url, token).request("PATCH", f"/projects/{name}", json={"plan": plan})
+    emit_json(project) if json_out else fields(project)
+
+
+@app.command("set-billing")
+def set_billing(name: str, billing: str, json_out: Json = False, url: Url = None, token: Token = None) -> None:
+    """Switch a project between postpaid and prepaid (prepaid needs wallet balance per request)."""
+    project = admin(url, token).request("PATCH", f"/projects/{name}", json={"billing": billing})
+    emit_json(project) if json_out else fields(project)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from typing import Any
 
@@ -17,6 +18,7 @@ from server.types import Call
 
 REQUEST_ID_SCOPE_KEY = "gateway.request_id"
 CLIENT_ID_SCOPE_KEY = "gateway.client_request_id"
+EXTRA_HEADERS_SCOPE_KEY = "gateway.extra_headers"
 
 
 def gateway_of(request: Request[Any, Any, Any]) -> Gateway:
@@ -39,11 +41,14 @@ async def json_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return body
 
 
-def new_call(request: Request[Any, Any, Any], endpoint: str, body: dict[str, Any]) -> Call:
+def new_call(
+    request: Request[Any, Any, Any], endpoint: str, body: dict[str, Any], endpoint_class: str = "chat"
+) -> Call:
+    """A Call whose response headers (rate limits, …) the request-id layer adds to whatever answer leaves."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise bad_request("you must provide a model parameter", "missing_model", "model")
-    return Call(
+    call = Call(
         request_id=request.scope.get(REQUEST_ID_SCOPE_KEY) or str(uuid.uuid4()),  # type: ignore[typeddict-item]
         client_request_id=request.scope.get(CLIENT_ID_SCOPE_KEY),  # type: ignore[typeddict-item]
         endpoint=endpoint,
@@ -51,12 +56,32 @@ def new_call(request: Request[Any, Any, Any], endpoint: str, body: dict[str, Any
         body=body,
         stream=bool(body.get("stream")),
         started_ms=now_ms(),
+        endpoint_class=endpoint_class,
     )
+    request.scope[EXTRA_HEADERS_SCOPE_KEY] = call.headers  # type: ignore[literal-required]
+    return call
 
 
 def client_ip(request: Request[Any, Any, Any]) -> str:
+    """The peer address; behind a configured trusted proxy, the right-most untrusted X-Forwarded-For hop."""
     client = request.scope.get("client")
-    return client[0] if client else ""
+    peer = client[0] if client else ""
+    proxies = gateway_of(request).trusted_proxies
+    if not proxies or not _in(peer, proxies):
+        return peer
+    forwarded = request.headers.get("x-forwarded-for", "")
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        if not _in(hop, proxies):
+            return hop
+    return peer
+
+
+def _in(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
 
 
 def served_headers(call: Call, served: Served | OpenedStream) -> dict[str, str]:

@@ -21,6 +21,13 @@ import httpx
 GATEWAYCTL = str(Path(sys.executable).parent / "gatewayctl")
 
 MOCK_CONFIG = """
+[plans.default]
+rpm = { chat = 100000, embeddings = 100000 }
+
+[plans.standard]
+rpm = { chat = 60, embeddings = 120, images = 20 }
+tpm = 1000000
+
 [[providers]]
 name = "mock"
 kind = "mock"

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Response, Router, get, post
+from litestar import Request, Response, Router, get, patch, post
 
 from server.api.admin.guard import require_admin
 from server.api.common import gateway_of, json_body, json_response
 from server.api.openai.models import describe
 from server.errors import GatewayError, bad_request
-from server.operations import create_key, create_project, find_key, find_project, revoke_key
+from server.money import to_micro
+from server.operations import (
+    create_key,
+    create_project,
+    credit_wallet,
+    find_key,
+    find_project,
+    revoke_key,
+    rotate_key,
+    set_key_budget,
+    set_project,
+)
 
 USAGE_GROUPS = ("model", "key", "project", "day")
 
@@ -47,6 +58,32 @@ async def list_keys(request: Request[Any, Any, Any], project: str | None = None)
     return json_response({"data": [k.public() for k in keys]})
 
 
+def _money(value: Any, name: str) -> int | None:
+    """Currency amounts arrive as decimal strings or numbers and become integer micro-units."""
+    if value is None:
+        return None
+    try:
+        return to_micro(str(value))
+    except (ValueError, ArithmeticError):
+        raise bad_request(f"'{name}' must be an amount like 20 or 0.50.", "invalid_amount", name) from None
+
+
+@patch("/projects/{ref:str}")
+async def patch_project(request: Request[Any, Any, Any], ref: str) -> Response[Any]:
+    body = await json_body(request)
+    values: dict[str, Any] = {}
+    if "plan" in body:
+        values["plan"] = _optional_str(body, "plan")
+    if "billing" in body:
+        values["billing"] = _optional_str(body, "billing")
+    if "monthly_budget" in body:
+        budget = _money(body["monthly_budget"], "monthly_budget")
+        values["monthly_budget_micro"] = budget or None
+    if not values:
+        raise bad_request("Nothing to change: give plan, billing or monthly_budget.", "empty_update")
+    return json_response((await set_project(gateway_of(request), ref, **values)).public())
+
+
 @post("/keys", status_code=201)
 async def post_key(request: Request[Any, Any, Any]) -> Response[Any]:
     body = await json_body(request)
@@ -54,10 +91,77 @@ async def post_key(request: Request[Any, Any, Any]) -> Response[Any]:
     if not project:
         raise bad_request("'project' is required.", "missing_project", "project")
     expires_ms = body.get("expires_ms")
-    if expires_ms is not None and not isinstance(expires_ms, int):
+    if expires_ms is not None and (not isinstance(expires_ms, int) or isinstance(expires_ms, bool)):
         raise bad_request("'expires_ms' must be an integer.", "invalid_type", "expires_ms")
-    key, secret = await create_key(gateway_of(request), project, _optional_str(body, "name"), expires_ms)
+    scopes = {name: body.get(name) for name in ("models", "endpoints", "ips", "rpm", "tpm")}
+    scopes["monthly_budget_micro"] = _money(body.get("monthly_budget"), "monthly_budget")
+    key, secret = await create_key(gateway_of(request), project, _optional_str(body, "name"), expires_ms, scopes)
     return json_response({**key.public(), "key": secret}, status=201)
+
+
+@post("/keys/{key_id:str}/rotate", status_code=200)
+async def post_rotate(request: Request[Any, Any, Any], key_id: str) -> Response[Any]:
+    body = await json_body(request)
+    grace = body.get("grace_seconds", 0)
+    if not isinstance(grace, int) or isinstance(grace, bool) or grace < 0:
+        raise bad_request("'grace_seconds' must be a non-negative integer.", "invalid_type", "grace_seconds")
+    key, secret = await rotate_key(gateway_of(request), key_id, grace)
+    return json_response({**key.public(), "key": secret})
+
+
+@post("/budgets", status_code=200)
+async def post_budget(request: Request[Any, Any, Any]) -> Response[Any]:
+    body = await json_body(request)
+    monthly = _money(body.get("monthly"), "monthly") or None
+    gw = gateway_of(request)
+    if body.get("key"):
+        key = await set_key_budget(gw, str(body["key"]), monthly)
+        return json_response({"key": key.id, "monthly_budget_micro": key.scopes.monthly_budget_micro})
+    if body.get("project"):
+        project = await set_project(gw, str(body["project"]), monthly_budget_micro=monthly)
+        return json_response({"project": project.id, "monthly_budget_micro": project.monthly_budget_micro})
+    raise bad_request("Give 'project' or 'key'.", "missing_scope")
+
+
+@get("/wallet/{ref:str}")
+async def wallet_balance(request: Request[Any, Any, Any], ref: str) -> Response[Any]:
+    gw = gateway_of(request)
+    project = find_project(gw, ref)
+    budgets = gw.budgets
+    return json_response(
+        {
+            "project": project.id,
+            "billing": project.billing,
+            "balance_micro": budgets.balances.get(project.id, 0),
+            "reserved_micro": budgets.reserved_wallet.get(project.id, 0),
+            "month": budgets.month,
+            "month_spend_micro": budgets.spent_project.get(project.id, 0),
+            "monthly_budget_micro": project.monthly_budget_micro,
+        }
+    )
+
+
+@post("/wallet/{ref:str}/credit", status_code=201)
+async def wallet_credit(request: Request[Any, Any, Any], ref: str) -> Response[Any]:
+    body = await json_body(request)
+    amount = _money(body.get("amount"), "amount")
+    if amount is None:
+        raise bad_request("'amount' is required.", "missing_amount", "amount")
+    entry = await credit_wallet(gateway_of(request), ref, amount, str(body.get("reason") or ""), body.get("id"))
+    return json_response(entry, status=201)
+
+
+@get("/wallet/{ref:str}/history")
+async def wallet_history(request: Request[Any, Any, Any], ref: str, limit: int = 50) -> Response[Any]:
+    gw = gateway_of(request)
+    project = find_project(gw, ref)
+    return json_response({"project": project.id, "data": await gw.store.ledger_history(project.id, min(limit, 1000))})
+
+
+@get("/ledger/verify")
+async def ledger_verify(request: Request[Any, Any, Any]) -> Response[Any]:
+    results = await gateway_of(request).store.verify_ledger()
+    return json_response({"ok": all(r["ok"] for r in results), "projects": results})
 
 
 @get("/keys/{key_id:str}")
@@ -106,6 +210,13 @@ admin_router = Router(
     route_handlers=[
         list_projects,
         post_project,
+        patch_project,
+        post_rotate,
+        post_budget,
+        wallet_balance,
+        wallet_credit,
+        wallet_history,
+        ledger_verify,
         list_keys,
         post_key,
         get_key,

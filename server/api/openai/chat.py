@@ -10,7 +10,7 @@ from litestar.response import Stream
 from server.api.common import client_ip, gateway_of, json_body, json_response, new_call, served_headers, v1
 from server.errors import bad_request
 from server.keys import bearer_token
-from server.pipeline import admit, open_stream, serve_unary
+from server.pipeline import admit, open_stream, serve_unary, start
 
 
 def _validate(body: dict[str, Any]) -> None:
@@ -33,9 +33,10 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     body = await json_body(request)
     call = new_call(request, "chat", body)
     _validate(body)
+    ticket = start(gw, caller, call, "chat")
     if call.stream:
-        opened = await open_stream(gw, caller, call)
+        opened = await open_stream(gw, ticket)
         headers = served_headers(call, opened) | {"cache-control": "no-cache", "x-accel-buffering": "no"}
         return Stream(opened.chunks, media_type="text/event-stream", headers=headers)
-    served = await serve_unary(gw, caller, call, "chat")
+    served = await serve_unary(gw, ticket)
     return json_response(served.body, served_headers(call, served))

@@ -9,7 +9,7 @@ from litestar import Request, Response, post
 from server.api.common import client_ip, gateway_of, json_body, json_response, new_call, served_headers, v1
 from server.errors import bad_request
 from server.keys import bearer_token
-from server.pipeline import admit, serve_unary
+from server.pipeline import admit, serve_unary, start
 
 
 def _valid_input(value: Any) -> bool:
@@ -29,7 +29,7 @@ async def embeddings(request: Request[Any, Any, Any]) -> Response[Any]:
     gw = gateway_of(request)
     caller = admit(gw, bearer_token(request.headers.get("authorization")), client_ip(request))
     body = await json_body(request)
-    call = new_call(request, "embeddings", body)
+    call = new_call(request, "embeddings", body, "embeddings")
     if not _valid_input(body.get("input")):
         raise bad_request(
             "'input' must be a non-empty string, array of strings, array of tokens or array of token arrays.",
@@ -40,5 +40,5 @@ async def embeddings(request: Request[Any, Any, Any]) -> Response[Any]:
         raise bad_request(
             "'encoding_format' must be 'float' or 'base64'.", "invalid_encoding_format", "encoding_format"
         )
-    served = await serve_unary(gw, caller, call, "embeddings")
+    served = await serve_unary(gw, start(gw, caller, call, "embeddings"))
     return json_response(served.body, served_headers(call, served))

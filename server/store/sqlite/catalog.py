@@ -8,21 +8,21 @@ from typing import Any
 import orjson
 
 
-def _rows(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+def rows(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
     cur = conn.execute(sql, args)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def load_projects(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    return _rows(conn, "SELECT * FROM projects ORDER BY created_ms")
+    return rows(conn, "SELECT * FROM projects ORDER BY created_ms")
 
 
 def load_keys(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    rows = _rows(conn, "SELECT * FROM api_keys ORDER BY created_ms")
-    for row in rows:
-        row["scopes"] = orjson.loads(row["scopes"] or "{}")
-    return rows
+    keys = rows(conn, "SELECT * FROM api_keys ORDER BY created_ms")
+    for key in keys:
+        key["scopes"] = orjson.loads(key["scopes"] or "{}")
+    return keys
 
 
 def load_admin_token_hashes(conn: sqlite3.Connection) -> set[str]:
@@ -67,3 +67,35 @@ def insert_admin_token(conn: sqlite3.Connection, token_id: str, token_hash: str,
         "INSERT INTO admin_tokens (id, token_hash, prefix, created_ms) VALUES (?, ?, ?, ?)",
         (token_id, token_hash, prefix, when_ms),
     )
+
+
+def update_project(project_id: str, **values: Any) -> Any:
+    """Set plan, billing, monthly budget or Stripe customer of a project (column names are ours, not input)."""
+    allowed = {"plan", "billing", "monthly_budget_micro", "stripe_customer_id"}
+    assert set(values) <= allowed, values
+    assignments = ", ".join(f"{name} = :{name}" for name in values)
+
+    def op(conn: sqlite3.Connection) -> None:
+        conn.execute(f"UPDATE projects SET {assignments} WHERE id = :project_id", {**values, "project_id": project_id})
+
+    return op
+
+
+def update_key_scopes(key_id: str, scopes: dict[str, Any], expires_ms: int | None) -> Any:
+    def op(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "UPDATE api_keys SET scopes = ?, expires_ms = ? WHERE id = ?",
+            (orjson.dumps(scopes).decode(), expires_ms, key_id),
+        )
+
+    return op
+
+
+def rotate_key(key_id: str, new_hash: str, prefix: str, prev_hash: str | None, prev_valid_until_ms: int | None) -> Any:
+    def op(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "UPDATE api_keys SET key_hash = ?, prefix = ?, prev_key_hash = ?, prev_valid_until_ms = ? WHERE id = ?",
+            (new_hash, prefix, prev_hash, prev_valid_until_ms, key_id),
+        )
+
+    return op

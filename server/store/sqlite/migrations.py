@@ -91,8 +91,61 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
     db["admin_tokens"].create_index(["token_hash"], unique=True)
 
 
+def _m002_limits_budgets_ledger(db: sqlite_utils.Database) -> None:
+    db["api_keys"].add_column("prev_key_hash", str)
+    db["api_keys"].add_column("prev_valid_until_ms", int)
+    db["api_keys"].create_index(["prev_key_hash"])
+    db["projects"].add_column("monthly_budget_micro", int)
+    db["projects"].add_column("stripe_customer_id", str)
+    # The wallet: balance and the head of the project's ledger hash chain, moved in the same
+    # transaction as every entry, so `ledger verify` also detects a deleted last entry.
+    db["projects"].add_column("balance_micro", int, not_null_default=0)
+    db["projects"].add_column("ledger_entries", int, not_null_default=0)
+    db["projects"].add_column("ledger_head", str, not_null_default="")
+    db["ledger"].create(
+        {
+            "id": str,
+            "project_id": str,
+            "kind": str,
+            "source_id": str,
+            "amount_micro": int,
+            "balance_after_micro": int,
+            "memo": str,
+            "created_ms": int,
+            "prev_hash": str,
+            "hash": str,
+        },
+        pk="id",
+        not_null={"project_id", "kind", "source_id", "amount_micro", "balance_after_micro", "created_ms", "hash"},
+        foreign_keys=[("project_id", "projects", "id")],
+    )
+    db["ledger"].create_index(["kind", "source_id"], unique=True)
+    db["ledger"].create_index(["project_id", "created_ms"])
+    for action in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER ledger_no_{action.lower()} BEFORE {action} ON ledger"
+            " BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END"
+        )
+    db["outbox"].create(
+        {
+            "id": str,
+            "event_type": str,
+            "project_id": str,
+            "payload": str,
+            "created_ms": int,
+            "delivered_ms": int,
+            "attempts": int,
+        },
+        pk="id",
+        not_null={"event_type", "payload", "created_ms"},
+        defaults={"attempts": 0},
+    )
+    db["outbox"].create_index(["delivered_ms"])
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
+    ("002_limits_budgets_ledger", _m002_limits_budgets_ledger),
 ]
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import orjson
+
+T = TypeVar("T")
 
 _GROUPS = {
     "model": "u.model",
@@ -32,6 +37,19 @@ class Reader:
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a synchronous read on its own read-only connection, off the event loop."""
+
+        def run() -> T:
+            conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True)
+            try:
+                conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+                return fn(conn)
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(run)
 
     async def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         assert self._conn is not None

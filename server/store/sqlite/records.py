@@ -7,6 +7,7 @@ import sqlite3
 import orjson
 
 from server.clock import now_ms
+from server.store.sqlite import ledger
 from server.types import Call, Caller, Outcome
 
 
@@ -33,7 +34,8 @@ def insert_intent(caller: Caller, call: Call) -> object:
 
 
 def complete(caller: Caller, call: Call, outcome: Outcome) -> object:
-    """Close the request row and, when usage exists, insert its one usage row (unique by request id)."""
+    """Close the request row and, when usage exists, insert its one usage row (unique by request id)
+    and its one ledger debit (unique by kind + request id), all in the same transaction."""
 
     def op(conn: sqlite3.Connection) -> None:
         target = outcome.target
@@ -72,6 +74,35 @@ def complete(caller: Caller, call: Call, outcome: Outcome) -> object:
                 outcome.ended_ms,
             ),
         )
+        ledger.append(conn, caller.project_id, "usage", call.request_id, -charge.micro, call.model, outcome.ended_ms)
+
+    return op
+
+
+def month_spend(conn: sqlite3.Connection, since_ms: int) -> tuple[dict[str, int], dict[str, int]]:
+    """Spend since the month started, by project and by key (rebuilds budgets after a restart)."""
+    by_project = dict(
+        conn.execute(
+            "SELECT project_id, SUM(cost_micro) FROM usage WHERE created_ms >= ? GROUP BY project_id", (since_ms,)
+        )
+    )
+    by_key = dict(
+        conn.execute("SELECT key_id, SUM(cost_micro) FROM usage WHERE created_ms >= ? GROUP BY key_id", (since_ms,))
+    )
+    return by_project, by_key
+
+
+def add_event(
+    event_id: str, event_type: str, project_id: str | None, payload: dict[str, object], when_ms: int
+) -> object:
+    """An outbox event, once per id: a replayed source never enqueues it twice."""
+
+    def op(conn: sqlite3.Connection) -> bool:
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO outbox (id, event_type, project_id, payload, created_ms) VALUES (?, ?, ?, ?, ?)",
+            (event_id, event_type, project_id, orjson.dumps(payload).decode(), when_ms),
+        )
+        return cur.rowcount == 1
 
     return op
 

@@ -7,15 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from server.settings import StorageSettings
-from server.store.sqlite import catalog, records
+from server.store.sqlite import catalog, ledger, records
 from server.store.sqlite.db import Writer, connect
 from server.store.sqlite.migrations import migrate
 from server.store.sqlite.reads import Reader
 from server.types import Call, Caller, Outcome
 
 
-def prepare(path: Path) -> dict[str, Any]:
-    """Create/migrate the database, close crash-interrupted intents, and load the catalog."""
+def prepare(path: Path, month_start_ms: int = 0) -> dict[str, Any]:
+    """Create/migrate the database, close crash-interrupted intents, and load the catalog, the
+    month's spend and the wallet balances."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(path)
     try:
@@ -23,8 +24,13 @@ def prepare(path: Path) -> dict[str, Any]:
         conn.execute("BEGIN IMMEDIATE")
         interrupted = records.close_interrupted(conn)
         conn.execute("COMMIT")
+        spend_project, spend_key = records.month_spend(conn, month_start_ms)
+        projects = catalog.load_projects(conn)
         return {
-            "projects": catalog.load_projects(conn),
+            "projects": projects,
+            "balances": {p["id"]: p["balance_micro"] for p in projects},
+            "spend_project": spend_project,
+            "spend_key": spend_key,
             "keys": catalog.load_keys(conn),
             "admin_hashes": catalog.load_admin_token_hashes(conn),
             "interrupted": interrupted,
@@ -62,8 +68,8 @@ class SqliteStore:
         self.writer = Writer(path, storage.synchronous, storage.busy_timeout_ms, storage.max_batch)
         self.reader = Reader(path, storage.busy_timeout_ms)
 
-    async def open(self) -> dict[str, Any]:
-        loaded = await asyncio.to_thread(prepare, self.path)
+    async def open(self, month_start_ms: int) -> dict[str, Any]:
+        loaded = await asyncio.to_thread(prepare, self.path, month_start_ms)
         self.writer.start()
         await self.reader.open()
         return loaded
@@ -90,3 +96,37 @@ class SqliteStore:
 
     async def revoke_key(self, key_id: str, when_ms: int) -> int:
         return await self.writer.run(catalog.revoke_key(key_id, when_ms))
+
+    async def update_project(self, project_id: str, **values: Any) -> None:
+        await self.writer.run(catalog.update_project(project_id, **values))
+
+    async def update_key_scopes(self, key_id: str, scopes: dict[str, Any], expires_ms: int | None) -> None:
+        await self.writer.run(catalog.update_key_scopes(key_id, scopes, expires_ms))
+
+    async def rotate_key(
+        self, key_id: str, new_hash: str, prefix: str, prev_hash: str | None, prev_valid_until_ms: int | None
+    ) -> None:
+        await self.writer.run(catalog.rotate_key(key_id, new_hash, prefix, prev_hash, prev_valid_until_ms))
+
+    def add_event(
+        self, event_id: str, event_type: str, project_id: str | None, payload: dict[str, Any], when_ms: int
+    ) -> asyncio.Future[Any]:
+        return self.writer.submit(records.add_event(event_id, event_type, project_id, payload, when_ms))  # type: ignore[arg-type]
+
+    async def append_ledger(
+        self, project_id: str, kind: str, source_id: str, amount_micro: int, memo: str, when_ms: int
+    ) -> dict[str, Any] | None:
+        """One ledger entry; None when (kind, source_id) was already recorded (nothing happens twice)."""
+
+        def op(conn: Any) -> dict[str, Any] | None:
+            if ledger.exists(conn, kind, source_id):
+                return None
+            return ledger.append(conn, project_id, kind, source_id, amount_micro, memo, when_ms)
+
+        return await self.writer.run(op)
+
+    async def ledger_history(self, project_id: str, limit: int) -> list[dict[str, Any]]:
+        return await self.reader.call(lambda conn: ledger.history(conn, project_id, limit))
+
+    async def verify_ledger(self) -> list[dict[str, Any]]:
+        return await self.reader.call(ledger.verify)

@@ -1,0 +1,1 @@
+"""Money: the ledger, wallets, invoices and Stripe."""

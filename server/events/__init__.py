@@ -1,0 +1,1 @@
+"""Events for the durable outbox (delivered as signed webhooks by the webhooks feature)."""

@@ -1,0 +1,104 @@
+"""What a key may do: models (exact or `gpt-4o*` wildcards), endpoint classes, client IP ranges,
+its own RPM/TPM and monthly budget. Parsed once when the key is loaded, checked on every request."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+from server.errors import GatewayError, bad_request
+from server.settings import ENDPOINT_CLASSES
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(slots=True, frozen=True)
+class KeyScopes:
+    models: tuple[str, ...] = ()
+    endpoints: tuple[str, ...] = ()
+    ips: tuple[Network, ...] = ()
+    rpm: int | None = None
+    tpm: int | None = None
+    monthly_budget_micro: int | None = None
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> KeyScopes:
+        """From admin input or the stored JSON; raises a 400 naming the bad scope."""
+        models = _strings(data.get("models"), "models")
+        endpoints = _strings(data.get("endpoints"), "endpoints")
+        for endpoint in endpoints:
+            if endpoint not in ENDPOINT_CLASSES:
+                raise bad_request(
+                    f"Unknown endpoint class '{endpoint}'; use {', '.join(ENDPOINT_CLASSES)}.",
+                    "invalid_scope",
+                    "endpoints",
+                )
+        networks = []
+        for cidr in _strings(data.get("ips"), "ips"):
+            try:
+                networks.append(ipaddress.ip_network(cidr, strict=False))
+            except ValueError:
+                raise bad_request(f"'{cidr}' is not an IP address or CIDR range.", "invalid_scope", "ips") from None
+        return cls(
+            models=models,
+            endpoints=endpoints,
+            ips=tuple(networks),
+            rpm=_positive(data.get("rpm"), "rpm"),
+            tpm=_positive(data.get("tpm"), "tpm"),
+            monthly_budget_micro=_positive(data.get("monthly_budget_micro"), "monthly_budget_micro"),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.models:
+            out["models"] = list(self.models)
+        if self.endpoints:
+            out["endpoints"] = list(self.endpoints)
+        if self.ips:
+            out["ips"] = [str(n) for n in self.ips]
+        for name in ("rpm", "tpm", "monthly_budget_micro"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out
+
+    def check_ip(self, client_ip: str) -> None:
+        if not self.ips:
+            return
+        try:
+            address = ipaddress.ip_address(client_ip)
+        except ValueError:
+            address = None
+        if address is None or not any(address in net for net in self.ips):
+            raise GatewayError(
+                403, f"This API key may not be used from {client_ip or 'this address'}.", code="ip_not_allowed"
+            )
+
+    def check_call(self, endpoint_class: str, model: str) -> None:
+        if self.endpoints and endpoint_class not in self.endpoints:
+            raise GatewayError(
+                403, f"This API key may not call {endpoint_class} endpoints.", code="endpoint_not_allowed"
+            )
+        if self.models and not any(fnmatchcase(model, pattern) for pattern in self.models):
+            raise GatewayError(
+                403, f"This API key may not use the model '{model}'.", code="model_not_allowed", param="model"
+            )
+
+
+def _strings(value: Any, name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise bad_request(f"'{name}' must be a list of strings.", "invalid_scope", name)
+    return tuple(value)
+
+
+def _positive(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise bad_request(f"'{name}' must be a positive integer.", "invalid_scope", name)
+    return value
