@@ -60,9 +60,8 @@ def wallet_credit(
     if json_out:
         emit_json(entry)
         return
-    console.print(
-        f"{entry['id']}: {format_credits(entry['amount_micro'])}, balance {format_credits(entry['balance_after_micro'])}"
-    )
+    amount, balance = format_credits(entry["amount_micro"]), format_credits(entry["balance_after_micro"])
+    console.print(f"{entry['id']}: {amount}, balance {balance}")
 
 
 @wallet_app.command("history")
@@ -93,9 +92,8 @@ def ledger_verify(json_out: Json = False, url: Url = None, token: Token = None) 
     else:
         for project in result["projects"]:
             status = "ok" if project["ok"] else "FAILED"
-            console.print(
-                f"{project['project_id']}: {status}, {project['entries']} entries, balance {format_credits(project['balance_micro'])}"
-            )
+            balance = format_credits(project["balance_micro"])
+            console.print(f"{project['project_id']}: {status}, {project['entries']} entries, balance {balance}")
             for problem in project["problems"]:
                 console.print(f"  - {problem}")
     if not result["ok"]:
