@@ -93,7 +93,8 @@ def serve(
     if chosen is None and Path("config.toml").is_file():
         chosen = Path("config.toml")
     settings = _settings(chosen)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per upstream call is noise
+    for noisy in ("httpx", "httpx2"):  # one INFO line per upstream call is noise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if settings.server.workers != 1:
         raise CliError("server.workers must be 1: limits and reservations live in one process", 2)
     uvicorn.run(
@@ -105,4 +106,5 @@ def serve(
         timeout_keep_alive=30,
         timeout_graceful_shutdown=10,
         server_header=False,
+        proxy_headers=False,  # X-Forwarded-For is honoured only from configured trusted proxies
     )

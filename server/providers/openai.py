@@ -13,6 +13,7 @@ Failure mapping (exception tree):
     first-byte or total timeout                       → UpstreamError 504 retryable ("timeout")
     protocol/read errors, invalid JSON                → UpstreamError 502 retryable ("protocol")
     HTTP 429 and 5xx                                  → UpstreamError retryable (503 / 502)
+    HTTP 401 / 403 (our provider credentials)         → UpstreamError 502, final
     other HTTP 4xx                                    → UpstreamError with the upstream status, final
 """
 
@@ -195,6 +196,9 @@ async def _status_error(provider: str, response: httpx.Response) -> UpstreamErro
             retry_after = None
     detail = _message(body) or raw[:200].decode(errors="replace")
     mapped = (503 if status == 429 else 502) if retryable else status
+    if status in (401, 403):
+        # The provider refused the gateway's own credentials: a gateway fault, not the client's key.
+        mapped, detail = 502, f"the provider refused the gateway's credentials ({detail})"
     return UpstreamError(
         mapped,
         f"{provider} returned {status}: {detail}",

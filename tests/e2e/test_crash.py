@@ -80,6 +80,14 @@ def test_kill_9_mid_load_loses_no_acknowledged_usage(slow_upstream: UpstreamProc
                 ).fetchall()
             )
             interrupted = conn.execute("SELECT COUNT(*) FROM requests WHERE status = 'interrupted'").fetchone()[0]
+            unmatched_debits = conn.execute(
+                "SELECT COUNT(*) FROM usage u WHERE (SELECT COUNT(*) FROM ledger l WHERE l.kind = 'usage'"
+                " AND l.source_id = u.request_id AND l.amount_micro = -u.cost_micro) != 1"
+            ).fetchone()[0]
+            debits_without_usage = conn.execute(
+                "SELECT COUNT(*) FROM ledger l WHERE l.kind = 'usage'"
+                " AND NOT EXISTS (SELECT 1 FROM usage u WHERE u.request_id = l.source_id)"
+            ).fetchone()[0]
         finally:
             conn.close()
         for request_id in ok:
@@ -87,6 +95,9 @@ def test_kill_9_mid_load_loses_no_acknowledged_usage(slow_upstream: UpstreamProc
             assert costs[request_id] > 0
         assert all(count <= 1 for count in rows.values())
         assert interrupted >= 1  # in-flight intents were closed at restart, not left open
+        assert unmatched_debits == 0 and debits_without_usage == 0  # every usage row has exactly one debit
+        verified = gateway.cli_json("ledger", "verify")
+        assert verified["ok"] is True and verified["projects"][0]["entries"] == len(costs)
         assert gateway.admin(f"/requests/{ok[0]}")["status"] == "ok"
     finally:
         gateway.stop()

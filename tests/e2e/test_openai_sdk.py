@@ -218,10 +218,20 @@ def test_upstream_5xx_is_502_in_openai_shape_and_recorded(
 
 
 def test_upstream_4xx_is_passed_on_not_retried(client: openai.OpenAI, fresh_upstream: UpstreamProcess) -> None:
-    fresh_upstream.set_behavior(status=401, times=1)
-    with pytest.raises(openai.AuthenticationError):
+    fresh_upstream.set_behavior(status=400, times=1)
+    with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert len(fresh_upstream.received()) == 1
+
+
+def test_upstream_refusing_our_credentials_is_a_502_not_the_clients_401(
+    client: openai.OpenAI, fresh_upstream: UpstreamProcess
+) -> None:
+    fresh_upstream.set_behavior(status=401, times=1)
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert info.value.status_code == 502
+    assert "credentials" in info.value.message
 
 
 def test_stream_broken_mid_way_ends_with_error_event_and_is_metered(

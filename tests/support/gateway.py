@@ -61,7 +61,9 @@ def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = True) -
 
 
 class GatewayProcess:
-    def __init__(self, directory: Path, config_body: str, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, directory: Path, config_body: str, extra_env: dict[str, str] | None = None, server_extra: str = ""
+    ) -> None:
         self.dir = directory
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -69,6 +71,8 @@ class GatewayProcess:
         self.config = directory / "config.toml"
         self.config.write_text(
             f'[server]\nhost = "127.0.0.1"\nport = {self.port}\ndata_dir = "data"\nmax_body_bytes = 65536\n'
+            + server_extra
+            + "\n"
             + config_body
         )
         init = json.loads(run_cli("init", "--dir", str(directory), "--json").stdout)

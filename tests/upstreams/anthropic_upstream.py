@@ -1,0 +1,466 @@
+"""A strict stand-in Anthropic Messages API for end-to-end tests.
+
+Strict on purpose: it refuses what api.anthropic.com refuses (missing headers or fields, unknown
+fields and content blocks, roles that do not alternate, tool results without their tool use), so a
+translation bug in the gateway fails a test instead of passing quietly. It replies deterministically,
+records every request, streams the exact SSE event sequence (ping included) and can be told to
+misbehave via ``POST /_behavior``. It mirrors ``openai_upstream`` and reuses its process handle.
+
+Run: ``python -m tests.upstreams.anthropic_upstream --host 127.0.0.1 --port 8124``
+Control routes (no auth): ``GET /_health``, ``GET /_received``, ``POST /_reset``, ``POST /_behavior``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from tests.upstreams.openai_upstream import REPO_ROOT, UpstreamProcess
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+MODULE = "tests.upstreams.anthropic_upstream"
+TOOL_INPUT = {"x": 1}
+TOOL_INPUT_FRAGMENTS = ["", '{"x', '": 1}']  # Anthropic opens with an empty partial_json
+DEFAULT_BEHAVIOR: dict[str, Any] = {
+    "status": None,
+    "delay_ms": 0,
+    "chunk_delay_ms": 0,
+    "fail_after_events": None,
+    "error_after_events": None,
+    "times": None,
+}
+ERROR_KINDS = {  # status -> (type, message), as api.anthropic.com words them
+    400: ("invalid_request_error", "Invalid request"),
+    401: ("authentication_error", "invalid x-api-key"),
+    403: ("permission_error", "Your API key does not have permission to use the specified resource."),
+    404: ("not_found_error", "Not found"),
+    429: ("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit"),
+    500: ("api_error", "Internal server error"),
+    529: ("overloaded_error", "Overloaded"),
+}
+TOP_LEVEL = {
+    "model",
+    "messages",
+    "max_tokens",
+    "system",
+    "metadata",
+    "stop_sequences",
+    "stream",
+    "temperature",
+    "top_p",
+    "top_k",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "service_tier",
+}
+USER_BLOCKS = {"text", "image", "document", "tool_result"}
+ASSISTANT_BLOCKS = {"text", "tool_use", "thinking", "redacted_thinking"}
+
+
+class ApiError(Exception):
+    """Raised by handlers to answer with an Anthropic-shaped error body."""
+
+    def __init__(self, status: int, message: str | None = None, type_: str | None = None) -> None:
+        default_type, default_message = ERROR_KINDS.get(status, ("api_error", f"Simulated upstream error {status}"))
+        super().__init__(message or default_message)
+        self.status, self.message, self.type = status, message or default_message, type_ or default_type
+
+    def body(self) -> dict[str, Any]:
+        error = {"type": self.type, "message": self.message}
+        return {"type": "error", "error": error, "request_id": f"req_{uuid.uuid4().hex[:24]}"}
+
+
+class State:
+    """Process-wide recordings and behaviour; one event loop, so no locking is needed."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.behavior: dict[str, Any] = dict(DEFAULT_BEHAVIOR)
+
+    def take_behavior(self) -> dict[str, Any]:
+        """Return the behaviour for this request, counting down ``times`` and reverting at zero."""
+        current = dict(self.behavior)
+        if current["times"] is not None:
+            self.behavior["times"] -= 1
+            if self.behavior["times"] <= 0:
+                self.behavior = dict(DEFAULT_BEHAVIOR)
+        return current
+
+
+STATE = State()
+
+
+def block_text(content: Any) -> str:
+    """Text of a message's content: a string, or its text blocks (else tool result texts) joined by spaces."""
+    if isinstance(content, str):
+        return content
+    blocks = [b for b in content or [] if isinstance(b, dict)]
+    texts = [b.get("text", "") for b in blocks if b.get("type") == "text"]
+    texts = texts or [block_text(b.get("content")) for b in blocks if b.get("type") == "tool_result"]
+    return " ".join(texts)
+
+
+def input_tokens(body: dict[str, Any]) -> int:
+    """Deterministic input token count: a quarter of the characters of system and messages, plus one."""
+    system = body.get("system")
+    chars = len(system if isinstance(system, str) else block_text(system))
+    return (chars + sum(len(block_text(m.get("content"))) for m in body["messages"])) // 4 + 1
+
+
+def expected_reply(messages: list[dict[str, Any]]) -> str:
+    """The deterministic reply text, exposed so tests can compute it too."""
+    users = [m for m in messages if m.get("role") == "user"]
+    return "anthropic reply to: " + (block_text(users[-1].get("content")) if users else "")
+
+
+def chosen_tool(body: dict[str, Any]) -> str | None:
+    """Name of the tool to call, or None for a text reply (no tools, or tool_choice none)."""
+    tools, choice = body.get("tools"), body.get("tool_choice") or {}
+    if not tools or choice.get("type") == "none":
+        return None
+    return str(choice["name"]) if choice.get("type") == "tool" else str(tools[0]["name"])
+
+
+def _check_block(block: Any, where: str, allowed: set[str]) -> None:
+    if not isinstance(block, dict) or block.get("type") not in allowed:
+        kind = block.get("type") if isinstance(block, dict) else type(block).__name__
+        raise ApiError(
+            400, f"{where}.type: Input tag '{kind}' found using 'type' does not match any of the expected tags"
+        )
+    kind = block["type"]
+    if kind == "text" and (not isinstance(block.get("text"), str) or not block["text"]):
+        raise ApiError(400, f"{where}: text content blocks must be non-empty")
+    if kind in ("image", "document"):
+        source = block.get("source") or {}
+        ok = (source.get("type") == "base64" and source.get("media_type") and source.get("data")) or (
+            source.get("type") == "url" and str(source.get("url", "")).startswith(("http://", "https://"))
+        )
+        if not ok:
+            raise ApiError(400, f"{where}.source: expected a base64 source with media_type and data, or a url")
+    if kind == "tool_use" and not (block.get("id") and block.get("name") and isinstance(block.get("input"), dict)):
+        raise ApiError(400, f"{where}: tool_use blocks need id, name and an object input")
+    if kind == "tool_result" and not block.get("tool_use_id"):
+        raise ApiError(400, f"{where}.tool_use_id: Field required")
+
+
+def validate(body: dict[str, Any]) -> None:
+    """Refuse what the real Messages API refuses, with messages worded like its own."""
+    extra = sorted(set(body) - TOP_LEVEL)
+    if extra:
+        raise ApiError(400, f"{extra[0]}: Extra inputs are not permitted")
+    for field in ("model", "messages", "max_tokens"):
+        if field not in body:
+            raise ApiError(400, f"{field}: Field required")
+    if not isinstance(body["model"], str) or not body["model"]:
+        raise ApiError(400, "model: Input should be a valid string")
+    if type(body["max_tokens"]) is not int or body["max_tokens"] < 1:
+        raise ApiError(400, "max_tokens: Input should be a positive integer")
+    messages = body["messages"]
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "messages: at least one message is required")
+    system = body.get("system")
+    if system is not None and not isinstance(system, str):
+        for i, block in enumerate(system if isinstance(system, list) else [None]):
+            _check_block(block, f"system.{i}", {"text"})
+    pending_tool_ids: set[str] = set()
+    for i, msg in enumerate(messages):
+        role = msg.get("role") if isinstance(msg, dict) else None
+        if role not in ("user", "assistant"):
+            raise ApiError(400, f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        if i == 0 and role != "user":
+            raise ApiError(400, 'messages: first message must use the "user" role')
+        if i and messages[i - 1]["role"] == role:
+            alternate = 'messages: roles must alternate between "user" and "assistant"'
+            raise ApiError(400, f'{alternate}, but found multiple "{role}" roles in a row')
+        content = msg.get("content")
+        if isinstance(content, str):
+            if not content:
+                raise ApiError(400, f"messages.{i}: user messages must have non-empty content")
+            blocks: list[Any] = []
+        elif isinstance(content, list) and content:
+            blocks = content
+        else:
+            raise ApiError(400, f"messages.{i}.content: Input should be a non-empty string or list of content blocks")
+        for j, block in enumerate(blocks):
+            _check_block(block, f"messages.{i}.content.{j}", USER_BLOCKS if role == "user" else ASSISTANT_BLOCKS)
+        results = {b["tool_use_id"] for b in blocks if b["type"] == "tool_result"}
+        if results - pending_tool_ids:
+            stray = sorted(results - pending_tool_ids)[0]
+            raise ApiError(
+                400,
+                f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {stray}. "
+                "Each `tool_result` block must have a corresponding `tool_use` block in the previous message.",
+            )
+        if pending_tool_ids - results:
+            missing = sorted(pending_tool_ids - results)[0]
+            raise ApiError(
+                400,
+                f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: {missing}",
+            )
+        pending_tool_ids = {b["id"] for b in blocks if b["type"] == "tool_use"}
+    tools = body.get("tools") or []
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or not tool.get("name") or not isinstance(tool.get("input_schema"), dict):
+            raise ApiError(400, f"tools.{i}: custom tools need a name and an input_schema object")
+    choice = body.get("tool_choice")
+    if choice is not None:
+        if not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none"):
+            raise ApiError(400, "tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
+        if choice["type"] == "tool" and choice.get("name") not in {t["name"] for t in tools}:
+            raise ApiError(400, "tool_choice.name: must name one of the provided tools")
+    temperature = body.get("temperature")
+    if temperature is not None and not (isinstance(temperature, int | float) and 0 <= temperature <= 1):
+        raise ApiError(400, "temperature: Input should be less than or equal to 1")
+    stops = body.get("stop_sequences")
+    if stops is not None and not (isinstance(stops, list) and all(isinstance(s, str) and s for s in stops)):
+        raise ApiError(400, "stop_sequences: Input should be a list of non-empty strings")
+    if set(body.get("metadata") or {}) - {"user_id"}:
+        raise ApiError(400, "metadata: Extra inputs are not permitted")
+
+
+def build_reply(body: dict[str, Any]) -> dict[str, Any]:
+    """The full non-streaming message; streaming replays the same content as events."""
+    tool = chosen_tool(body)
+    usage = {
+        "input_tokens": input_tokens(body),
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "output_tokens": 0,
+        "service_tier": "standard",
+    }
+    stop_reason, stop_sequence = "end_turn", None
+    if tool:
+        tool_id = "toolu_" + hashlib.sha256(json.dumps(body["messages"]).encode()).hexdigest()[:24]
+        content: list[dict[str, Any]] = [{"type": "tool_use", "id": tool_id, "name": tool, "input": TOOL_INPUT}]
+        stop_reason, usage["output_tokens"] = "tool_use", 5
+    else:
+        text = expected_reply(body["messages"])
+        for seq in body.get("stop_sequences") or []:
+            if seq in text:
+                text, stop_reason, stop_sequence = text[: text.index(seq)], "stop_sequence", seq
+        words = text.split(" ")
+        if len(words) > body["max_tokens"]:
+            words, stop_reason, stop_sequence = words[: body["max_tokens"]], "max_tokens", None
+        content = [{"type": "text", "text": " ".join(words)}]
+        usage["output_tokens"] = len(words)
+    return {
+        "id": f"msg_{uuid.uuid4().hex[:24]}",
+        "type": "message",
+        "role": "assistant",
+        "model": body["model"],
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": stop_sequence,
+        "usage": usage,
+    }
+
+
+def stream_events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The event sequence the real API sends for ``message``: start, blocks (ping after the first
+    block starts), message_delta with the cumulative usage, stop."""
+    usage = message["usage"]
+    start = {
+        **message,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {**usage, "output_tokens": 1},
+    }
+    events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": start})]
+    for index, block in enumerate(message["content"]):
+        if block["type"] == "text":
+            opening, words = {"type": "text", "text": ""}, block["text"].split(" ")
+            deltas = [
+                {"type": "text_delta", "text": w + (" " if i < len(words) - 1 else "")} for i, w in enumerate(words)
+            ]
+        else:
+            opening = {**block, "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": f} for f in TOOL_INPUT_FRAGMENTS]
+        events.append(
+            ("content_block_start", {"type": "content_block_start", "index": index, "content_block": opening})
+        )
+        if index == 0:
+            events.append(("ping", {"type": "ping"}))
+        events += [("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d}) for d in deltas]
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    final_usage = {
+        k: usage[k] for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
+    }
+    delta = {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]}
+    events.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": final_usage}))
+    events.append(("message_stop", {"type": "message_stop"}))
+    return events
+
+
+def api_key(headers: dict[str, str]) -> str:
+    """The caller's key: ``x-api-key``, or ``Authorization: Bearer`` (what anthropic SDK 2.x sends)."""
+    bearer = headers.get("authorization", "")
+    return headers.get("x-api-key", "").strip() or (bearer[7:].strip() if bearer.startswith("Bearer ") else "")
+
+
+def _request_id() -> bytes:
+    return f"req_{uuid.uuid4().hex[:24]}".encode()
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _send_json(send: Send, status: int, payload: Any, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    data = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    headers += [(b"request-id", _request_id()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def messages(body: dict[str, Any], behavior: dict[str, Any], send: Send) -> None:
+    validate(body)
+    message = build_reply(body)
+    if not body.get("stream"):
+        return await _send_json(send, 200, message)
+    headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+    await send({"type": "http.response.start", "status": 200, "headers": [*headers, (b"request-id", _request_id())]})
+    fail_after, error_after = behavior["fail_after_events"], behavior["error_after_events"]
+    for i, (name, data) in enumerate(stream_events(message)):
+        if fail_after is not None and i >= fail_after:
+            return  # returning mid-body makes uvicorn close the socket: no message_stop
+        if error_after is not None and i >= error_after:
+            name, data = "error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+        if i and behavior["chunk_delay_ms"]:
+            await asyncio.sleep(behavior["chunk_delay_ms"] / 1000)
+        payload = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+        await send({"type": "http.response.body", "body": payload, "more_body": True})
+        if name == "error":
+            break
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def control(method: str, path: str, body: Any, send: Send) -> None:
+    """Test-only routes; never recorded and never authenticated."""
+    if (method, path) == ("GET", "/_health"):
+        return await _send_json(send, 200, {"ok": True})
+    if (method, path) == ("GET", "/_received"):
+        return await _send_json(send, 200, STATE.received)
+    if (method, path) == ("POST", "/_reset"):
+        STATE.received.clear()
+        STATE.behavior = dict(DEFAULT_BEHAVIOR)
+        return await _send_json(send, 200, {"ok": True})
+    if (method, path) == ("POST", "/_behavior"):
+        if not isinstance(body, dict) or set(body) - set(DEFAULT_BEHAVIOR):
+            raise ApiError(400, f"behavior must be an object with keys from {sorted(DEFAULT_BEHAVIOR)}")
+        STATE.behavior = {**DEFAULT_BEHAVIOR, **body}
+        return await _send_json(send, 200, STATE.behavior)
+    raise ApiError(404)
+
+
+async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """The ASGI entry point: record, check headers, apply behaviour, dispatch."""
+    if scope["type"] != "http":
+        return
+    method, path = scope["method"], scope["path"]
+    text = (await _read_body(receive)).decode("utf-8", errors="replace")
+    try:
+        body = json.loads(text) if text.strip() else None
+        parsed = True
+    except ValueError:
+        body, parsed = None, False
+    try:
+        if path.startswith("/_"):
+            return await control(method, path, body, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        record = {"method": method, "path": path, "query": scope["query_string"].decode(), "headers": headers}
+        STATE.received.append(record | {"json": body, "body": text})
+        if not api_key(headers):
+            raise ApiError(401)
+        if not headers.get("anthropic-version"):
+            raise ApiError(400, "anthropic-version: header is required")
+        if (method, path) != ("POST", "/v1/messages"):
+            raise ApiError(404)
+        behavior = STATE.take_behavior()
+        if behavior["delay_ms"]:
+            await asyncio.sleep(behavior["delay_ms"] / 1000)
+        if behavior["status"]:
+            raise ApiError(int(behavior["status"]))
+        if not parsed or not isinstance(body, dict):
+            raise ApiError(400, "There was an error parsing the body of your request as JSON.")
+        await messages(body, behavior, send)
+    except ApiError as err:
+        extra = ((b"retry-after", b"1"),) if err.status == 429 else ()
+        await _send_json(send, err.status, err.body(), extra)
+
+
+class AnthropicUpstreamProcess(UpstreamProcess):
+    """The OpenAI stand-in's handle, except that Anthropic's base URL has no /v1 (SDKs add it)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
+        super().__init__(proc, port, log_path)
+        self.base_url = self.root_url
+
+
+def start_anthropic_process(port: int | None = None, timeout: float = 15.0) -> AnthropicUpstreamProcess:
+    """Launch the stand-in with ``python -m`` from the repo root and wait until /_health answers.
+    With no port given, a free one is picked (and retried if another process grabs it first)."""
+    log_tail = ""
+    for _attempt in range(3):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            chosen = port or int(sock.getsockname()[1])
+        with tempfile.NamedTemporaryFile(prefix="anthropic-upstream-", suffix=".log", delete=False) as out:
+            cmd = [sys.executable, "-m", MODULE, "--host", "127.0.0.1", "--port", str(chosen)]
+            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
+        up = AnthropicUpstreamProcess(proc, chosen, Path(out.name))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"{up.root_url}/_health", timeout=1).status_code == 200:
+                    return up
+            except httpx.TransportError:
+                time.sleep(0.05)
+        log_tail = up.log_path.read_text(errors="replace")[-2000:]
+        up.stop()
+        if port is not None:
+            break
+    raise RuntimeError(f"anthropic upstream stand-in did not start; log:\n{log_tail}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI entry; a fixed port is required because the caller must know it before we start."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    if args.port <= 0:
+        parser.error("--port must be a real port, not 0")
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="off", access_log=False)
+    # fail_after_events drops connections on purpose; keep uvicorn from logging that as an error
+    logging.getLogger("uvicorn.error").addFilter(lambda r: "without completing" not in r.getMessage())
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()
