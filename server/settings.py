@@ -132,6 +132,7 @@ class LimitSettings(_Strict):
 class BillingSettings(_Strict):
     timezone: str = "UTC"
     currency: str = Field("USD", min_length=3, max_length=3)
+    invoice_prefix: str = "INV-"
 
     @field_validator("timezone")
     @classmethod
@@ -145,6 +146,23 @@ class BillingSettings(_Strict):
         return zone
 
 
+class StripeSettings(_Strict):
+    """Stripe: secrets come from the environment; api_base lets tests use a local stand-in."""
+
+    api_key_env: str = "STRIPE_SECRET_KEY"
+    webhook_secret_env: str = "STRIPE_WEBHOOK_SECRET"
+    api_base: str | None = None
+    tolerance_seconds: int = Field(300, ge=1)
+    success_url: str = "https://example.com/billing/success"
+    cancel_url: str = "https://example.com/billing/cancel"
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env)
+
+    def webhook_secret(self) -> str | None:
+        return os.environ.get(self.webhook_secret_env)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_nested_delimiter="__", extra="forbid")
 
@@ -155,6 +173,7 @@ class Settings(BaseSettings):
     plans: dict[str, PlanSettings] = Field(default_factory=dict)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
+    stripe: StripeSettings = Field(default_factory=StripeSettings)
     config_dir: Path = Path(".")
 
     @classmethod
