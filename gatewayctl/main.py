@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from gatewayctl.commands import keys, local, money, projects, reports
+from gatewayctl.commands import invoices, keys, local, money, projects, reports
 from gatewayctl.errors import CliError
 
 cli = typer.Typer(help="Operate the LLM gateway.", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -20,6 +20,7 @@ cli.add_typer(reports.requests_app, name="requests")
 cli.add_typer(money.budgets_app, name="budgets")
 cli.add_typer(money.wallet_app, name="wallet")
 cli.add_typer(money.ledger_app, name="ledger")
+cli.add_typer(invoices.app, name="invoices")
 
 
 def app() -> None:

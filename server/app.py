@@ -16,6 +16,7 @@ from server.api.openai.chat import chat_completions
 from server.api.openai.embeddings import embeddings
 from server.api.openai.models import list_models, retrieve_model
 from server.api.request_id import request_id_middleware
+from server.api.stripe_webhook import stripe_webhook
 from server.errors import GatewayError
 from server.gateway import Gateway
 from server.settings import Settings
@@ -37,7 +38,16 @@ def create_app(settings: Settings) -> Litestar:
             await gateway.close()
 
     return Litestar(
-        route_handlers=[healthz, readyz, list_models, retrieve_model, chat_completions, embeddings, admin_router],
+        route_handlers=[
+            healthz,
+            readyz,
+            list_models,
+            retrieve_model,
+            chat_completions,
+            embeddings,
+            stripe_webhook,
+            admin_router,
+        ],
         lifespan=[lifespan],
         exception_handlers={
             GatewayError: gateway_error,

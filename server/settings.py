@@ -52,12 +52,16 @@ class Timeouts(_Strict):
 
 class ProviderSettings(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    kind: Literal["openai", "mock"]
+    kind: Literal["openai", "anthropic", "gemini", "mock"]
     base_url: str | None = None
     api_key_env: str | None = None
     timeouts: Timeouts = Field(default_factory=Timeouts)
     max_connections: int = Field(200, ge=1)
     max_idle_connections: int = Field(16, ge=0)
+    # Anthropic only: the API version header every request carries, and max_tokens when the client gives
+    # none (Anthropic requires it; OpenAI clients often omit it).
+    anthropic_version: str = "2023-06-01"
+    default_max_tokens: int = Field(4096, ge=1)
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> ProviderSettings:

@@ -11,6 +11,8 @@ from gatewayctl.options import Json, Token, Url, admin
 from gatewayctl.output import console, emit_json, fields, table
 from server.money import format_credits
 
+Project = Annotated[str, typer.Option("--project", help="Project name or id.")]
+
 budgets_app = typer.Typer(help="Monthly budgets for projects and keys.", no_args_is_help=True)
 wallet_app = typer.Typer(help="Project wallets: balance, operator credits, history.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The append-only ledger.", no_args_is_help=True)
@@ -33,7 +35,7 @@ def budgets_set(
 
 
 @wallet_app.command("balance")
-def wallet_balance(project: str, json_out: Json = False, url: Url = None, token: Token = None) -> None:
+def wallet_balance(project: Project, json_out: Json = False, url: Url = None, token: Token = None) -> None:
     """A project's balance (the sum of its ledger entries), reservations and month-to-date spend."""
     result = admin(url, token).get(f"/wallet/{project}")
     if json_out:
@@ -46,7 +48,7 @@ def wallet_balance(project: str, json_out: Json = False, url: Url = None, token:
 
 @wallet_app.command("credit")
 def wallet_credit(
-    project: str,
+    project: Project,
     amount: Annotated[str, typer.Option("--amount", help="Currency units; negative to debit.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (kept in the ledger).")],
     adjustment_id: Annotated[str | None, typer.Option("--id", help="Idempotency id for this adjustment.")] = None,
@@ -66,7 +68,7 @@ def wallet_credit(
 
 @wallet_app.command("history")
 def wallet_history(
-    project: str,
+    project: Project,
     limit: Annotated[int, typer.Option("--limit", help="Most recent entries to show.")] = 50,
     json_out: Json = False,
     url: Url = None,
@@ -81,6 +83,23 @@ def wallet_history(
         row["amount"] = format_credits(row["amount_micro"])
         row["balance"] = format_credits(row["balance_after_micro"])
     table(data, ("id", "kind", "source_id", "amount", "balance", "memo"))
+
+
+@wallet_app.command("topup")
+def wallet_topup(
+    project: Project,
+    amount: Annotated[str, typer.Option("--amount", help="Currency units to add (whole cents).")],
+    json_out: Json = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Open a Stripe Checkout Session for a top-up and print its URL; the wallet is credited when Stripe confirms."""
+    result = admin(url, token).post(f"/wallet/{project}/topup", {"amount": amount})
+    if json_out:
+        emit_json(result)
+        return
+    console.print(result["url"])
+    console.print(f"[dim]order {result['order_id']}: the wallet is credited once Stripe confirms the payment[/dim]")
 
 
 @ledger_app.command("verify")

@@ -46,3 +46,10 @@ def set_billing(name: str, billing: str, json_out: Json = False, url: Url = None
     """Switch a project between postpaid and prepaid (prepaid needs wallet balance per request)."""
     project = admin(url, token).request("PATCH", f"/projects/{name}", json={"billing": billing})
     emit_json(project) if json_out else fields(project)
+
+
+@app.command("set-customer")
+def set_customer(name: str, customer: str, json_out: Json = False, url: Url = None, token: Token = None) -> None:
+    """Link a project to its Stripe customer id (cus_...), for `invoices export --push-stripe`."""
+    project = admin(url, token).request("PATCH", f"/projects/{name}", json={"stripe_customer_id": customer})
+    emit_json(project) if json_out else fields(project)

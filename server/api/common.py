@@ -12,7 +12,7 @@ from litestar import Request, Response
 from server.clock import now_ms
 from server.errors import bad_request
 from server.gateway import Gateway
-from server.money import format_credits
+from server.money import format_credits, to_micro
 from server.pipeline import OpenedStream, Served
 from server.types import Call
 
@@ -96,3 +96,13 @@ def served_headers(call: Call, served: Served | OpenedStream) -> dict[str, str]:
 
 def json_response(body: Any, headers: dict[str, str] | None = None, status: int = 200) -> Response[bytes]:
     return Response(content=orjson.dumps(body), media_type="application/json", headers=headers, status_code=status)
+
+
+def money_field(value: Any, name: str) -> int | None:
+    """Currency amounts arrive as decimal strings or numbers and become integer micro-units."""
+    if value is None:
+        return None
+    try:
+        return to_micro(str(value))
+    except (ValueError, ArithmeticError):
+        raise bad_request(f"'{name}' must be an amount like 20 or 0.50.", "invalid_amount", name) from None

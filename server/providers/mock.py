@@ -11,7 +11,7 @@ import hashlib
 import struct
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 
 from server.errors import UpstreamError
 from server.metering import estimate_tokens, message_chars
@@ -67,6 +67,8 @@ def _vector(item: Any, dimensions: int) -> list[float]:
 
 
 class MockProvider:
+    native_format: ClassVar[str | None] = None  # serves OpenAI shapes only; front doors translate
+
     def __init__(self, settings: ProviderSettings) -> None:
         self.name = settings.name
 

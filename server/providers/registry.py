@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from server.providers.anthropic import AnthropicProvider
 from server.providers.base import Provider
+from server.providers.gemini import GeminiProvider
 from server.providers.mock import MockProvider
 from server.providers.openai import OpenAIProvider
 from server.settings import ProviderSettings
 
-KINDS: dict[str, type] = {"openai": OpenAIProvider, "mock": MockProvider}
+KINDS: dict[str, type] = {
+    "openai": OpenAIProvider,
+    "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
+    "mock": MockProvider,
+}
 
 
 def build_providers(settings: list[ProviderSettings]) -> dict[str, Provider]:

@@ -286,7 +286,7 @@ def test_concurrent_burst_cannot_overspend_a_project_budget(gw: GatewayProcess) 
     refused = next(r for r in responses if r.status_code == 402).json()["error"]
     assert refused["code"] == "budget_exceeded" and refused["type"] == "insufficient_quota"
     assert "resets at" in refused["message"]
-    balance = gw.cli_json("wallet", "balance", "budgeted")
+    balance = gw.cli_json("wallet", "balance", "--project", "budgeted")
     assert 0 < balance["month_spend_micro"] <= 10_000
     assert balance["reserved_micro"] == 0
     usage = gw.cli_json("usage", "--since", "1h", "--project", "budgeted")
@@ -299,10 +299,10 @@ def test_concurrent_burst_cannot_overdraw_a_prepaid_wallet(gw: GatewayProcess) -
     with pytest.raises(openai.APIStatusError) as info:
         client_for(gw, key).chat.completions.create(model="slow-chat", messages=MESSAGES, max_tokens=1000)
     assert info.value.status_code == 402 and info.value.code == "insufficient_credits"
-    gw.cli_json("wallet", "credit", "prepaid", "--amount", "0.01", "--reason", "test float")
+    gw.cli_json("wallet", "credit", "--project", "prepaid", "--amount", "0.01", "--reason", "test float")
     statuses = [r.status_code for r in _burst(gw, key, 100, 1000)]
     assert statuses.count(200) == 10 and statuses.count(402) == 90
-    balance = gw.cli_json("wallet", "balance", "prepaid")
+    balance = gw.cli_json("wallet", "balance", "--project", "prepaid")
     assert 0 <= balance["balance_micro"] < 10_000
     assert balance["reserved_micro"] == 0
     assert gw.cli_json("ledger", "verify")["ok"] is True

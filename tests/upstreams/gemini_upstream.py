@@ -19,28 +19,23 @@ import binascii
 import json
 import logging
 import re
-import socket
 import subprocess
-import sys
-import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
 import uvicorn
 
 from tests.upstreams.openai_upstream import (
     DEFAULT_BEHAVIOR,
-    REPO_ROOT,
     Headers,
     Receive,
     Send,
     State,
     UpstreamProcess,
     expected_embedding,
+    start_upstream_process,
 )
 
 __all__ = [
@@ -699,29 +694,8 @@ class GeminiUpstreamProcess(UpstreamProcess):
 
 
 def start_gemini_upstream(port: int | None = None, timeout: float = 15.0) -> GeminiUpstreamProcess:
-    """Launch the stand-in with ``python -m`` from the repo root and wait until /_health answers.
-    With no port given, a free one is picked (and retried if another process grabs it first)."""
-    log_tail = ""
-    for _attempt in range(3):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            chosen = port or int(sock.getsockname()[1])
-        with tempfile.NamedTemporaryFile(prefix="gemini-upstream-", suffix=".log", delete=False) as out:
-            cmd = [sys.executable, "-m", MODULE, "--host", "127.0.0.1", "--port", str(chosen)]
-            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
-        up = GeminiUpstreamProcess(proc, chosen, Path(out.name))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if httpx.get(f"{up.root_url}/_health", timeout=1).status_code == 200:
-                    return up
-            except httpx.TransportError:
-                time.sleep(0.05)
-        log_tail = up.log_path.read_text(errors="replace")[-2000:]
-        up.stop()
-        if port is not None:
-            break
-    raise RuntimeError(f"gemini upstream stand-in did not start; log:\n{log_tail}")
+    """Launch this stand-in as a subprocess (the shared launch loop in openai_upstream) and wait for it."""
+    return start_upstream_process(port, timeout, module=MODULE, process_class=GeminiUpstreamProcess)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
@@ -390,17 +390,29 @@ class UpstreamProcess:
         self.log_path.unlink(missing_ok=True)
 
 
-def start_upstream_process(port: int | None = None, timeout: float = 15.0) -> UpstreamProcess:
-    """Launch the stand-in with ``python -m`` from the repo root and wait until /_health answers.
+P = TypeVar("P", bound=UpstreamProcess)
+
+
+def start_upstream_process(
+    port: int | None = None,
+    timeout: float = 15.0,
+    *,
+    module: str = MODULE,
+    process_class: type[P] = UpstreamProcess,  # type: ignore[assignment]
+) -> P:
+    """Launch a stand-in (this one unless `module` names another) with ``python -m`` from the repo root
+    and wait until /_health answers; every stand-in shares this launch loop and its handle type.
     With no port given, a free one is picked (and retried if another process grabs it first)."""
+    label = module.rsplit(".", 1)[-1]
+    log_tail = ""
     for _attempt in range(3):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             chosen = port or int(sock.getsockname()[1])
-        with tempfile.NamedTemporaryFile(prefix="openai-upstream-", suffix=".log", delete=False) as out:
-            cmd = [sys.executable, "-m", MODULE, "--host", "127.0.0.1", "--port", str(chosen)]
+        with tempfile.NamedTemporaryFile(prefix=f"{label}-", suffix=".log", delete=False) as out:
+            cmd = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(chosen)]
             proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
-        up = UpstreamProcess(proc, chosen, Path(out.name))
+        up = process_class(proc, chosen, Path(out.name))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and proc.poll() is None:
             try:
@@ -412,7 +424,7 @@ def start_upstream_process(port: int | None = None, timeout: float = 15.0) -> Up
         up.stop()
         if port is not None:
             break
-    raise RuntimeError(f"openai upstream stand-in did not start; log:\n{log_tail}")
+    raise RuntimeError(f"{label} stand-in did not start; log:\n{log_tail}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,21 +23,16 @@ import hmac
 import json
 import re
 import secrets
-import socket
 import string
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
 import uvicorn
 
-from tests.upstreams.openai_upstream import REPO_ROOT, Receive, Send, UpstreamProcess, _read_body
+from tests.upstreams.openai_upstream import Receive, Send, UpstreamProcess, _read_body, start_upstream_process
 
 MODULE = "tests.upstreams.stripe_upstream"
 API_VERSION = "2026-10-28.endive"  # what stripe-python 16.1 pins; events claim the same version
@@ -1063,29 +1058,8 @@ class StripeProcess(UpstreamProcess):
 
 
 def start_stripe_process(port: int | None = None, timeout: float = 15.0) -> StripeProcess:
-    """Launch the stand-in with ``python -m`` from the repo root and wait until /_health answers.
-    With no port given, a free one is picked (and retried if another process grabs it first)."""
-    log_tail = ""
-    for _attempt in range(3):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            chosen = port or int(sock.getsockname()[1])
-        with tempfile.NamedTemporaryFile(prefix="stripe-upstream-", suffix=".log", delete=False) as out:
-            cmd = [sys.executable, "-m", MODULE, "--host", "127.0.0.1", "--port", str(chosen)]
-            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
-        up = StripeProcess(proc, chosen, Path(out.name))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if httpx.get(f"{up.root_url}/_health", timeout=1).status_code == 200:
-                    return up
-            except httpx.TransportError:
-                time.sleep(0.05)
-        log_tail = up.log_path.read_text(errors="replace")[-2000:]
-        up.stop()
-        if port is not None:
-            break
-    raise RuntimeError(f"stripe stand-in did not start; log:\n{log_tail}")
+    """Launch this stand-in as a subprocess (the shared launch loop in openai_upstream) and wait for it."""
+    return start_upstream_process(port, timeout, module=MODULE, process_class=StripeProcess)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,14 +7,13 @@ from typing import Any
 from litestar import Request, Response, Router, get, patch, post
 
 from server.api.admin.guard import require_admin
-from server.api.common import gateway_of, json_body, json_response
+from server.api.admin.money import MONEY_HANDLERS
+from server.api.common import gateway_of, json_body, json_response, money_field
 from server.api.openai.models import describe
 from server.errors import GatewayError, bad_request
-from server.money import to_micro
 from server.operations import (
     create_key,
     create_project,
-    credit_wallet,
     find_key,
     find_project,
     revoke_key,
@@ -58,16 +57,6 @@ async def list_keys(request: Request[Any, Any, Any], project: str | None = None)
     return json_response({"data": [k.public() for k in keys]})
 
 
-def _money(value: Any, name: str) -> int | None:
-    """Currency amounts arrive as decimal strings or numbers and become integer micro-units."""
-    if value is None:
-        return None
-    try:
-        return to_micro(str(value))
-    except (ValueError, ArithmeticError):
-        raise bad_request(f"'{name}' must be an amount like 20 or 0.50.", "invalid_amount", name) from None
-
-
 @patch("/projects/{ref:str}")
 async def patch_project(request: Request[Any, Any, Any], ref: str) -> Response[Any]:
     body = await json_body(request)
@@ -76,8 +65,10 @@ async def patch_project(request: Request[Any, Any, Any], ref: str) -> Response[A
         values["plan"] = _optional_str(body, "plan")
     if "billing" in body:
         values["billing"] = _optional_str(body, "billing")
+    if "stripe_customer_id" in body:
+        values["stripe_customer_id"] = _optional_str(body, "stripe_customer_id")
     if "monthly_budget" in body:
-        budget = _money(body["monthly_budget"], "monthly_budget")
+        budget = money_field(body["monthly_budget"], "monthly_budget")
         values["monthly_budget_micro"] = budget or None
     if not values:
         raise bad_request("Nothing to change: give plan, billing or monthly_budget.", "empty_update")
@@ -94,7 +85,7 @@ async def post_key(request: Request[Any, Any, Any]) -> Response[Any]:
     if expires_ms is not None and (not isinstance(expires_ms, int) or isinstance(expires_ms, bool)):
         raise bad_request("'expires_ms' must be an integer.", "invalid_type", "expires_ms")
     scopes = {name: body.get(name) for name in ("models", "endpoints", "ips", "rpm", "tpm")}
-    scopes["monthly_budget_micro"] = _money(body.get("monthly_budget"), "monthly_budget")
+    scopes["monthly_budget_micro"] = money_field(body.get("monthly_budget"), "monthly_budget")
     key, secret = await create_key(gateway_of(request), project, _optional_str(body, "name"), expires_ms, scopes)
     return json_response({**key.public(), "key": secret}, status=201)
 
@@ -112,7 +103,7 @@ async def post_rotate(request: Request[Any, Any, Any], key_id: str) -> Response[
 @post("/budgets", status_code=200)
 async def post_budget(request: Request[Any, Any, Any]) -> Response[Any]:
     body = await json_body(request)
-    monthly = _money(body.get("monthly"), "monthly") or None
+    monthly = money_field(body.get("monthly"), "monthly") or None
     gw = gateway_of(request)
     if body.get("key"):
         key = await set_key_budget(gw, str(body["key"]), monthly)
@@ -121,47 +112,6 @@ async def post_budget(request: Request[Any, Any, Any]) -> Response[Any]:
         project = await set_project(gw, str(body["project"]), monthly_budget_micro=monthly)
         return json_response({"project": project.id, "monthly_budget_micro": project.monthly_budget_micro})
     raise bad_request("Give 'project' or 'key'.", "missing_scope")
-
-
-@get("/wallet/{ref:str}")
-async def wallet_balance(request: Request[Any, Any, Any], ref: str) -> Response[Any]:
-    gw = gateway_of(request)
-    project = find_project(gw, ref)
-    budgets = gw.budgets
-    return json_response(
-        {
-            "project": project.id,
-            "billing": project.billing,
-            "balance_micro": budgets.balances.get(project.id, 0),
-            "reserved_micro": budgets.reserved_wallet.get(project.id, 0),
-            "month": budgets.month,
-            "month_spend_micro": budgets.spent_project.get(project.id, 0),
-            "monthly_budget_micro": project.monthly_budget_micro,
-        }
-    )
-
-
-@post("/wallet/{ref:str}/credit", status_code=201)
-async def wallet_credit(request: Request[Any, Any, Any], ref: str) -> Response[Any]:
-    body = await json_body(request)
-    amount = _money(body.get("amount"), "amount")
-    if amount is None:
-        raise bad_request("'amount' is required.", "missing_amount", "amount")
-    entry = await credit_wallet(gateway_of(request), ref, amount, str(body.get("reason") or ""), body.get("id"))
-    return json_response(entry, status=201)
-
-
-@get("/wallet/{ref:str}/history")
-async def wallet_history(request: Request[Any, Any, Any], ref: str, limit: int = 50) -> Response[Any]:
-    gw = gateway_of(request)
-    project = find_project(gw, ref)
-    return json_response({"project": project.id, "data": await gw.store.ledger_history(project.id, min(limit, 1000))})
-
-
-@get("/ledger/verify")
-async def ledger_verify(request: Request[Any, Any, Any]) -> Response[Any]:
-    results = await gateway_of(request).store.verify_ledger()
-    return json_response({"ok": all(r["ok"] for r in results), "projects": results})
 
 
 @get("/keys/{key_id:str}")
@@ -208,15 +158,12 @@ admin_router = Router(
     path="/admin/v1",
     guards=[require_admin],
     route_handlers=[
+        *MONEY_HANDLERS,
         list_projects,
         post_project,
         patch_project,
         post_rotate,
         post_budget,
-        wallet_balance,
-        wallet_credit,
-        wallet_history,
-        ledger_verify,
         list_keys,
         post_key,
         get_key,

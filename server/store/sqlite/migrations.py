@@ -143,9 +143,59 @@ def _m002_limits_budgets_ledger(db: sqlite_utils.Database) -> None:
     db["outbox"].create_index(["delivered_ms"])
 
 
+def _m003_stripe_invoices(db: sqlite_utils.Database) -> None:
+    # A top-up the gateway ordered: Stripe must confirm exactly this amount and currency.
+    db["topup_orders"].create(
+        {
+            "id": str,
+            "project_id": str,
+            "session_id": str,
+            "payment_intent": str,
+            "amount_micro": int,
+            "currency": str,
+            "status": str,
+            "created_ms": int,
+            "credited_ms": int,
+        },
+        pk="id",
+        not_null={"project_id", "session_id", "amount_micro", "currency", "status", "created_ms"},
+        foreign_keys=[("project_id", "projects", "id")],
+    )
+    db["topup_orders"].create_index(["session_id"], unique=True)
+    db["topup_orders"].create_index(["payment_intent"], unique=True)
+    # Every Stripe event id seen, so a replayed delivery changes nothing.
+    db["stripe_events"].create(
+        {"id": str, "event_type": str, "received_ms": int, "outcome": str},
+        pk="id",
+        not_null={"event_type", "received_ms", "outcome"},
+    )
+    db["invoices"].create(
+        {
+            "id": str,
+            "seq": int,
+            "number": str,
+            "project_id": str,
+            "month": str,
+            "total_micro": int,
+            "status": str,
+            "stripe_invoice_id": str,
+            "created_ms": int,
+            "paid_ms": int,
+        },
+        pk="id",
+        not_null={"seq", "number", "project_id", "month", "total_micro", "status", "created_ms"},
+        foreign_keys=[("project_id", "projects", "id")],
+    )
+    db["invoices"].create_index(["seq"], unique=True)
+    db["invoices"].create_index(["number"], unique=True)
+    db["invoices"].create_index(["project_id", "month"], unique=True)
+    db["invoices"].create_index(["stripe_invoice_id"])
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_limits_budgets_ledger", _m002_limits_budgets_ledger),
+    ("003_stripe_invoices", _m003_stripe_invoices),
 ]
 
 

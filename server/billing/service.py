@@ -1,0 +1,125 @@
+"""Money operations behind the admin API and the Stripe webhook: top-ups, Stripe events, invoices.
+
+Each database change runs as one writer operation (so three concurrent deliveries of an event are
+serialized and credit once); the in-memory wallet balance moves only after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from server.billing.invoices import document, is_closed, month_bounds, parse_month
+from server.billing.stripe_api import StripeApi
+from server.billing.topups import cents_to_micro, session_facts
+from server.clock import now_ms
+from server.errors import GatewayError, bad_request
+from server.gateway import Gateway
+from server.keys import new_id
+from server.operations import find_project
+from server.store.sqlite import billing as billing_sql
+
+log = logging.getLogger("gateway.billing")
+
+CREDIT_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+
+
+def stripe_api(gw: Gateway) -> StripeApi:
+    return StripeApi(gw.settings.stripe, gw.settings.billing.currency)
+
+
+async def topup(gw: Gateway, ref: str, amount_micro: int) -> dict[str, Any]:
+    """Order a top-up and open a Stripe Checkout Session for it; the wallet moves only on the webhook."""
+    project = find_project(gw, ref)
+    if amount_micro <= 0:
+        raise bad_request("The amount must be positive.", "invalid_amount", "amount")
+    order_id = new_id("ord")
+    session_id, url = await stripe_api(gw).checkout(project.id, project.name, amount_micro, order_id)
+    order = {
+        "id": order_id,
+        "project_id": project.id,
+        "session_id": session_id,
+        "amount_micro": amount_micro,
+        "currency": gw.settings.billing.currency.lower(),
+        "created_ms": now_ms(),
+    }
+    await gw.store.writer.run(billing_sql.insert_order(order))
+    return {
+        "order_id": order_id,
+        "project_id": project.id,
+        "session_id": session_id,
+        "url": url,
+        "amount_micro": amount_micro,
+    }
+
+
+async def handle_event(gw: Gateway, event: dict[str, Any]) -> str:
+    """Apply one verified Stripe event; returns what happened (for the log and the response)."""
+    event_id, event_type, when = event["id"], event["type"], now_ms()
+    obj = (event.get("data") or {}).get("object") or {}
+    if event_type in CREDIT_EVENTS:
+        op = billing_sql.credit_topup(event_id, event_type, session_facts(obj), when)
+    elif event_type == "charge.refunded":
+        op = billing_sql.refund(
+            event_id,
+            event_type,
+            str(obj.get("id")),
+            obj.get("payment_intent"),
+            cents_to_micro(int(obj.get("amount_refunded") or 0)),
+            when,
+        )
+    elif event_type == "invoice.paid":
+        op = billing_sql.settle_invoice(event_id, event_type, str(obj.get("id")), when)
+    else:
+        op = billing_sql.ignore_event(event_id, event_type, when)
+    outcome, entry = await gw.store.writer.run(op)
+    if entry is not None:
+        gw.budgets.credit(entry["project_id"], entry["amount_micro"])
+    log.info("stripe event %s (%s): %s", event_id, event_type, outcome)
+    return str(outcome)
+
+
+async def close_month(
+    gw: Gateway, month: str, push_stripe: bool, project_ref: str | None = None
+) -> list[dict[str, Any]]:
+    """Invoice documents for every project with ledger entries in the month (numbered once, frozen once closed)."""
+    month = parse_month(month)
+    zone = gw.settings.billing.timezone
+    start, end = month_bounds(month, zone)
+    closed = is_closed(month, zone, now_ms())
+    reader = gw.store.reader
+    project_ids = await reader.call(lambda conn: billing_sql.projects_with_entries(conn, start, end))
+    if project_ref:
+        wanted = find_project(gw, project_ref).id
+        project_ids = [p for p in project_ids if p == wanted]
+    documents = []
+    for project_id in project_ids:
+        project = gw.snapshot.projects_by_id[project_id]
+        data = await reader.call(lambda conn, pid=project_id: billing_sql.invoice_data(conn, pid, start, end))
+        row = await gw.store.writer.run(
+            billing_sql.ensure_invoice(
+                project_id, month, data["debits_micro"], gw.settings.billing.invoice_prefix, closed, now_ms()
+            )
+        )
+        doc = document(row, project.public(), data, gw.settings.billing.currency, zone)
+        if push_stripe:
+            doc["stripe_invoice_id"] = await _push(gw, row, project.billing, project.stripe_customer_id, doc)
+        documents.append(doc)
+    return documents
+
+
+async def _push(
+    gw: Gateway, row: dict[str, Any], billing: str, customer: str | None, doc: dict[str, Any]
+) -> str | None:
+    """Mirror a postpaid project's invoice in Stripe once (needs the project's Stripe customer id)."""
+    if row.get("stripe_invoice_id"):
+        return str(row["stripe_invoice_id"])
+    if billing != "postpaid" or not customer or not doc["lines"]:
+        return None
+    if row["status"] == "draft":
+        raise GatewayError(
+            409, f"{row['month']} has not ended; only closed months are sent to Stripe.", code="month_open"
+        )
+    stripe_id = await stripe_api(gw).push_invoice(customer, doc)
+    await gw.store.writer.run(billing_sql.set_stripe_invoice(row["id"], stripe_id))
+    return stripe_id

@@ -1,0 +1,132 @@
+"""Stripe calls the gateway makes (Checkout Sessions, invoices) and webhook signature checks.
+
+The real `stripe` library does the talking; its base URL comes from config so tests use a local
+stand-in. Library calls are synchronous, so they run in a worker thread, off the event loop.
+Secrets come from the environment and never appear in errors or logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import stripe
+
+from server.billing.topups import micro_to_cents
+from server.errors import GatewayError
+from server.settings import StripeSettings
+
+
+class StripeApi:
+    def __init__(self, settings: StripeSettings, currency: str) -> None:
+        self._settings = settings
+        self._currency = currency.lower()
+
+    def _client(self) -> stripe.StripeClient:
+        key = self._settings.api_key()
+        if not key:
+            raise GatewayError(
+                503, f"Stripe is not configured: set {self._settings.api_key_env}.", code="stripe_not_configured"
+            )
+        options: dict[str, Any] = {"max_network_retries": 2}
+        if self._settings.api_base:
+            options["base_addresses"] = {"api": self._settings.api_base}
+        return stripe.StripeClient(key, **options)
+
+    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except stripe.StripeError as exc:
+            raise GatewayError(
+                502, f"Stripe refused the call: {exc.user_message or type(exc).__name__}", code="stripe_error"
+            ) from None
+
+    async def checkout(self, project_id: str, project_name: str, amount_micro: int, order_id: str) -> tuple[str, str]:
+        """A payment-mode Checkout Session for a wallet top-up; returns (session id, URL)."""
+        try:
+            cents = micro_to_cents(amount_micro)
+        except ValueError as exc:
+            raise GatewayError(400, str(exc), code="invalid_amount", param="amount") from None
+        client = self._client()
+        params = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "price_data": {
+                        "currency": self._currency,
+                        "unit_amount": cents,
+                        "product_data": {"name": f"Gateway credits for {project_name}"},
+                    },
+                    "quantity": 1,
+                }
+            ],
+            "metadata": {"project_id": project_id, "order_id": order_id},
+            "client_reference_id": project_id,
+            "success_url": self._settings.success_url,
+            "cancel_url": self._settings.cancel_url,
+        }
+        session = await self._call(
+            client.v1.checkout.sessions.create, params=params, options={"idempotency_key": order_id}
+        )
+        return session.id, session.url
+
+    async def push_invoice(self, customer: str, invoice: dict[str, Any]) -> str:
+        """Create, fill and finalize a Stripe invoice mirroring ours; returns the Stripe invoice id."""
+        client = self._client()
+        number = invoice["number"]
+        created = await self._call(
+            client.v1.invoices.create,
+            params={
+                "customer": customer,
+                "collection_method": "send_invoice",
+                "days_until_due": 30,
+                "auto_advance": False,
+                "pending_invoice_items_behavior": "exclude",
+                "metadata": {
+                    "gateway_invoice": number,
+                    "project_id": invoice["project"]["id"],
+                    "month": invoice["month"],
+                },
+            },
+            options={"idempotency_key": f"{number}-invoice"},
+        )
+        for index, line in enumerate(invoice["lines"]):
+            cents = -(-line["amount_micro"] // 10_000)  # Stripe bills whole cents: round up the line
+            await self._call(
+                client.v1.invoice_items.create,
+                params={
+                    "customer": customer,
+                    "invoice": created.id,
+                    "amount": cents,
+                    "currency": self._currency,
+                    "description": f"{line['model']}: {line['requests']} requests",
+                },
+                options={"idempotency_key": f"{number}-line-{index}"},
+            )
+        await self._call(client.v1.invoices.finalize_invoice, created.id)
+        return str(created.id)
+
+    def verify(self, payload: bytes, signature: str | None) -> dict[str, Any]:
+        """The event, if the signature is valid and fresh; else a 400 (nothing is changed)."""
+        secret = self._settings.webhook_secret()
+        if not secret:
+            raise GatewayError(
+                503,
+                f"Stripe webhooks are not configured: set {self._settings.webhook_secret_env}.",
+                code="stripe_not_configured",
+            )
+        try:
+            stripe.Webhook.construct_event(payload, signature, secret, tolerance=self._settings.tolerance_seconds)
+        except stripe.SignatureVerificationError:
+            raise GatewayError(400, "Invalid or stale Stripe signature.", code="invalid_signature") from None
+        except ValueError:
+            raise GatewayError(400, "The webhook body is not valid JSON.", code="invalid_json") from None
+        event = orjson.loads(payload)
+        if (
+            not isinstance(event, dict)
+            or not isinstance(event.get("id"), str)
+            or not isinstance(event.get("type"), str)
+        ):
+            raise GatewayError(400, "Not a Stripe event.", code="invalid_event")
+        return event

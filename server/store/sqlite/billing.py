@@ -1,0 +1,217 @@
+"""SQL for Stripe top-ups, refunds, invoice settlement and invoice data; each Stripe event in one op.
+
+Every op records the Stripe event id first-come in `stripe_events`, so a replayed delivery (same
+event id) changes nothing, and credits are unique by (kind, source) in the ledger, so a different
+event about the same Checkout Session cannot credit twice either.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from server.billing.topups import refusal
+from server.store.sqlite import ledger, records
+from server.store.sqlite.catalog import rows
+
+
+def _seen(conn: sqlite3.Connection, event_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM stripe_events WHERE id = ?", (event_id,)).fetchone() is not None
+
+
+def _remember(conn: sqlite3.Connection, event_id: str, event_type: str, outcome: str, when_ms: int) -> str:
+    conn.execute(
+        "INSERT INTO stripe_events (id, event_type, received_ms, outcome) VALUES (?, ?, ?, ?)",
+        (event_id, event_type, when_ms, outcome),
+    )
+    return outcome
+
+
+def insert_order(order: dict[str, Any]) -> Any:
+    def op(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO topup_orders (id, project_id, session_id, amount_micro, currency, status, created_ms)"
+            " VALUES (:id, :project_id, :session_id, :amount_micro, :currency, 'open', :created_ms)",
+            order,
+        )
+
+    return op
+
+
+def credit_topup(event_id: str, event_type: str, facts: dict[str, Any], when_ms: int) -> Any:
+    """Credit the ordered amount once for a paid session; returns (outcome, ledger entry or None)."""
+
+    def op(conn: sqlite3.Connection) -> tuple[str, dict[str, Any] | None]:
+        if _seen(conn, event_id):
+            return "duplicate_event", None
+        found = rows(conn, "SELECT * FROM topup_orders WHERE session_id = ?", (facts["session_id"],))
+        order = found[0] if found else None
+        why = refusal(order, facts)
+        if why is not None or order is None:
+            return _remember(conn, event_id, event_type, why or "unknown_order", when_ms), None
+        entry = ledger.append(
+            conn, order["project_id"], "topup", facts["session_id"], order["amount_micro"], "Stripe top-up", when_ms
+        )
+        conn.execute(
+            "UPDATE topup_orders SET status = 'credited', payment_intent = ?, credited_ms = ? WHERE id = ?",
+            (facts["payment_intent"], when_ms, order["id"]),
+        )
+        payload = {
+            "project_id": order["project_id"],
+            "amount_micro": order["amount_micro"],
+            "session_id": facts["session_id"],
+        }
+        records.add_event(
+            f"evt_recharged_{facts['session_id']}", "wallet.recharged", order["project_id"], payload, when_ms
+        )(conn)
+        return _remember(conn, event_id, event_type, "credited", when_ms), entry
+
+    return op
+
+
+def refund(
+    event_id: str, event_type: str, charge_id: str, payment_intent: str | None, refunded_micro: int, when_ms: int
+) -> Any:
+    """A refund entry for what was refunded beyond the refunds already recorded for this charge."""
+
+    def op(conn: sqlite3.Connection) -> tuple[str, dict[str, Any] | None]:
+        if _seen(conn, event_id):
+            return "duplicate_event", None
+        order = conn.execute(
+            "SELECT project_id FROM topup_orders WHERE payment_intent = ? AND status = 'credited'", (payment_intent,)
+        ).fetchone()
+        if order is None:
+            return _remember(conn, event_id, event_type, "unknown_payment", when_ms), None
+        already = conn.execute(
+            "SELECT COALESCE(SUM(-amount_micro), 0) FROM ledger WHERE kind = 'refund' AND source_id LIKE ?",
+            (f"{charge_id}:%",),
+        ).fetchone()[0]
+        delta = refunded_micro - already
+        if delta <= 0:
+            return _remember(conn, event_id, event_type, "nothing_new", when_ms), None
+        entry = ledger.append(
+            conn, order[0], "refund", f"{charge_id}:{refunded_micro}", -delta, "Stripe refund", when_ms
+        )
+        return _remember(conn, event_id, event_type, "refunded", when_ms), entry
+
+    return op
+
+
+def settle_invoice(event_id: str, event_type: str, stripe_invoice_id: str, when_ms: int) -> Any:
+    """Mark our invoice paid and credit its total back to the project's balance (postpaid settlement)."""
+
+    def op(conn: sqlite3.Connection) -> tuple[str, dict[str, Any] | None]:
+        if _seen(conn, event_id):
+            return "duplicate_event", None
+        found = rows(conn, "SELECT * FROM invoices WHERE stripe_invoice_id = ?", (stripe_invoice_id,))
+        if not found:
+            return _remember(conn, event_id, event_type, "unknown_invoice", when_ms), None
+        invoice = found[0]
+        if invoice["status"] == "paid":
+            return _remember(conn, event_id, event_type, "already_paid", when_ms), None
+        conn.execute("UPDATE invoices SET status = 'paid', paid_ms = ? WHERE id = ?", (when_ms, invoice["id"]))
+        entry = ledger.append(
+            conn,
+            invoice["project_id"],
+            "invoice_settlement",
+            invoice["number"],
+            invoice["total_micro"],
+            "Invoice paid",
+            when_ms,
+        )
+        payload = {
+            "project_id": invoice["project_id"],
+            "number": invoice["number"],
+            "total_micro": invoice["total_micro"],
+        }
+        records.add_event(
+            f"evt_invoice_paid_{invoice['number']}", "invoice.paid", invoice["project_id"], payload, when_ms
+        )(conn)
+        return _remember(conn, event_id, event_type, "paid", when_ms), entry
+
+    return op
+
+
+def ignore_event(event_id: str, event_type: str, when_ms: int) -> Any:
+    def op(conn: sqlite3.Connection) -> tuple[str, None]:
+        if _seen(conn, event_id):
+            return "duplicate_event", None
+        return _remember(conn, event_id, event_type, "ignored", when_ms), None
+
+    return op
+
+
+def invoice_data(conn: sqlite3.Connection, project_id: str, start_ms: int, end_ms: int) -> dict[str, Any]:
+    """Line items by model (from usage), the month's usage debits and other entries (from the ledger)."""
+    lines = rows(
+        conn,
+        "SELECT model, COUNT(*) AS requests, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,"
+        " SUM(cost_micro) AS amount_micro FROM usage WHERE project_id = ? AND created_ms >= ? AND created_ms < ?"
+        " GROUP BY model ORDER BY model",
+        (project_id, start_ms, end_ms),
+    )
+    debits = conn.execute(
+        "SELECT COALESCE(SUM(-amount_micro), 0) FROM ledger WHERE project_id = ? AND kind = 'usage'"
+        " AND created_ms >= ? AND created_ms < ?",
+        (project_id, start_ms, end_ms),
+    ).fetchone()[0]
+    credits = rows(
+        conn,
+        "SELECT kind, source_id, created_ms AS at_ms, amount_micro, memo FROM ledger WHERE project_id = ?"
+        " AND kind != 'usage' AND created_ms >= ? AND created_ms < ? ORDER BY rowid",
+        (project_id, start_ms, end_ms),
+    )
+    return {"lines": lines, "debits_micro": debits, "credits": credits}
+
+
+def projects_with_entries(conn: sqlite3.Connection, start_ms: int, end_ms: int) -> list[str]:
+    found = conn.execute(
+        "SELECT DISTINCT project_id FROM ledger WHERE created_ms >= ? AND created_ms < ? ORDER BY project_id",
+        (start_ms, end_ms),
+    )
+    return [row[0] for row in found]
+
+
+def ensure_invoice(project_id: str, month: str, total_micro: int, prefix: str, closed: bool, when_ms: int) -> Any:
+    """The project's invoice for the month: numbered once (sequential per installation), frozen once closed."""
+
+    def op(conn: sqlite3.Connection) -> dict[str, Any]:
+        found = rows(conn, "SELECT * FROM invoices WHERE project_id = ? AND month = ?", (project_id, month))
+        if found:
+            invoice = found[0]
+            if invoice["status"] == "draft":
+                status = "open" if closed else "draft"
+                conn.execute(
+                    "UPDATE invoices SET total_micro = ?, status = ? WHERE id = ?", (total_micro, status, invoice["id"])
+                )
+                invoice.update(total_micro=total_micro, status=status)
+            return invoice
+        seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM invoices").fetchone()[0]
+        invoice = {
+            "id": f"inv_{seq:06d}",
+            "seq": seq,
+            "number": f"{prefix}{seq:06d}",
+            "project_id": project_id,
+            "month": month,
+            "total_micro": total_micro,
+            "status": "open" if closed else "draft",
+            "stripe_invoice_id": None,
+            "created_ms": when_ms,
+            "paid_ms": None,
+        }
+        conn.execute(
+            "INSERT INTO invoices (id, seq, number, project_id, month, total_micro, status, stripe_invoice_id,"
+            " created_ms, paid_ms) VALUES (:id, :seq, :number, :project_id, :month, :total_micro, :status,"
+            " :stripe_invoice_id, :created_ms, :paid_ms)",
+            invoice,
+        )
+        return invoice
+
+    return op
+
+
+def set_stripe_invoice(invoice_id: str, stripe_invoice_id: str) -> Any:
+    def op(conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE invoices SET stripe_invoice_id = ? WHERE id = ?", (stripe_invoice_id, invoice_id))
+
+    return op
