@@ -2,14 +2,16 @@
 
 Each function raises the documented GatewayError; none knows HTTP. Worst-case cost for the
 reservation: input tokens bounded by the UTF-8 size of the request body (a BPE token always covers
-at least one byte, so this never underestimates), output tokens from max_completion_tokens /
-max_tokens (times `n`), else the configured default cap.
+at least one byte, so this never underestimates), output tokens from the request's own cap (each
+dialect knows its field: max_completion_tokens / max_tokens times n, max_output_tokens,
+maxOutputTokens), else the configured default cap.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -36,6 +38,7 @@ class Ticket:
     model: ModelEntry
     admission: Admission
     hold: Hold
+    dialect: Any
 
 
 def admit(gw: Gateway, secret: str | None, client_ip: str) -> Caller:
@@ -64,13 +67,11 @@ def authorize(gw: Gateway, caller: Caller, call: Call, capability: str) -> Model
     return model
 
 
-def limit(gw: Gateway, caller: Caller, call: Call) -> Admission:
+def limit(gw: Gateway, caller: Caller, call: Call, max_output: int | None) -> Admission:
     """Key RPM/TPM and the project's plan limits for this endpoint class, all or nothing."""
     assert caller.key is not None and caller.project is not None
     scopes = caller.key.scopes
-    tokens = estimate_tokens(
-        len(orjson.dumps(call.body.get("messages") or call.body.get("input") or ""))
-    ) + _output_cap(call, 0)
+    tokens = estimate_tokens(len(orjson.dumps(call.body))) + (max_output or 0)
     window = gw.limiter.window
     checks: list[Check] = []
     if scopes.rpm:
@@ -96,34 +97,23 @@ def limit(gw: Gateway, caller: Caller, call: Call) -> Admission:
     return admission
 
 
-def worst_case_micro(gw: Gateway, call: Call, model: ModelEntry) -> int:
+def worst_case_micro(gw: Gateway, call: Call, model: ModelEntry, max_output: int | None) -> int:
     input_bound = len(orjson.dumps(call.body))
-    output = _output_cap(call, gw.settings.limits.default_max_output_tokens)
+    output = gw.settings.limits.default_max_output_tokens if max_output is None else max_output
     return charge_for(Usage(input_tokens=input_bound, output_tokens=output), model.rates).micro
 
 
-def reserve(gw: Gateway, caller: Caller, call: Call, model: ModelEntry) -> Hold:
+def reserve(gw: Gateway, caller: Caller, call: Call, model: ModelEntry, max_output: int | None) -> Hold:
     assert caller.key is not None and caller.project is not None
     return gw.budgets.reserve(
         caller.project_id,
         caller.key_id,
-        worst_case_micro(gw, call, model),
+        worst_case_micro(gw, call, model, max_output),
         project_budget=caller.project.monthly_budget_micro,
         key_budget=caller.key.scopes.monthly_budget_micro,
         prepaid=caller.project.prepaid,
         now_ms=now_ms(),
     )
-
-
-def _output_cap(call: Call, default: int) -> int:
-    if call.endpoint_class != "chat":
-        return 0
-    body = call.body
-    cap = body.get("max_completion_tokens") or body.get("max_tokens")
-    if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
-        cap = default
-    n = body.get("n")
-    return cap * (n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1)
 
 
 def _rate_limited(gw: Gateway, subject: str, project_id: str | None, exc: GatewayError) -> None:

@@ -6,18 +6,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
-from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp
 
 from server.api.admin.routes import admin_router
-from server.api.error_handlers import gateway_error, http_error, internal_error
+from server.api.anthropic import messages
+from server.api.error_handlers import OPENAI_ERRORS
+from server.api.gemini import generate_content
 from server.api.health import healthz, readyz
 from server.api.openai.chat import chat_completions
 from server.api.openai.embeddings import embeddings
 from server.api.openai.models import list_models, retrieve_model
+from server.api.openai.responses import responses
 from server.api.request_id import request_id_middleware
 from server.api.stripe_webhook import stripe_webhook
-from server.errors import GatewayError
 from server.gateway import Gateway
 from server.settings import Settings
 
@@ -45,15 +46,14 @@ def create_app(settings: Settings) -> Litestar:
             retrieve_model,
             chat_completions,
             embeddings,
+            responses,
+            messages,
+            generate_content,
             stripe_webhook,
             admin_router,
         ],
         lifespan=[lifespan],
-        exception_handlers={
-            GatewayError: gateway_error,
-            HTTPException: http_error,
-            Exception: internal_error,
-        },
+        exception_handlers=OPENAI_ERRORS,  # type: ignore[arg-type]
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=None,
         debug=False,

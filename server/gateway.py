@@ -14,7 +14,8 @@ from server.latency import LatencyBands
 from server.limits import RateLimiter
 from server.providers.base import Provider
 from server.providers.registry import build_providers
-from server.settings import Settings
+from server.routing import ProviderHealth
+from server.settings import RoutingSettings, Settings
 from server.snapshot import Snapshot
 from server.store.sqlite.store import SqliteStore
 
@@ -32,6 +33,7 @@ class Gateway:
     latency: LatencyBands = field(default_factory=LatencyBands)
     rate_limited_sampler: RateLimitedSampler = field(default_factory=lambda: RateLimitedSampler(60))
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    health: ProviderHealth = field(default_factory=lambda: ProviderHealth(RoutingSettings()))
 
     @classmethod
     async def start(cls, settings: Settings) -> Gateway:
@@ -55,6 +57,7 @@ class Gateway:
             providers=build_providers(settings.providers),
             budgets=budgets,
             rate_limited_sampler=RateLimitedSampler(settings.limits.rate_limited_event_interval_seconds),
+            health=ProviderHealth(settings.routing),
             trusted_proxies=tuple(ipaddress.ip_network(c, strict=False) for c in settings.server.trusted_proxies),
         )
 

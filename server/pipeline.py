@@ -1,10 +1,11 @@
 """The one request path, top to bottom as plain calls:
 
     admit (IP net, key) → authorize (scopes, model) → limit (RPM/TPM) → reserve (budget, wallet)
-    → record intent → route (targets, fallbacks) → forward → meter → record outcome + settle.
+    → record intent → route (targets, retries, fallbacks) → forward → meter → record outcome + settle.
 
 Each step lives in its own module and knows nothing of HTTP. Handlers in api/ build a `Call`,
-call `start` and one of the `serve_*` functions, and render the result. Fail closed: when the
+call `start` with their front door's dialect, then `serve_unary` or `open_stream`, and render the
+result. The dialect decides pass-through or translation per provider; the path is the same. Fail closed: when the
 outcome cannot be recorded the client gets 503, never an unmetered answer. Every reservation
 resolves exactly once, in `settlement.record`, whichever way the call ends.
 """
@@ -16,11 +17,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from server.admission import Ticket, admit, authorize, limit, reserve
 from server.clock import now_ms
+from server.dialects.base import Dialect
 from server.errors import GatewayError, UpstreamError, metering_unavailable
 from server.gateway import Gateway
-from server.metering import charge_for, estimate_tokens, message_chars, usage_from_openai
+from server.metering import charge_for, estimate_tokens
 from server.money import credits_number
 from server.routing import first_success
 from server.settlement import record
@@ -47,16 +51,18 @@ class OpenedStream:
     depth: int
 
 
-def start(gw: Gateway, caller: Caller, call: Call, capability: str) -> Ticket:
+def start(gw: Gateway, caller: Caller, call: Call, dialect: Dialect) -> Ticket:
     """Everything before forwarding; raises the documented 402/403/404/429 errors."""
-    model = authorize(gw, caller, call, capability)
-    admission = limit(gw, caller, call)
-    hold = reserve(gw, caller, call, model)
+    call.endpoint, call.endpoint_class = dialect.name, dialect.endpoint_class
+    model = authorize(gw, caller, call, dialect.capability)
+    max_output = dialect.max_output_tokens(call.body)
+    admission = limit(gw, caller, call, max_output)
+    hold = reserve(gw, caller, call, model, max_output)
     if not gw.store.healthy:
         gw.budgets.release(hold)
         raise metering_unavailable()
     gw.store.record_intent(caller, call)  # ordered before the outcome in the writer queue
-    return Ticket(caller=caller, call=call, model=model, admission=admission, hold=hold)
+    return Ticket(caller=caller, call=call, model=model, admission=admission, hold=hold, dialect=dialect)
 
 
 async def _fail(gw: Gateway, ticket: Ticket, outcome: Outcome, exc: GatewayError) -> None:
@@ -66,28 +72,21 @@ async def _fail(gw: Gateway, ticket: Ticket, outcome: Outcome, exc: GatewayError
     record(gw, ticket, outcome)  # no usage to protect; not awaited (the hold is released on commit)
 
 
-def _meter(body: dict[str, Any], ticket: Ticket) -> tuple[Usage, Charge]:
-    usage = usage_from_openai(body.get("usage"))
-    if usage is None:
-        usage = Usage(input_tokens=estimate_tokens(message_chars(ticket.call.body.get("messages"))), estimated=True)
-        body["usage"] = {
-            "prompt_tokens": usage.input_tokens,
-            "completion_tokens": 0,
-            "total_tokens": usage.input_tokens,
-        }
+def _meter(body: dict[str, Any], usage: Usage | None, ticket: Ticket) -> tuple[Usage, Charge]:
+    if usage is None:  # the provider reported none: estimate from the request, and say so
+        usage = Usage(input_tokens=estimate_tokens(len(orjson.dumps(ticket.call.body))), estimated=True)
     charge = charge_for(usage, ticket.model.rates)
-    body["usage"]["cost"] = credits_number(charge.micro)
+    ticket.dialect.add_cost(body, credits_number(charge.micro))
     return usage, charge
 
 
 async def serve_unary(gw: Gateway, ticket: Ticket) -> Served:
-    """Chat (non-stream) and embeddings: one JSON answer, metered before it is returned."""
+    """One JSON answer in the front door's shape, metered before it is returned."""
     call = ticket.call
     outcome = Outcome(status="pending", http_status=0)
-    method = "chat" if call.endpoint_class == "chat" else "embeddings"
     try:
-        depth, target, body = await first_success(
-            gw.providers, ticket.model.targets, lambda p, m: getattr(p, method)(m, call.body), outcome.attempts
+        depth, target, (body, reported) = await first_success(
+            gw, ticket.model.targets, lambda p, m: ticket.dialect.unary(p, m, call.body), outcome.attempts
         )
     except GatewayError as exc:
         await _fail(gw, ticket, outcome, exc)
@@ -96,7 +95,7 @@ async def serve_unary(gw: Gateway, ticket: Ticket) -> Served:
         outcome.status, outcome.http_status = "client_disconnected", 499
         record(gw, ticket, outcome)
         raise
-    usage, charge = _meter(body, ticket)
+    usage, charge = _meter(body, reported, ticket)
     outcome.status, outcome.http_status, outcome.target = "ok", 200, target
     outcome.usage, outcome.charge = usage, charge
     try:
@@ -131,7 +130,7 @@ async def open_stream(gw: Gateway, ticket: Ticket) -> OpenedStream:
 
     try:
         depth, target, (stream, events, first) = await first_success(
-            gw.providers, ticket.model.targets, open_and_peek, outcome.attempts
+            gw, ticket.model.targets, open_and_peek, outcome.attempts
         )
     except GatewayError as exc:
         await _fail(gw, ticket, outcome, exc)
@@ -141,8 +140,6 @@ async def open_stream(gw: Gateway, ticket: Ticket) -> OpenedStream:
         record(gw, ticket, outcome)
         raise
     outcome.target = target
-    options = call.body.get("stream_options")
-    include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
 
     async def finish(result: Outcome) -> None:
         try:
@@ -156,9 +153,9 @@ async def open_stream(gw: Gateway, ticket: Ticket) -> OpenedStream:
         stream=stream,
         events=events,
         first=first,
-        include_usage=include_usage,
+        adapter=ticket.dialect.adapter(call.body, gw.providers[target.provider]),
         model=ticket.model,
-        input_chars=message_chars(call.body.get("messages")),
+        input_chars=len(orjson.dumps(call.body)),
         outcome=outcome,
         finish=finish,
         finish_nowait=lambda result: record(gw, ticket, result),

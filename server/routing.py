@@ -1,43 +1,101 @@
-"""Try a model's targets in order: the next one on retryable failures, never on other 4xx."""
+"""Try a model's targets in order, with bounded retries, jittered backoff and provider cooldowns.
+
+- The next target is tried at once on a retryable failure (connect error, timeout, 429, 5xx);
+  any other 4xx ends the call with that error.
+- After every target failed once, up to `retries` more attempts go round the list again, each after
+  a jittered exponential backoff, or the provider's Retry-After when it is given (capped).
+- A provider that failed `cooldown_failures` times in a row is skipped for `cooldown_seconds`
+  while another target remains; one success resets it.
+- Every attempt is appended to `attempts` (target, status, latency) for the request row.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from server.errors import UpstreamError
 from server.providers.base import Provider
+from server.settings import RoutingSettings
 from server.types import Attempt, Target
+
+if TYPE_CHECKING:
+    from server.gateway import Gateway
 
 T = TypeVar("T")
 
 
+class ProviderHealth:
+    def __init__(self, settings: RoutingSettings) -> None:
+        self._settings = settings
+        self._failures: dict[str, int] = {}
+        self._cool_until: dict[str, float] = {}
+
+    def cooling(self, provider: str, now: float) -> bool:
+        return self._cool_until.get(provider, 0.0) > now
+
+    def failed(self, provider: str, now: float) -> None:
+        count = self._failures.get(provider, 0) + 1
+        self._failures[provider] = count
+        if count >= self._settings.cooldown_failures:
+            self._cool_until[provider] = now + self._settings.cooldown_seconds
+            self._failures[provider] = 0
+
+    def succeeded(self, provider: str) -> None:
+        self._failures.pop(provider, None)
+        self._cool_until.pop(provider, None)
+
+
+def _plan(targets: tuple[Target, ...], health: ProviderHealth, retries: int) -> list[tuple[int, Target]]:
+    """The attempt order: healthy targets first round, then `retries` more going round again."""
+    now = time.monotonic()
+    ready = [(i, t) for i, t in enumerate(targets) if not health.cooling(t.provider, now)] or list(enumerate(targets))
+    return [ready[n % len(ready)] for n in range(len(ready) + retries)]
+
+
+def backoff_seconds(settings: RoutingSettings, round_number: int, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return min(retry_after, settings.max_retry_after_seconds)
+    ceiling = min(settings.backoff_max_ms, settings.backoff_base_ms * 2**round_number) / 1000
+    return random.uniform(ceiling / 2, ceiling)  # jitter spreads retries from many clients
+
+
 async def first_success(
-    providers: dict[str, Provider],
+    gw: Gateway,
     targets: tuple[Target, ...],
     call: Callable[[Provider, str], Awaitable[T]],
     attempts: list[Attempt],
 ) -> tuple[int, Target, T]:
-    """(index of the serving target, the target, its result); every attempt is appended to `attempts`."""
+    """(index of the serving target, the target, its result)."""
+    settings = gw.settings.routing
+    plan = _plan(targets, gw.health, settings.retries)
+    first_round = len(plan) - settings.retries
     last: UpstreamError | None = None
-    for index, target in enumerate(targets):
-        provider = providers[target.provider]
+    for n, (index, target) in enumerate(plan):
+        if n >= first_round and last is not None:
+            await asyncio.sleep(backoff_seconds(settings, n - first_round, last.retry_after))
+        provider = gw.providers[target.provider]
         started = time.perf_counter()
         try:
             result = await call(provider, target.model)
         except UpstreamError as exc:
             attempts.append(Attempt(str(target), exc.upstream_status, (time.perf_counter() - started) * 1000))
+            if exc.upstream_status != "translation":
+                gw.health.failed(target.provider, time.monotonic())
             if not exc.retryable:
                 raise
             last = exc
             continue
         attempts.append(Attempt(str(target), 200, (time.perf_counter() - started) * 1000))
+        gw.health.succeeded(target.provider)
         return index, target, result
     assert last is not None
     raise UpstreamError(
         last.status,
-        f"All upstream targets failed; last: {last.message}",
+        f"All upstream targets failed ({len(attempts)} attempts); last: {last.message}",
         retryable=False,
         upstream_status=last.upstream_status,
         retry_after=last.retry_after,

@@ -133,6 +133,17 @@ class LimitSettings(_Strict):
     rate_limited_event_interval_seconds: int = Field(60, ge=1)
 
 
+class RoutingSettings(_Strict):
+    """Retries and cooldowns across a model's targets."""
+
+    retries: int = Field(1, ge=0, le=10)
+    backoff_base_ms: int = Field(100, ge=0)
+    backoff_max_ms: int = Field(2000, ge=0)
+    max_retry_after_seconds: float = Field(5.0, ge=0)
+    cooldown_failures: int = Field(5, ge=1)
+    cooldown_seconds: float = Field(30.0, ge=0)
+
+
 class BillingSettings(_Strict):
     timezone: str = "UTC"
     currency: str = Field("USD", min_length=3, max_length=3)
@@ -176,6 +187,7 @@ class Settings(BaseSettings):
     models: list[ModelSettings] = Field(default_factory=list)
     plans: dict[str, PlanSettings] = Field(default_factory=dict)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     stripe: StripeSettings = Field(default_factory=StripeSettings)
     config_dir: Path = Path(".")

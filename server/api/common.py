@@ -8,12 +8,14 @@ from typing import Any
 
 import orjson
 from litestar import Request, Response
+from litestar.response import Stream
 
+from server.admission import Ticket
 from server.clock import now_ms
 from server.errors import bad_request
 from server.gateway import Gateway
 from server.money import format_credits, to_micro
-from server.pipeline import OpenedStream, Served
+from server.pipeline import OpenedStream, Served, open_stream, serve_unary
 from server.types import Call
 
 REQUEST_ID_SCOPE_KEY = "gateway.request_id"
@@ -92,6 +94,17 @@ def served_headers(call: Call, served: Served | OpenedStream) -> dict[str, str]:
     if isinstance(served, Served):
         headers["x-credits-used"] = format_credits(served.charge.micro)
     return headers
+
+
+async def respond(gw: Gateway, ticket: Ticket) -> Response[Any]:
+    """Run an admitted call: a streamed answer (SSE) or one JSON body, with the gateway's headers."""
+    call = ticket.call
+    if call.stream:
+        opened = await open_stream(gw, ticket)
+        headers = served_headers(call, opened) | {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        return Stream(opened.chunks, media_type="text/event-stream", headers=headers)
+    served = await serve_unary(gw, ticket)
+    return json_response(served.body, served_headers(call, served))
 
 
 def json_response(body: Any, headers: dict[str, str] | None = None, status: int = 200) -> Response[bytes]:

@@ -1,8 +1,10 @@
-"""One exception-handler map: every error leaves in OpenAI's shape."""
+"""Exception-handler maps: every error becomes a GatewayError, rendered in the front door's shape
+(OpenAI's everywhere, Anthropic's on /v1/messages, Google's on the Gemini routes)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Request, Response
@@ -10,29 +12,43 @@ from litestar.exceptions import HTTPException
 
 from server.api.common import json_response
 from server.errors import GatewayError
+from server.translate import anthropic, gemini
 
 log = logging.getLogger("gateway.errors")
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large", 400: "invalid_request"}
 
-
-def gateway_error(_: Request[Any, Any, Any], exc: GatewayError) -> Response[Any]:
-    headers = dict(exc.headers)
-    if getattr(exc, "retry_after", None) is not None and "retry-after" not in headers:
-        headers["retry-after"] = str(int(exc.retry_after or 0))  # type: ignore[attr-defined]
-    return json_response(exc.openai_body(), headers=headers, status=exc.status)
+Shape = Callable[[GatewayError], dict[str, Any]]
+Handler = Callable[[Request[Any, Any, Any], Exception], Response[Any]]
 
 
-def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    status = exc.status_code
-    message = exc.detail
-    if status == 404:
-        message = f"Unknown route: {request.method} {request.url.path}"
-    elif status == 413:
-        message = "The request body is larger than this gateway accepts."
-    return gateway_error(request, GatewayError(status, message, code=_HTTP_CODES.get(status, "http_error")))
-
-
-def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+def as_gateway_error(request: Request[Any, Any, Any], exc: Exception) -> GatewayError:
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, HTTPException):
+        status = exc.status_code
+        message = exc.detail
+        if status == 404:
+            message = f"Unknown route: {request.method} {request.url.path}"
+        elif status == 413:
+            message = "The request body is larger than this gateway accepts."
+        return GatewayError(status, message, code=_HTTP_CODES.get(status, "http_error"))
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return gateway_error(request, GatewayError(500, "The gateway hit an internal error.", code="internal_error"))
+    return GatewayError(500, "The gateway hit an internal error.", code="internal_error")
+
+
+def handlers(shape: Shape) -> dict[type[Exception], Handler]:
+    def render(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        error = as_gateway_error(request, exc)
+        headers = dict(error.headers)
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None and "retry-after" not in headers:
+            headers["retry-after"] = str(max(1, int(retry_after)))
+        return json_response(shape(error), headers=headers, status=error.status)
+
+    return {GatewayError: render, HTTPException: render, Exception: render}
+
+
+OPENAI_ERRORS = handlers(lambda error: error.openai_body())
+ANTHROPIC_ERRORS = handlers(lambda error: anthropic.error_body(error.status, error.message))
+GEMINI_ERRORS = handlers(lambda error: gemini.error_body(error.status, error.message))

@@ -1,38 +1,36 @@
-"""Pass an upstream chat stream on to the client, chunk by chunk, metering as it goes.
+"""Pass an upstream stream on to the client, event by event, metering as it goes.
 
-- Each chunk is sent before the next is read; usage is tapped from the stream as it passes.
-- The upstream usage chunk (we always ask for it) is passed on only if the client asked
-  (stream_options.include_usage), after the outcome is recorded and with `usage.cost` added.
-- A stream that breaks after the first byte ends with an error event, never `[DONE]`, and is
-  billed for the input plus the output delivered (estimated if the provider sent no usage).
+The relay is the same for every front door; a `StreamAdapter` (one per dialect) turns upstream
+events into the client's frames, taps usage, and holds back the terminal frame(s) so the outcome is
+recorded before the client sees the stream complete.
+
+- Each event is sent before the next is read.
+- A stream that breaks after the first byte ends with the front door's error frame, never a clean
+  finish, and is billed for the input plus the output delivered (estimated if no usage arrived).
 - A client that disconnects cancels the upstream call; what was delivered is still metered.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from server.errors import GatewayError
-from server.metering import charge_for, estimate_tokens, usage_from_openai
-from server.money import credits_number
+from server.metering import charge_for, estimate_tokens
 from server.snapshot import ModelEntry
-from server.streaming.sse import DONE, encode
 from server.types import Outcome, Usage
 
 
-def _delivered_chars(chunk: dict[str, Any]) -> int:
-    total = 0
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") or {}
-        content = delta.get("content")
-        if isinstance(content, str):
-            total += len(content)
-        for call in delta.get("tool_calls") or ():
-            arguments = (call.get("function") or {}).get("arguments")
-            if isinstance(arguments, str):
-                total += len(arguments)
-    return total
+class StreamAdapter(Protocol):
+    usage: Usage | None
+    delivered_chars: int
+
+    def on_event(self, event: Any) -> list[bytes]: ...
+
+    def finish(self, usage: Usage, charge_micro: int) -> list[bytes]: ...
+
+    def error(self, exc: GatewayError) -> list[bytes]: ...
 
 
 class StreamRelay:
@@ -40,35 +38,32 @@ class StreamRelay:
         self,
         *,
         stream: Any,
-        events: AsyncIterator[dict[str, Any]],
-        first: dict[str, Any],
-        include_usage: bool,
+        events: AsyncIterator[Any],
+        first: Any,
+        adapter: StreamAdapter,
         model: ModelEntry,
         input_chars: int,
         outcome: Outcome,
         finish: Callable[[Outcome], Awaitable[None]],
-        finish_nowait: Callable[[Outcome], None],
+        finish_nowait: Callable[[Outcome], Any],
     ) -> None:
         self._stream = stream
         self._events = events
         self._first = first
-        self._include_usage = include_usage
+        self._adapter = adapter
         self._model = model
         self._input_chars = input_chars
         self._outcome = outcome
         self._finish = finish
         self._finish_nowait = finish_nowait
-        self._usage: Usage | None = None
-        self._usage_chunk: dict[str, Any] | None = None
-        self._delivered = 0
         self._recorded = False
 
     def _settle(self, status: str, http_status: int, error_code: str | None = None) -> Outcome:
-        usage = self._usage
+        usage = self._adapter.usage
         if usage is None:
             usage = Usage(
                 input_tokens=estimate_tokens(self._input_chars),
-                output_tokens=estimate_tokens(self._delivered),
+                output_tokens=estimate_tokens(self._adapter.delivered_chars),
                 estimated=True,
             )
         outcome = self._outcome
@@ -77,18 +72,6 @@ class StreamRelay:
         self._recorded = True
         return outcome
 
-    def _pass_on(self, chunk: dict[str, Any]) -> bytes | None:
-        """Tap usage; return the bytes to send, or None to hold the chunk back."""
-        if chunk.get("usage"):
-            self._usage = usage_from_openai(chunk["usage"])
-            if not chunk.get("choices"):
-                self._usage_chunk = chunk
-                return None
-        if not self._include_usage:
-            chunk.pop("usage", None)
-        self._delivered += _delivered_chars(chunk)
-        return encode(chunk)
-
     async def run(self) -> AsyncIterator[bytes]:
         try:
             async for data in self._relay():
@@ -96,52 +79,30 @@ class StreamRelay:
         finally:
             if not self._recorded:  # the client went away (or we were cancelled) mid-stream
                 self._finish_nowait(self._settle("client_disconnected", 499, "client_disconnected"))
-            await self._close_upstream()
+            with contextlib.suppress(Exception):  # the upstream connection may already be gone
+                await self._stream.aclose()
 
     async def _relay(self) -> AsyncIterator[bytes]:
+        adapter = self._adapter
         try:
-            data = self._pass_on(self._first)
-            if data is not None:
-                yield data
-            async for chunk in self._events:
-                data = self._pass_on(chunk)
-                if data is not None:
-                    yield data
+            for frame in adapter.on_event(self._first):
+                yield frame
+            async for event in self._events:
+                for frame in adapter.on_event(event):
+                    yield frame
         except GatewayError as exc:
-            try:
+            with contextlib.suppress(GatewayError):  # the error frame is the client's answer either way
                 await self._finish(self._settle("upstream_failed", 200, exc.code))
-            except GatewayError:
-                pass  # the error event below is the client's answer either way
-            yield encode(exc.openai_body())
+            for frame in adapter.error(exc):
+                yield frame
             return
         outcome = self._settle("ok", 200)
         try:
             await self._finish(outcome)
         except GatewayError as exc:
-            yield encode(exc.openai_body())
+            for frame in adapter.error(exc):
+                yield frame
             return
-        if self._include_usage:
-            yield encode(self._final_usage_chunk(outcome))
-        yield DONE
-
-    def _final_usage_chunk(self, outcome: Outcome) -> dict[str, Any]:
         assert outcome.usage is not None and outcome.charge is not None
-        chunk = dict(self._usage_chunk or {"object": "chat.completion.chunk", "choices": []})
-        chunk["choices"] = []
-        usage = dict(chunk.get("usage") or {})
-        if not usage:
-            u = outcome.usage
-            usage = {
-                "prompt_tokens": u.input_tokens,
-                "completion_tokens": u.output_tokens,
-                "total_tokens": u.total_tokens,
-            }
-        usage["cost"] = credits_number(outcome.charge.micro)
-        chunk["usage"] = usage
-        return chunk
-
-    async def _close_upstream(self) -> None:
-        try:
-            await self._stream.aclose()
-        except Exception:  # the upstream connection may already be gone
-            pass
+        for frame in adapter.finish(outcome.usage, outcome.charge.micro):
+            yield frame

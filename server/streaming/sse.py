@@ -14,6 +14,11 @@ def encode(obj: Any) -> bytes:
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
+def encode_named(event: str, obj: Any) -> bytes:
+    """An SSE frame with an event name (Anthropic and the Responses API name every event)."""
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
+
+
 async def iter_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
     """Yield each event's data (multi-line data joined by newlines); comments and ids are skipped."""
     buffer = b""

@@ -203,17 +203,21 @@ def test_api_v1_base_path_serves_the_same_routes(gateway: GatewayProcess, key: s
     assert any(m.id == "mock-chat" for m in client.models.list())
 
 
-def test_upstream_5xx_is_502_in_openai_shape_and_recorded(
+def test_upstream_5xx_is_retried_then_502_in_openai_shape_and_recorded(
     gateway: GatewayProcess, client: openai.OpenAI, fresh_upstream: UpstreamProcess
 ) -> None:
     fresh_upstream.set_behavior(status=500, times=1)
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    row = gateway.admin(f"/requests/{raw.headers['x-request-id']}")
+    assert [a["status"] for a in row["attempts"]] == [500, 200]  # one bounded retry after a backoff
+    fresh_upstream.set_behavior(status=500, times=2)
     with pytest.raises(openai.APIStatusError) as info:
         client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
     assert info.value.status_code == 502
-    assert "500" in info.value.message
+    assert "500" in info.value.message and "2 attempts" in info.value.message
     row = gateway.admin(f"/requests/{info.value.response.headers['x-request-id']}")
     assert row["status"] == "upstream_failed"
-    assert row["attempts"][0]["status"] == 500
+    assert [a["status"] for a in row["attempts"]] == [500, 500]
     assert row["cost_micro"] is None
 
 

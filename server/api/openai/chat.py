@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, post
-from litestar.response import Stream
 
-from server.api.common import client_ip, gateway_of, json_body, json_response, new_call, served_headers, v1
+from server.api.common import client_ip, gateway_of, json_body, new_call, respond, v1
+from server.dialects.chat import CHAT
 from server.errors import bad_request
 from server.keys import bearer_token
-from server.pipeline import admit, open_stream, serve_unary, start
+from server.pipeline import admit, start
 
 
 def _validate(body: dict[str, Any]) -> None:
@@ -33,10 +33,4 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     body = await json_body(request)
     call = new_call(request, "chat", body)
     _validate(body)
-    ticket = start(gw, caller, call, "chat")
-    if call.stream:
-        opened = await open_stream(gw, ticket)
-        headers = served_headers(call, opened) | {"cache-control": "no-cache", "x-accel-buffering": "no"}
-        return Stream(opened.chunks, media_type="text/event-stream", headers=headers)
-    served = await serve_unary(gw, ticket)
-    return json_response(served.body, served_headers(call, served))
+    return await respond(gw, start(gw, caller, call, CHAT))

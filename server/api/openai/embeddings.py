@@ -6,10 +6,11 @@ from typing import Any
 
 from litestar import Request, Response, post
 
-from server.api.common import client_ip, gateway_of, json_body, json_response, new_call, served_headers, v1
+from server.api.common import client_ip, gateway_of, json_body, new_call, respond, v1
+from server.dialects.chat import EMBEDDINGS
 from server.errors import bad_request
 from server.keys import bearer_token
-from server.pipeline import admit, serve_unary, start
+from server.pipeline import admit, start
 
 
 def _valid_input(value: Any) -> bool:
@@ -40,5 +41,4 @@ async def embeddings(request: Request[Any, Any, Any]) -> Response[Any]:
         raise bad_request(
             "'encoding_format' must be 'float' or 'base64'.", "invalid_encoding_format", "encoding_format"
         )
-    served = await serve_unary(gw, start(gw, caller, call, "embeddings"))
-    return json_response(served.body, served_headers(call, served))
+    return await respond(gw, start(gw, caller, call, EMBEDDINGS))

@@ -1,0 +1,50 @@
+"""The Gemini-compatible front door: POST models/{model}:generateContent and :streamGenerateContent
+under /v1beta (and /api/v1beta; /v1 too, the google-genai SDK's default version). Key in
+x-goog-api-key or ?key=; answers and errors in Google's shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from litestar import Request, Response, post
+
+from server.api.common import client_ip, gateway_of, json_body, json_response, new_call, respond
+from server.api.error_handlers import GEMINI_ERRORS
+from server.dialects.gemini import GEMINI
+from server.errors import GatewayError, bad_request
+from server.pipeline import admit, start
+
+ACTIONS = ("generateContent", "streamGenerateContent")
+PATHS = [f"{root}/models/{{model_id:path}}" for root in ("/v1beta", "/api/v1beta", "/v1", "/api/v1")]
+
+
+async def _as_json_array(response: Response[Any]) -> Response[Any]:
+    """Without alt=sse, streamGenerateContent answers one JSON array of the fragments."""
+    fragments = []
+    async for frame in response.content:  # type: ignore[union-attr]
+        for line in frame.splitlines():
+            if line.startswith(b"data: "):
+                fragments.append(orjson.loads(line[6:]))
+    return json_response(fragments, headers=dict(response.headers))
+
+
+@post(PATHS, status_code=200, exception_handlers=GEMINI_ERRORS)  # type: ignore[arg-type]
+async def generate_content(request: Request[Any, Any, Any], model_id: str) -> Response[Any]:
+    gw = gateway_of(request)
+    model, _, action = model_id.strip("/").removeprefix("models/").rpartition(":")
+    if action not in ACTIONS or not model:
+        raise GatewayError(404, f"Unknown method '{model_id}'; use :generateContent or :streamGenerateContent.")
+    secret = request.headers.get("x-goog-api-key") or request.query_params.get("key")
+    caller = admit(gw, secret, client_ip(request))
+    body = await json_body(request)
+    if not isinstance(body.get("contents"), list) or not body["contents"]:
+        raise bad_request("contents must not be empty", "invalid_request", "contents")
+    body["model"] = model
+    streaming = action == "streamGenerateContent"
+    if streaming:
+        body["stream"] = True
+    response = await respond(gw, start(gw, caller, new_call(request, "gemini", body), GEMINI))
+    if streaming and request.query_params.get("alt") != "sse":
+        return await _as_json_array(response)
+    return response
