@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -157,6 +158,11 @@ def wait_for_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float) ->
 
 
 def gatewayctl_cmd() -> list[str]:
+    """The venv's gatewayctl; BENCH_GATEWAYCTL overrides it (e.g. "python -m gatewayctl" with
+    PYTHONPATH pointing at an older checkout, to measure before/after in the same conditions)."""
+    override = os.environ.get("BENCH_GATEWAYCTL")
+    if override:
+        return shlex.split(override)
     script = Path(sys.executable).parent / "gatewayctl"
     return [str(script)] if script.exists() else [sys.executable, "-m", "gatewayctl"]
 
@@ -181,8 +187,12 @@ def run_ctl(args: list[str], env: dict[str, str], cwd: Path, timeout_s: float = 
     raise SetupError(f"`gatewayctl {' '.join(args)}` printed no JSON object:\n{done.stdout}")
 
 
-def setup_gateway(children: Children, tmp: Path, upstream_port: int, *, ready_timeout_s: float = 30) -> dict[str, Any]:
-    """Write the config, init the database, start ``gatewayctl serve``, create a project and key."""
+def setup_gateway(
+    children: Children, tmp: Path, upstream_port: int, *, ready_timeout_s: float = 30, limits: bool = True
+) -> dict[str, Any]:
+    """Write the config, init the database, start ``gatewayctl serve``, create a project and key.
+    With `limits`, the key has RPM/TPM limits and a monthly budget and the project a budget, so every
+    request goes through the rate limiter and the budget reservation (set high enough never to bite)."""
     port = free_port()
     config = tmp / "config.toml"
     config.write_text(CONFIG.format(port=port, upstream_port=upstream_port))
@@ -199,7 +209,10 @@ def setup_gateway(children: Children, tmp: Path, upstream_port: int, *, ready_ti
         raise SetupError(f"{exc}\n--- gateway.log (tail) ---\n{tail(log)}") from None
     cli_env = child_env(GATEWAY_URL=url, GATEWAY_ADMIN_TOKEN=token)
     run_ctl(["projects", "create", "bench", "--json"], cli_env, tmp)
-    key = run_ctl(["keys", "create", "--project", "bench", "--json"], cli_env, tmp).get("key")
+    scopes = ["--rpm", "10000000", "--tpm", "1000000000", "--monthly-budget", "1000000"] if limits else []
+    if limits:
+        run_ctl(["budgets", "set", "--project", "bench", "--monthly", "1000000", "--json"], cli_env, tmp)
+    key = run_ctl(["keys", "create", "--project", "bench", *scopes, "--json"], cli_env, tmp).get("key")
     if not key:
         raise SetupError("`gatewayctl keys create --json` printed no `key` field")
     return {"url": url, "pid": proc.pid, "key": str(key), "log": log}

@@ -185,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="connections for the saturation run")
     parser.add_argument("--tmp-dir", type=Path, default=None, help="where to make the temp dir (disk matters)")
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (config, logs, database)")
+    parser.add_argument(
+        "--no-limits", action="store_true", help="a key without RPM/TPM/budget (for comparing with older versions)"
+    )
     opts = parser.parse_args(argv)
     plan = dict(QUICK if opts.quick else FULL)
     info = harness.machine() | {"loop": loadgen.install_uvloop(), "concurrency": opts.concurrency}
@@ -195,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         t0 = time.monotonic()
         up_port, _ = harness.start_upstream(children, tmp)
-        gw = harness.setup_gateway(children, tmp, up_port)
+        gw = harness.setup_gateway(children, tmp, up_port, limits=not opts.no_limits)
         ready_s = time.monotonic() - t0
         say(f"upstream on :{up_port}, gateway at {gw['url']} (pid {gw['pid']}) ready in {ready_s:.1f} s")
         res = asyncio.run(measure(opts, plan, f"http://127.0.0.1:{up_port}", gw))
