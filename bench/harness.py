@@ -47,6 +47,12 @@ targets = ["up:bench-model"]
 price = {{ input = 0.15, output = 0.60 }}
 """
 
+# The load comes from one IP: lift the per-IP safety net so it measures the check, not refusals.
+LIMITS_CONFIG = """
+[limits]
+ip_requests = 100000000
+"""
+
 
 class SetupError(RuntimeError):
     """The bench could not set up what it measures (the message says what and shows the output)."""
@@ -195,7 +201,7 @@ def setup_gateway(
     request goes through the rate limiter and the budget reservation (set high enough never to bite)."""
     port = free_port()
     config = tmp / "config.toml"
-    config.write_text(CONFIG.format(port=port, upstream_port=upstream_port))
+    config.write_text(CONFIG.format(port=port, upstream_port=upstream_port) + (LIMITS_CONFIG if limits else ""))
     env_token = secrets.token_urlsafe(24)
     init = run_ctl(["init", "--dir", str(tmp), "--json"], child_env(), tmp)
     token = str(init.get("admin_token") or env_token)
