@@ -57,7 +57,8 @@ class ProviderSettings(_Strict):
     api_key_env: str | None = None
     timeouts: Timeouts = Field(default_factory=Timeouts)
     max_connections: int = Field(200, ge=1)
-    max_idle_connections: int = Field(16, ge=0)
+    max_idle_connections: int = Field(32, ge=0)
+    http_transport: Literal["lean", "httpcore"] = "lean"
     # Anthropic only: the API version header every request carries, and max_tokens when the client gives
     # none (Anthropic requires it; OpenAI clients often omit it).
     anthropic_version: str = "2023-06-01"

@@ -4,12 +4,13 @@ x-goog-api-key or ?key=; answers and errors in Google's shapes."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from litestar import Request, Response, post
+from litestar.response import Stream
 
-from server.api.common import client_ip, gateway_of, json_body, json_response, new_call, respond
+from server.api.common import client_ip, gateway_of, json_body, new_call, respond
 from server.api.error_handlers import GEMINI_ERRORS
 from server.dialects.gemini import GEMINI
 from server.errors import GatewayError, bad_request
@@ -19,14 +20,30 @@ ACTIONS = ("generateContent", "streamGenerateContent")
 PATHS = [f"{root}/models/{{model_id:path}}" for root in ("/v1beta", "/api/v1beta", "/v1", "/api/v1")]
 
 
-async def _as_json_array(response: Response[Any]) -> Response[Any]:
-    """Without alt=sse, streamGenerateContent answers one JSON array of the fragments."""
-    fragments = []
-    async for frame in response.content:  # type: ignore[union-attr]
-        for line in frame.splitlines():
-            if line.startswith(b"data: "):
-                fragments.append(orjson.loads(line[6:]))
-    return json_response(fragments, headers=dict(response.headers))
+async def _json_array(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The SSE frames re-framed as one JSON array, element by element as they arrive (Google's format
+    without alt=sse). Closing this closes the relay too, so a client that goes away still cancels."""
+    opened = False
+    try:
+        async for frame in frames:
+            for line in frame.splitlines():
+                if line.startswith(b"data: "):
+                    yield (b"\n,\r\n" if opened else b"[") + line[6:]
+                    opened = True
+        yield b"]" if opened else b"[]"
+    finally:
+        close = getattr(frames, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def _as_json_array(response: Response[Any]) -> Response[Any]:
+    """Without alt=sse, streamGenerateContent answers one JSON array of the fragments, still streamed."""
+    frames = response.iterator if isinstance(response, Stream) else None
+    if not isinstance(frames, AsyncIterator):
+        return response
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}
+    return Stream(_json_array(frames), media_type="application/json", headers=headers)
 
 
 @post(PATHS, status_code=200, exception_handlers=GEMINI_ERRORS)  # type: ignore[arg-type]
@@ -46,5 +63,5 @@ async def generate_content(request: Request[Any, Any, Any], model_id: str) -> Re
         body["stream"] = True
     response = await respond(gw, start(gw, caller, new_call(request, "gemini", body), GEMINI))
     if streaming and request.query_params.get("alt") != "sse":
-        return await _as_json_array(response)
+        return _as_json_array(response)
     return response

@@ -31,6 +31,7 @@ import httpx2 as httpx
 import orjson
 
 from server.errors import UpstreamError
+from server.providers.transport import LeanTransport
 from server.settings import ProviderSettings
 from server.streaming.sse import iter_data
 from server.translate.errors import TranslationError
@@ -55,8 +56,14 @@ class HttpProvider:
             limits=httpx.Limits(
                 max_connections=settings.max_connections, max_keepalive_connections=settings.max_idle_connections
             ),
-            transport=transport,
+            transport=transport or self._default_transport(settings),
         )
+
+    @staticmethod
+    def _default_transport(settings: ProviderSettings) -> httpx.AsyncBaseTransport | None:
+        if settings.http_transport == "lean":
+            return LeanTransport(settings.max_connections, settings.max_idle_connections)
+        return None  # httpx2's own (httpcore2): proxies, HTTP/2 negotiation
 
     def _base_url(self, configured: str) -> str:
         return configured.rstrip("/")

@@ -1,9 +1,10 @@
 """The single writer: one thread owns the write connection and group-commits queued operations.
 
 Callers submit a function `op(conn) -> result`; the writer drains whatever is queued (up to
-`max_batch`), runs it in one `BEGIN IMMEDIATE` transaction with a savepoint per operation (so a
-failing op, e.g. a duplicate source id, fails alone), commits once, and resolves every caller's
-future. With `synchronous=FULL` an acknowledged write survives a crash or power loss; the cost of
+`max_batch`), runs it in one `BEGIN IMMEDIATE` transaction, commits once, and resolves every
+caller's future. If an op raises (a duplicate source id, say), the group is rolled back and re-run
+one op per transaction, so only that op fails; ops are plain functions of the connection, so
+running one again is safe. With `synchronous=FULL` an acknowledged write survives a crash or power loss; the cost of
 the fsync is shared by the whole group.
 
 Failure behaviour: if the commit itself fails, every op of the group fails and its callers see
@@ -13,6 +14,7 @@ the exception (the request path turns that into a 503: fail closed on money).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -104,31 +106,47 @@ class Writer:
             conn.close()
 
     def _commit_group(self, conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
+        """All ops in one transaction; if any op fails, roll back and run each alone so it fails alone."""
+        try:
+            results = self._transaction(conn, batch, isolate=False)
+        except _OpFailed:
+            results = []
+            for item in batch:
+                results += self._transaction(conn, [item], isolate=True)
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # loop closed during shutdown: nobody is waiting any more
+            self._loop.call_soon_threadsafe(_resolve_all, results)
+
+    def _transaction(
+        self, conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]], isolate: bool
+    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op, future in batch:
-                conn.execute("SAVEPOINT op")
                 try:
-                    value = op(conn)
+                    results.append((future, op(conn), None))
                 except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    results.append((future, None, exc))
-                else:
-                    results.append((future, value, None))
-                conn.execute("RELEASE op")
+                    if not isolate:
+                        raise _OpFailed from exc
+                    raise
             conn.execute("COMMIT")
             self.commits += 1
-        except Exception as exc:
-            log.exception("group commit failed; %d operations refused", len(batch))
+            return results
+        except _OpFailed:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            results = [(future, None, exc) for _, future in batch]
-        assert self._loop is not None
-        try:
-            self._loop.call_soon_threadsafe(_resolve_all, results)
-        except RuntimeError:  # loop closed during shutdown: nobody is waiting any more
-            pass
+            raise
+        except Exception as exc:
+            if not isolate:
+                log.exception("group commit failed; %d operations refused", len(batch))
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return [(future, None, exc) for _, future in batch]
+
+
+class _OpFailed(Exception):
+    """One op of a group failed: the group is retried op by op."""
 
 
 def _resolve_all(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
