@@ -92,9 +92,11 @@ def test_streamed_response_arrives_piece_by_piece() -> None:
 
     async def scenario() -> None:
         server, url = await _serve(handler)
-        async with httpx2.AsyncClient(transport=LeanTransport(), base_url=url) as client:
-            async with client.stream("POST", "/s", content=b"{}") as response:
-                pieces = [piece async for piece in response.aiter_bytes()]
+        async with (
+            httpx2.AsyncClient(transport=LeanTransport(), base_url=url) as client,
+            client.stream("POST", "/s", content=b"{}") as response,
+        ):
+            pieces = [piece async for piece in response.aiter_bytes()]
         server.close()
         assert pieces == [b"data: 0\n\n", b"data: 1\n\n", b"data: 2\n\n"]
 

@@ -5,6 +5,9 @@ deterministically, records every request so tests can assert what the gateway se
 and can be told to misbehave (errors, delays, broken streams) via ``POST /_behavior``.
 It is a hand-written ASGI app so it starts fast and needs nothing beyond uvicorn.
 
+Routes: ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``POST /v1/responses`` (the Responses API,
+stream and not: the same deterministic reply as chat) and ``GET /v1/models``.
+
 Run: ``python -m tests.upstreams.openai_upstream --host 127.0.0.1 --port 8123``
 Control routes (no auth): ``GET /_health``, ``GET /_received``, ``POST /_reset``, ``POST /_behavior``.
 """
@@ -290,6 +293,174 @@ async def embeddings(body: dict[str, Any], behavior: dict[str, Any], send: Send)
     await _send_json(send, 200, payload)
 
 
+def responses_messages(value: Any) -> list[dict[str, Any]]:
+    """Responses ``input`` (a string or a list of items) as chat-like ``{role, content}`` messages, so
+    ``expected_reply`` gives the Responses reply too; items that are not messages are skipped."""
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    messages = []
+    for item in value if isinstance(value, list) else []:
+        if not isinstance(item, dict) or item.get("type", "message") != "message":
+            continue
+        content = item.get("content")
+        if isinstance(content, list):
+            texts = [p.get("text", "") for p in content if isinstance(p, dict) and "text" in p]
+            content = " ".join(str(t) for t in texts)
+        messages.append({"role": item.get("role"), "content": content})
+    return messages
+
+
+def responses_input_tokens(body: dict[str, Any]) -> int:
+    instructions = body.get("instructions")
+    extra = [{"role": "system", "content": instructions}] if isinstance(instructions, str) else []
+    return chat_prompt_tokens(extra + responses_messages(body.get("input")))
+
+
+def _responses_tool(body: dict[str, Any]) -> str | None:
+    """Name of the function to call (Responses tools are flat: ``{type, name, parameters}``), or None."""
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type") == "function"]
+    choice = body.get("tool_choice")
+    if not tools or choice == "none":
+        return None
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        return str(choice.get("name"))
+    return str(tools[0].get("name"))
+
+
+def _check_responses(body: dict[str, Any]) -> None:
+    """What api.openai.com refuses on /v1/responses that a gateway could get wrong."""
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise ApiError(400, "Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+    value = body.get("input")
+    if not (isinstance(value, str) or (isinstance(value, list) and all(isinstance(i, dict) for i in value))):
+        raise ApiError(400, "Invalid type for 'input': expected a string or an array of input items.", param="input")
+    for i, tool in enumerate(body.get("tools") or []):
+        if not isinstance(tool, dict) or (tool.get("type") == "function" and not tool.get("name")):
+            raise ApiError(400, f"Missing required parameter: 'tools[{i}].name'.", param=f"tools[{i}].name")
+        if "function" in tool:  # the chat shape nested under "function" is a common mistake
+            raise ApiError(400, f"Unknown parameter: 'tools[{i}].function'.", param=f"tools[{i}].function")
+    if body.get("previous_response_id"):
+        raise ApiError(
+            400,
+            f"Previous response with id '{body['previous_response_id']}' not found.",
+            param="previous_response_id",
+            code="previous_response_not_found",
+        )
+
+
+def _response_object(body: dict[str, Any], response_id: str, status: str, output: list[Any], usage: Any) -> Any:
+    now = int(time.time())
+    echoed = ("instructions", "max_output_tokens", "previous_response_id", "top_logprobs", "user")
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": now,
+        "status": status,
+        "background": False,
+        "completed_at": now if status == "completed" else None,
+        "error": None,
+        "incomplete_details": None,
+        **{key: body.get(key) for key in echoed},
+        "model": body["model"],
+        "output": output,
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "reasoning": {"effort": None, "summary": None},
+        "service_tier": "default",
+        "store": body.get("store", True),
+        "temperature": body.get("temperature", 1.0),
+        "text": body.get("text") or {"format": {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools") or [],
+        "top_p": body.get("top_p", 1.0),
+        "truncation": body.get("truncation") or "disabled",
+        "usage": usage,
+        "metadata": body.get("metadata") or {},
+    }
+
+
+async def responses(body: dict[str, Any], behavior: dict[str, Any], send: Send) -> None:
+    """POST /v1/responses: one message (or one function call) answering the last user input."""
+    _check_responses(body)
+    digest = hashlib.sha256(json.dumps(body.get("input")).encode()).hexdigest()
+    response_id, item_id = f"resp_{uuid.uuid4().hex}", f"msg_{digest[:32]}"
+    tool = _responses_tool(body)
+    reply = expected_reply(responses_messages(body.get("input")))
+    prompt, completion = responses_input_tokens(body), 5 if tool else len(reply.split())
+    usage = {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": prompt + completion,
+    }
+    usage_or_none = None if behavior["omit_usage"] else usage
+    if tool:
+        item_id = f"fc_{digest[:32]}"
+        call = {"id": item_id, "type": "function_call", "status": "completed", "arguments": TOOL_ARGUMENTS}
+        item: dict[str, Any] = call | {"call_id": f"call_{digest[32:56]}", "name": tool}
+    else:
+        part = {"type": "output_text", "annotations": [], "logprobs": [], "text": reply}
+        item = {"id": item_id, "type": "message", "status": "completed", "content": [part], "role": "assistant"}
+    if not body.get("stream"):
+        return await _send_json(send, 200, _response_object(body, response_id, "completed", [item], usage_or_none))
+    start = _response_object(body, response_id, "in_progress", [], None)
+    where = {"item_id": item_id, "output_index": 0}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": start},
+        {"type": "response.in_progress", "response": start},
+    ]
+    if tool:
+        opened = {**item, "status": "in_progress", "arguments": ""}
+        events.append({"type": "response.output_item.added", "output_index": 0, "item": opened})
+        events += [
+            {"type": "response.function_call_arguments.delta", **where, "delta": f} for f in TOOL_ARGUMENT_FRAGMENTS
+        ]
+        events.append(
+            {"type": "response.function_call_arguments.done", **where, "name": tool, "arguments": TOOL_ARGUMENTS}
+        )
+    else:
+        where["content_index"] = 0
+        empty = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
+        opened = {**item, "status": "in_progress", "content": []}
+        events.append({"type": "response.output_item.added", "output_index": 0, "item": opened})
+        events.append({"type": "response.content_part.added", **where, "part": empty})
+        words = reply.split(" ")
+        events += [
+            {
+                "type": "response.output_text.delta",
+                **where,
+                "delta": w + (" " if i < len(words) - 1 else ""),
+                "logprobs": [],
+            }
+            for i, w in enumerate(words)
+        ]
+        events.append({"type": "response.output_text.done", **where, "text": reply, "logprobs": []})
+        events.append({"type": "response.content_part.done", **where, "part": item["content"][0]})
+    events.append({"type": "response.output_item.done", "output_index": 0, "item": item})
+    done = _response_object(body, response_id, "completed", [item], usage_or_none)
+    events.append({"type": "response.completed", "response": done})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache"),
+                (b"x-request-id", f"req_{uuid.uuid4().hex}".encode()),
+            ],
+        }
+    )
+    fail_after = behavior["fail_after_chunks"]
+    for i, event in enumerate(events):
+        if fail_after is not None and i >= fail_after:
+            return  # a dropped connection: no response.completed
+        if i and behavior["chunk_delay_ms"]:
+            await asyncio.sleep(behavior["chunk_delay_ms"] / 1000)
+        data = f"event: {event['type']}\ndata: {json.dumps({**event, 'sequence_number': i})}\n\n".encode()
+        await send({"type": "http.response.body", "body": data, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})  # no [DONE] on /responses
+
+
 async def control(method: str, path: str, body: Any, send: Send) -> None:
     """Test-only routes; never recorded and never authenticated."""
     if (method, path) == ("GET", "/_health"):
@@ -308,7 +479,11 @@ async def control(method: str, path: str, body: Any, send: Send) -> None:
     raise ApiError(404, f"Invalid URL ({method} {path})")
 
 
-ROUTES = {("POST", "/v1/chat/completions"): chat_completions, ("POST", "/v1/embeddings"): embeddings}
+ROUTES = {
+    ("POST", "/v1/chat/completions"): chat_completions,
+    ("POST", "/v1/embeddings"): embeddings,
+    ("POST", "/v1/responses"): responses,
+}
 
 
 async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
