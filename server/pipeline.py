@@ -80,14 +80,10 @@ def _meter(body: dict[str, Any], usage: Usage | None, ticket: Ticket) -> tuple[U
     return usage, charge
 
 
-async def serve_unary(gw: Gateway, ticket: Ticket) -> Served:
-    """One JSON answer in the front door's shape, metered before it is returned."""
-    call = ticket.call
-    outcome = Outcome(status="pending", http_status=0)
+async def _route(gw: Gateway, ticket: Ticket, outcome: Outcome, attempt: Any) -> Any:
+    """Try the model's targets; a failure (or a client gone before any answer) is recorded, unmetered."""
     try:
-        depth, target, (body, reported) = await first_success(
-            gw, ticket.model.targets, lambda p, m: ticket.dialect.unary(p, m, call.body), outcome.attempts
-        )
+        return await first_success(gw, ticket.model.targets, attempt, outcome.attempts)
     except GatewayError as exc:
         await _fail(gw, ticket, outcome, exc)
         raise
@@ -95,6 +91,15 @@ async def serve_unary(gw: Gateway, ticket: Ticket) -> Served:
         outcome.status, outcome.http_status = "client_disconnected", 499
         record(gw, ticket, outcome)
         raise
+
+
+async def serve_unary(gw: Gateway, ticket: Ticket) -> Served:
+    """One JSON answer in the front door's shape, metered before it is returned."""
+    call = ticket.call
+    outcome = Outcome(status="pending", http_status=0)
+    depth, target, (body, reported) = await _route(
+        gw, ticket, outcome, lambda p, m: ticket.dialect.unary(p, m, call.body)
+    )
     usage, charge = _meter(body, reported, ticket)
     outcome.status, outcome.http_status, outcome.target = "ok", 200, target
     outcome.usage, outcome.charge = usage, charge
@@ -111,10 +116,8 @@ async def open_stream(gw: Gateway, ticket: Ticket) -> OpenedStream:
     call = ticket.call
     outcome = Outcome(status="pending", http_status=0)
 
-    async def open_and_peek(
-        provider: Any, upstream_model: str
-    ) -> tuple[Any, AsyncIterator[dict[str, Any]], dict[str, Any]]:
-        stream = await provider.chat_stream(upstream_model, call.body)
+    async def open_and_peek(provider: Any, upstream_model: str) -> tuple[Any, AsyncIterator[Any], Any]:
+        stream = await ticket.dialect.open(provider, upstream_model, call.body)
         events = stream.__aiter__()
         try:
             first = await anext(events)
@@ -128,17 +131,7 @@ async def open_stream(gw: Gateway, ticket: Ticket) -> OpenedStream:
             raise
         return stream, events, first
 
-    try:
-        depth, target, (stream, events, first) = await first_success(
-            gw, ticket.model.targets, open_and_peek, outcome.attempts
-        )
-    except GatewayError as exc:
-        await _fail(gw, ticket, outcome, exc)
-        raise
-    except BaseException:
-        outcome.status, outcome.http_status = "client_disconnected", 499
-        record(gw, ticket, outcome)
-        raise
+    depth, target, (stream, events, first) = await _route(gw, ticket, outcome, open_and_peek)
     outcome.target = target
 
     async def finish(result: Outcome) -> None:
