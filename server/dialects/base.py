@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Protocol
 
 from server.errors import GatewayError
-from server.metering import usage_from_openai
+from server.metering import estimate_tokens, usage_from_openai
 from server.providers.base import Provider
 from server.streaming.relay import StreamAdapter
 from server.translate.errors import TranslationError
@@ -55,3 +56,15 @@ def chunk_chars(chunk: dict[str, Any]) -> int:
             if isinstance(arguments, str):
                 total += len(arguments)
     return total
+
+
+def provisional(reported: Usage | None, delivered_chars: int) -> Usage | None:
+    """Usage of a native stream whose final count has not arrived (yet): the provider's input count, and
+    the larger of its running output count and an estimate from what was delivered, marked estimated.
+    Anthropic's message_start says output_tokens 1 and Gemini's early fragments give none, so a stream
+    that breaks before its final usage would otherwise be billed as if almost nothing was delivered."""
+    if reported is None:
+        return None
+    return replace(
+        reported, output_tokens=max(reported.output_tokens, estimate_tokens(delivered_chars)), estimated=True
+    )

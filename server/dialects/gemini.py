@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from server.dialects.base import chat_usage, chunk_chars, translated
+from server.dialects.base import chat_usage, chunk_chars, provisional, translated
 from server.errors import GatewayError
 from server.metering import usage_from_openai
 from server.providers.base import Provider
@@ -30,7 +30,11 @@ def _frame(fragment: dict[str, Any]) -> bytes:
 
 
 def _final(fragment: dict[str, Any]) -> bool:
-    return any(c.get("finishReason") for c in fragment.get("candidates") or () if isinstance(c, dict))
+    """The fragment that ends a stream: one with a finishReason, or a blocked prompt's feedback."""
+    if any(c.get("finishReason") for c in fragment.get("candidates") or () if isinstance(c, dict)):
+        return True
+    feedback = fragment.get("promptFeedback")
+    return isinstance(feedback, dict) and bool(feedback.get("blockReason"))
 
 
 def _text_chars(fragment: dict[str, Any]) -> int:
@@ -43,11 +47,14 @@ def _text_chars(fragment: dict[str, Any]) -> int:
 
 
 class NativeGeminiAdapter:
-    """Fragments passed through as received; the one carrying finishReason is held until metered."""
+    """Fragments passed through as received; the one carrying finishReason is held until metered.
+    Usage is final only from that fragment; before it, output is estimated from what was delivered."""
 
     def __init__(self) -> None:
         self.usage: Usage | None = None
         self.delivered_chars = 0
+        self._reported: Usage | None = None
+        self._ended = False  # a fragment with finishReason arrived: its usage is the final count
         self._held: list[bytes] = []
 
     def _route(self, fragment: dict[str, Any]) -> list[bytes]:
@@ -58,8 +65,10 @@ class NativeGeminiAdapter:
         return [frame]
 
     def on_event(self, fragment: dict[str, Any]) -> list[bytes]:
-        self.usage = gemini_usage(fragment.get("usageMetadata")) or self.usage
+        self._reported = gemini_usage(fragment.get("usageMetadata")) or self._reported
         self.delivered_chars += _text_chars(fragment)
+        self._ended = self._ended or _final(fragment)
+        self.usage = self._reported if self._ended else provisional(self._reported, self.delivered_chars)
         return self._route(fragment)
 
     def finish(self, usage: Usage, charge_micro: int) -> list[bytes]:

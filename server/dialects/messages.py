@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.dialects.base import chat_usage, chunk_chars, translated
+from server.dialects.base import chat_usage, chunk_chars, provisional, translated
 from server.errors import GatewayError
 from server.providers.base import Provider
 from server.streaming.sse import encode_named
@@ -37,6 +37,7 @@ class NativeMessagesAdapter:
         self.usage: Usage | None = None
         self.delivered_chars = 0
         self._usage_data: dict[str, Any] = {}
+        self._final_usage = False  # message_delta carries the final cumulative usage
         self._held: list[bytes] = []
 
     def on_event(self, event: tuple[str, dict[str, Any]]) -> list[bytes]:
@@ -45,11 +46,13 @@ class NativeMessagesAdapter:
             self._usage_data.update((data.get("message") or {}).get("usage") or {})
         elif name == "message_delta":
             self._usage_data.update({k: v for k, v in (data.get("usage") or {}).items() if v is not None})
+            self._final_usage = self._final_usage or bool(data.get("usage"))
         elif name == "content_block_delta":
             delta = data.get("delta") or {}
             self.delivered_chars += len(delta.get("text") or delta.get("partial_json") or "")
         if self._usage_data:
-            self.usage = anthropic_usage(self._usage_data)
+            reported = anthropic_usage(self._usage_data)
+            self.usage = reported if self._final_usage else provisional(reported, self.delivered_chars)
         frame = encode_named(name, data)
         if name == "message_stop":
             self._held.append(frame)
