@@ -376,9 +376,9 @@ class ChatStreamToGemini:
                 part = _function_call_part(slot["name"], slot["arguments"])
                 malformed = malformed or part is None
                 parts += [part] if part else []
-            cand: JSON = {}
-            if parts:
-                cand["content"] = {"role": "model", "parts": parts}
+            # Gemini's own final fragment always carries content (an empty text part at least), and
+            # clients that read candidates[0].content.parts rely on it.
+            cand: JSON = {"content": {"role": "model", "parts": parts or [{"text": ""}]}}
             if index in self._finish or malformed:
                 cand["finishReason"] = "MALFORMED_FUNCTION_CALL" if malformed else _gemini_finish(self._finish[index])
             cand["index"] = index

@@ -858,7 +858,7 @@ def test_chat_stream_to_gemini_text() -> None:
     texts = [gt.GenerateContentResponse.model_validate(f).text for f in fed[:-1]]
     assert texts == ["Hello", " there"]
     assert fed[-1] == {
-        "candidates": [{"finishReason": "STOP", "index": 0}],
+        "candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP", "index": 0}],
         "modelVersion": "gpt-4o-mini",
         "responseId": "chatcmpl-9",
         "usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": 3, "totalTokenCount": 12},
