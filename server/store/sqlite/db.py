@@ -19,6 +19,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.commits = 0
+        self.lazy_window_s = 0.005
         self.healthy = False
 
     def start(self) -> None:
@@ -65,14 +67,18 @@ class Writer:
         await asyncio.to_thread(self._thread.join, 30)
         self._thread = None
 
-    def submit(self, op: Op) -> asyncio.Future[Any]:
-        """Queue `op`; the returned future resolves after the group containing it commits."""
+    def submit(self, op: Op, lazy: bool = False) -> asyncio.Future[Any]:
+        """Queue `op`; the returned future resolves after the group containing it commits.
+
+        A `lazy` op (a request's intent row) may wait up to `lazy_window_s` for company, so it
+        usually shares the fsync of its own outcome instead of costing one more on the request path.
+        """
         assert self._loop is not None, "writer not started"
         future: asyncio.Future[Any] = self._loop.create_future()
         if not self.healthy:
             future.set_exception(RuntimeError("store writer is not running"))
             return future
-        self._queue.put((op, future))
+        self._queue.put((op, future, lazy))
         return future
 
     async def run(self, op: Op) -> Any:
@@ -89,16 +95,22 @@ class Writer:
                     break
                 batch = [item]
                 stop_after = False
+                only_lazy = item[2]
+                deadline = time.monotonic() + self.lazy_window_s
                 while len(batch) < self._max_batch:
                     try:
-                        nxt = self._queue.get_nowait()
+                        if only_lazy:
+                            nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                        else:
+                            nxt = self._queue.get_nowait()
                     except queue.Empty:
                         break
                     if nxt is _STOP:
                         stop_after = True
                         break
                     batch.append(nxt)
-                self._commit_group(conn, batch)
+                    only_lazy = only_lazy and nxt[2]
+                self._commit_group(conn, [(op, future) for op, future, _ in batch])
                 if stop_after:
                     break
         finally:

@@ -83,7 +83,7 @@ class SqliteStore:
         return self.writer.healthy
 
     def record_intent(self, caller: Caller, call: Call) -> asyncio.Future[Any]:
-        return self.writer.submit(records.insert_intent(caller, call))  # type: ignore[arg-type]
+        return self.writer.submit(records.insert_intent(caller, call), lazy=True)  # type: ignore[arg-type]
 
     def record_outcome(self, caller: Caller, call: Call, outcome: Outcome) -> asyncio.Future[Any]:
         return self.writer.submit(records.complete(caller, call, outcome))  # type: ignore[arg-type]
