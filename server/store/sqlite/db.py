@@ -51,6 +51,8 @@ class Writer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.commits = 0
         self.lazy_window_s = 0.005
+        self.checkpoint_interval_s = 0.5
+        self._stopping = threading.Event()
         self.healthy = False
 
     def start(self) -> None:
@@ -84,8 +86,24 @@ class Writer:
     async def run(self, op: Op) -> Any:
         return await self.submit(op)
 
+    def _checkpoint_loop(self) -> None:
+        """WAL checkpoints on their own connection, so the writer's commits never pay for them."""
+        conn = connect(self._path, self._synchronous, self._busy_timeout_ms)
+        try:
+            while not self._stopping.wait(self.checkpoint_interval_s):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    log.exception("WAL checkpoint failed (will retry)")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+
     def _run(self, ready: threading.Event) -> None:
         conn = connect(self._path, self._synchronous, self._busy_timeout_ms)
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        checkpointer = threading.Thread(target=self._checkpoint_loop, name="gateway-checkpoint", daemon=True)
+        checkpointer.start()
         self.healthy = True
         ready.set()
         try:
@@ -115,6 +133,8 @@ class Writer:
                     break
         finally:
             self.healthy = False
+            self._stopping.set()
+            checkpointer.join(10)
             conn.close()
 
     def _commit_group(self, conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
