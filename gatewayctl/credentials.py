@@ -39,7 +39,8 @@ def keyring_problem() -> str | None:
     except Exception as exc:  # keyring can fail to import its backends on headless machines
         return f"no usable keyring backend ({type(exc).__name__})"
     if isinstance(backend, fail.Keyring) or getattr(backend, "priority", 1) <= 0:
-        return f"no usable keyring backend ({type(backend).__name__})"
+        kind = type(backend)
+        return f"no usable keyring backend ({kind.__module__}.{kind.__name__})"
     return None
 
 

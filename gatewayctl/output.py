@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+console = Console(soft_wrap=True)  # one line stays one line in logs and pipes
 
 
 def emit_json(data: Any) -> None:
