@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import httpx
@@ -253,3 +254,30 @@ def test_stream_broken_mid_way_ends_with_error_event_and_is_metered(
     row = gateway.admin(f"/requests/{request_id}")
     assert row["status"] == "upstream_failed"
     assert row["estimated"] == 1 and row["cost_micro"] > 0
+
+
+def test_client_disconnect_cancels_upstream_and_bills_what_was_delivered(
+    gateway: GatewayProcess, key: str, fresh_upstream: UpstreamProcess
+) -> None:
+    fresh_upstream.set_behavior(chunk_delay_ms=300, times=1)
+    request_id = str(uuid.uuid4())
+    long_messages = [{"role": "user", "content": "one two three four five six seven eight nine ten"}]
+    with (
+        httpx.Client(timeout=10) as http,
+        http.stream(
+            "POST",
+            f"{gateway.url}/v1/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": long_messages, "stream": True},
+            headers={"authorization": f"Bearer {key}", "x-request-id": request_id},
+        ) as response,
+    ):
+        lines = response.iter_lines()
+        got = [line for line in (next(lines) for _ in range(4)) if line.startswith("data:")]
+        assert got  # some chunks arrived; now the client goes away mid-stream
+    deadline = time.monotonic() + 10
+    row = gateway.admin(f"/requests/{request_id}")
+    while row["status"] == "pending" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        row = gateway.admin(f"/requests/{request_id}")
+    assert row["status"] == "client_disconnected"
+    assert row["estimated"] == 1 and row["cost_micro"] > 0  # input plus the output delivered
