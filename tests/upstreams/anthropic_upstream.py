@@ -4,7 +4,7 @@ Strict on purpose: it refuses what api.anthropic.com refuses (missing headers or
 fields and content blocks, roles that do not alternate, tool results without their tool use), so a
 translation bug in the gateway fails a test instead of passing quietly. It replies deterministically,
 records every request, streams the exact SSE event sequence (ping included) and can be told to
-misbehave via ``POST /_behavior``. It mirrors ``openai_upstream`` and reuses its process handle.
+misbehave via ``POST /_behavior``. It mirrors ``openai_upstream``; the shared plumbing is in ``asgi_kit``.
 
 Run: ``python -m tests.upstreams.anthropic_upstream --host 127.0.0.1 --port 8124``
 Control routes (no auth): ``GET /_health``, ``GET /_received``, ``POST /_reset``, ``POST /_behavior``.
@@ -12,23 +12,27 @@ Control routes (no auth): ``GET /_health``, ``GET /_received``, ``POST /_reset``
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import hashlib
 import json
-import logging
-import subprocess
 import uuid
-from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
-import uvicorn
-
-from tests.upstreams.openai_upstream import UpstreamProcess, start_upstream_process
-
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+from tests.upstreams.asgi_kit import (
+    SSE_HEADERS,
+    Headers,
+    Receive,
+    Request,
+    Send,
+    StandInError,
+    UpstreamProcess,
+    control_route,
+    json_app,
+    send_json,
+    start_upstream_process,
+    stream,
+)
+from tests.upstreams.asgi_kit import State as _KitState
+from tests.upstreams.asgi_kit import main as _serve
 
 MODULE = "tests.upstreams.anthropic_upstream"
 TOOL_INPUT = {"x": 1}
@@ -66,38 +70,28 @@ TOP_LEVEL = {
     "thinking",
     "service_tier",
 }
+OVERLOADED = {"type": "overloaded_error", "message": "Overloaded"}
 USER_BLOCKS = {"text", "image", "document", "tool_result"}
 ASSISTANT_BLOCKS = {"text", "tool_use", "thinking", "redacted_thinking"}
 
 
-class ApiError(Exception):
+class ApiError(StandInError):
     """Raised by handlers to answer with an Anthropic-shaped error body."""
 
     def __init__(self, status: int, message: str | None = None, type_: str | None = None) -> None:
         default_type, default_message = ERROR_KINDS.get(status, ("api_error", f"Simulated upstream error {status}"))
-        super().__init__(message or default_message)
-        self.status, self.message, self.type = status, message or default_message, type_ or default_type
+        super().__init__(status, message or default_message)
+        self.type = type_ or default_type
 
     def body(self) -> dict[str, Any]:
         error = {"type": self.type, "message": self.message}
         return {"type": "error", "error": error, "request_id": f"req_{uuid.uuid4().hex[:24]}"}
 
 
-class State:
+class State(_KitState):
     """Process-wide recordings and behaviour; one event loop, so no locking is needed."""
 
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.behavior: dict[str, Any] = dict(DEFAULT_BEHAVIOR)
-
-    def take_behavior(self) -> dict[str, Any]:
-        """Return the behaviour for this request, counting down ``times`` and reverting at zero."""
-        current = dict(self.behavior)
-        if current["times"] is not None:
-            self.behavior["times"] -= 1
-            if self.behavior["times"] <= 0:
-                self.behavior = dict(DEFAULT_BEHAVIOR)
-        return current
+    defaults = DEFAULT_BEHAVIOR
 
 
 STATE = State()
@@ -316,21 +310,8 @@ def _request_id() -> bytes:
     return f"req_{uuid.uuid4().hex[:24]}".encode()
 
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-async def _send_json(send: Send, status: int, payload: Any, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
-    data = json.dumps(payload).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
-    headers += [(b"request-id", _request_id()), *extra]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": data})
+async def _send_json(send: Send, status: int, payload: Any, extra: Headers = ()) -> None:
+    await send_json(send, status, payload, [(b"request-id", _request_id()), *extra])
 
 
 async def messages(body: dict[str, Any], behavior: dict[str, Any], send: Send) -> None:
@@ -338,102 +319,68 @@ async def messages(body: dict[str, Any], behavior: dict[str, Any], send: Send) -
     message = build_reply(body)
     if not body.get("stream"):
         return await _send_json(send, 200, message)
-    headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
-    await send({"type": "http.response.start", "status": 200, "headers": [*headers, (b"request-id", _request_id())]})
-    fail_after, error_after = behavior["fail_after_events"], behavior["error_after_events"]
-    for i, (name, data) in enumerate(stream_events(message)):
-        if fail_after is not None and i >= fail_after:
-            return  # returning mid-body makes uvicorn close the socket: no message_stop
-        if error_after is not None and i >= error_after:
-            name, data = "error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-        if i and behavior["chunk_delay_ms"]:
-            await asyncio.sleep(behavior["chunk_delay_ms"] / 1000)
-        payload = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
-        await send({"type": "http.response.body", "body": payload, "more_body": True})
-        if name == "error":
-            break
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    events = stream_events(message)
+    error_after = behavior["error_after_events"]
+    if error_after is not None and error_after < len(events):  # an error event replaces the rest of the stream
+        events = [*events[: max(error_after, 0)], ("error", {"type": "error", "error": OVERLOADED})]
+    pieces = [f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events]
+    # fail_after_events drops the connection mid-body: no message_stop
+    fail_after, delay = behavior["fail_after_events"], behavior["chunk_delay_ms"]
+    headers = [*SSE_HEADERS, (b"request-id", _request_id())]
+    await stream(send, pieces, headers, fail_after=fail_after, chunk_delay_ms=delay)
 
 
-async def control(method: str, path: str, body: Any, send: Send) -> None:
+async def control(request: Request, send: Send) -> None:
     """Test-only routes; never recorded and never authenticated."""
-    if (method, path) == ("GET", "/_health"):
-        return await _send_json(send, 200, {"ok": True})
-    if (method, path) == ("GET", "/_received"):
-        return await _send_json(send, 200, STATE.received)
-    if (method, path) == ("POST", "/_reset"):
-        STATE.received.clear()
-        STATE.behavior = dict(DEFAULT_BEHAVIOR)
-        return await _send_json(send, 200, {"ok": True})
-    if (method, path) == ("POST", "/_behavior"):
-        if not isinstance(body, dict) or set(body) - set(DEFAULT_BEHAVIOR):
-            raise ApiError(400, f"behavior must be an object with keys from {sorted(DEFAULT_BEHAVIOR)}")
-        STATE.behavior = {**DEFAULT_BEHAVIOR, **body}
-        return await _send_json(send, 200, STATE.behavior)
-    raise ApiError(404)
+
+    async def reply(status: int, payload: Any) -> None:
+        await _send_json(send, status, payload)
+
+    if not await control_route(STATE, request.method, request.path, request.body, reply, lambda m: ApiError(400, m)):
+        raise ApiError(404)
+
+
+async def handle(request: Request, send: Send) -> None:
+    """Check headers, apply behaviour, dispatch."""
+    headers, body = request.headers, request.body
+    if not api_key(headers):
+        raise ApiError(401)
+    if not headers.get("anthropic-version"):
+        raise ApiError(400, "anthropic-version: header is required")
+    if (request.method, request.path) != ("POST", "/v1/messages"):
+        raise ApiError(404)
+    behavior = await STATE.apply_behavior(ApiError)
+    if not request.parsed or not isinstance(body, dict):
+        raise ApiError(400, "There was an error parsing the body of your request as JSON.")
+    await messages(body, behavior, send)
+
+
+async def _reply_error(send: Send, err: ApiError) -> None:
+    extra = ((b"retry-after", b"1"),) if err.status == 429 else ()
+    await _send_json(send, err.status, err.body(), extra)
 
 
 async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     """The ASGI entry point: record, check headers, apply behaviour, dispatch."""
-    if scope["type"] != "http":
-        return
-    method, path = scope["method"], scope["path"]
-    text = (await _read_body(receive)).decode("utf-8", errors="replace")
-    try:
-        body = json.loads(text) if text.strip() else None
-        parsed = True
-    except ValueError:
-        body, parsed = None, False
-    try:
-        if path.startswith("/_"):
-            return await control(method, path, body, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        record = {"method": method, "path": path, "query": scope["query_string"].decode(), "headers": headers}
-        STATE.received.append(record | {"json": body, "body": text})
-        if not api_key(headers):
-            raise ApiError(401)
-        if not headers.get("anthropic-version"):
-            raise ApiError(400, "anthropic-version: header is required")
-        if (method, path) != ("POST", "/v1/messages"):
-            raise ApiError(404)
-        behavior = STATE.take_behavior()
-        if behavior["delay_ms"]:
-            await asyncio.sleep(behavior["delay_ms"] / 1000)
-        if behavior["status"]:
-            raise ApiError(int(behavior["status"]))
-        if not parsed or not isinstance(body, dict):
-            raise ApiError(400, "There was an error parsing the body of your request as JSON.")
-        await messages(body, behavior, send)
-    except ApiError as err:
-        extra = ((b"retry-after", b"1"),) if err.status == 429 else ()
-        await _send_json(send, err.status, err.body(), extra)
-
-
-class AnthropicUpstreamProcess(UpstreamProcess):
-    """The OpenAI stand-in's handle, except that Anthropic's base URL has no /v1 (SDKs add it)."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-        super().__init__(proc, port, log_path)
-        self.base_url = self.root_url
-
-
-def start_anthropic_process(port: int | None = None, timeout: float = 15.0) -> AnthropicUpstreamProcess:
-    """Launch this stand-in as a subprocess (the shared launch loop in openai_upstream) and wait for it."""
-    return start_upstream_process(port, timeout, module=MODULE, process_class=AnthropicUpstreamProcess)
+    await json_app(
+        scope, receive, send, state=STATE, control=control, handle=handle, reply_error=_reply_error, merge_headers=False
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     """CLI entry; a fixed port is required because the caller must know it before we start."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args(argv)
-    if args.port <= 0:
-        parser.error("--port must be a real port, not 0")
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="off", access_log=False)
-    # fail_after_events drops connections on purpose; keep uvicorn from logging that as an error
-    logging.getLogger("uvicorn.error").addFilter(lambda r: "without completing" not in r.getMessage())
-    uvicorn.Server(config).run()
+    _serve(app, __doc__, argv)
+
+
+class AnthropicUpstreamProcess(UpstreamProcess):
+    """The shared stand-in handle, except that Anthropic's base URL has no /v1 (SDKs add it)."""
+
+    base_path = ""
+
+
+def start_anthropic_process(port: int | None = None, timeout: float = 15.0) -> AnthropicUpstreamProcess:
+    """Launch this stand-in as a subprocess (the shared launch loop in asgi_kit) and wait for it."""
+    return start_upstream_process(port, timeout, module=MODULE, process_class=AnthropicUpstreamProcess)
 
 
 if __name__ == "__main__":

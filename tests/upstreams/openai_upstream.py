@@ -14,31 +14,34 @@ Control routes (no auth): ``GET /_health``, ``GET /_received``, ``POST /_reset``
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import base64
 import hashlib
 import json
-import logging
-import socket
 import struct
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx
-import uvicorn
+from tests.upstreams.asgi_kit import REPO_ROOT as REPO_ROOT
 
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-Headers = tuple[tuple[bytes, bytes], ...]
+# REPO_ROOT, UpstreamProcess and start_upstream_process are re-exported: tests import them from here
+from tests.upstreams.asgi_kit import (
+    SSE_HEADERS,
+    FieldError,
+    Headers,
+    Receive,
+    Request,
+    Send,
+    control_route,
+    json_app,
+    send_json,
+    stream,
+)
+from tests.upstreams.asgi_kit import State as _KitState
+from tests.upstreams.asgi_kit import UpstreamProcess as UpstreamProcess
+from tests.upstreams.asgi_kit import main as _serve
+from tests.upstreams.asgi_kit import start_upstream_process as start_upstream_process
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 MODULE = "tests.upstreams.openai_upstream"
 TOOL_ARGUMENTS = '{"x": 1}'
 TOOL_ARGUMENT_FRAGMENTS = ['{"', "x", '":', " 1", "}"]  # how OpenAI splits arguments into deltas
@@ -58,39 +61,17 @@ ERROR_KINDS = {  # status -> (message, type, code), mirroring what api.openai.co
 }
 
 
-class ApiError(Exception):
+class ApiError(FieldError):
     """Raised by handlers to answer with an OpenAI-shaped error body."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        param: str | None = None,
-        code: str | None = None,
-        type_: str = "invalid_request_error",
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.type = status, message, param, code, type_
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
-class State:
+class State(_KitState):
     """Process-wide recordings and behaviour; one event loop, so no locking is needed."""
 
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.behavior: dict[str, Any] = dict(DEFAULT_BEHAVIOR)
-
-    def take_behavior(self) -> dict[str, Any]:
-        """Return the behaviour for this request, counting down ``times`` and reverting at zero."""
-        current = dict(self.behavior)
-        if current["times"] is not None:
-            self.behavior["times"] -= 1
-            if self.behavior["times"] <= 0:
-                self.behavior = dict(DEFAULT_BEHAVIOR)
-        return current
+    defaults = DEFAULT_BEHAVIOR
 
 
 STATE = State()
@@ -150,25 +131,19 @@ def _usage(prompt: int, completion: int) -> dict[str, Any]:
     }
 
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
+def _request_id() -> bytes:
+    return f"req_{uuid.uuid4().hex}".encode()
 
 
 async def _send_json(send: Send, status: int, payload: Any, extra: Headers = ()) -> None:
-    data = json.dumps(payload).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(data)).encode()),
-        (b"x-request-id", f"req_{uuid.uuid4().hex}".encode()),
-        *extra,
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": data})
+    await send_json(send, status, payload, [(b"x-request-id", _request_id()), *extra])
+
+
+async def _send_events(send: Send, behavior: dict[str, Any], pieces: list[bytes], tail: bytes = b"") -> None:
+    """Stream SSE ``pieces``; ``fail_after_chunks`` drops the connection mid-body (no final chunk, no tail)."""
+    headers = [*SSE_HEADERS, (b"x-request-id", _request_id())]
+    fail_after, delay = behavior["fail_after_chunks"], behavior["chunk_delay_ms"]
+    await stream(send, pieces, headers, fail_after=fail_after, chunk_delay_ms=delay, tail=tail)
 
 
 def _behavior_error(status: int) -> ApiError:
@@ -228,27 +203,8 @@ async def chat_completions(body: dict[str, Any], behavior: dict[str, Any], send:
     events.append(chunk({}, finish))
     if include_usage:
         events.append({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"text/event-stream; charset=utf-8"),
-                (b"cache-control", b"no-cache"),
-                (b"x-request-id", f"req_{uuid.uuid4().hex}".encode()),
-            ],
-        }
-    )
-    fail_after = behavior["fail_after_chunks"]
-    for i, event in enumerate(events):
-        if fail_after is not None and i >= fail_after:
-            return  # returning mid-body makes uvicorn close the socket: no [DONE], no final chunk
-        if i and behavior["chunk_delay_ms"]:
-            await asyncio.sleep(behavior["chunk_delay_ms"] / 1000)
-        data = f"data: {json.dumps(event)}\n\n".encode()
-        await send({"type": "http.response.body", "body": data, "more_body": True})
-    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": True})
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    pieces = [f"data: {json.dumps(event)}\n\n".encode() for event in events]
+    await _send_events(send, behavior, pieces, tail=b"data: [DONE]\n\n")
 
 
 def _embedding_items(value: Any) -> list[str | list[int]]:
@@ -439,44 +395,21 @@ async def responses(body: dict[str, Any], behavior: dict[str, Any], send: Send) 
     events.append({"type": "response.output_item.done", "output_index": 0, "item": item})
     done = _response_object(body, response_id, "completed", [item], usage_or_none)
     events.append({"type": "response.completed", "response": done})
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"text/event-stream; charset=utf-8"),
-                (b"cache-control", b"no-cache"),
-                (b"x-request-id", f"req_{uuid.uuid4().hex}".encode()),
-            ],
-        }
-    )
-    fail_after = behavior["fail_after_chunks"]
-    for i, event in enumerate(events):
-        if fail_after is not None and i >= fail_after:
-            return  # a dropped connection: no response.completed
-        if i and behavior["chunk_delay_ms"]:
-            await asyncio.sleep(behavior["chunk_delay_ms"] / 1000)
-        data = f"event: {event['type']}\ndata: {json.dumps({**event, 'sequence_number': i})}\n\n".encode()
-        await send({"type": "http.response.body", "body": data, "more_body": True})
-    await send({"type": "http.response.body", "body": b"", "more_body": False})  # no [DONE] on /responses
+    pieces = [
+        f"event: {event['type']}\ndata: {json.dumps({**event, 'sequence_number': i})}\n\n".encode()
+        for i, event in enumerate(events)
+    ]
+    await _send_events(send, behavior, pieces)  # no [DONE] on /responses; a broken stream has no response.completed
 
 
-async def control(method: str, path: str, body: Any, send: Send) -> None:
+async def control(request: Request, send: Send) -> None:
     """Test-only routes; never recorded and never authenticated."""
-    if (method, path) == ("GET", "/_health"):
-        return await _send_json(send, 200, {"ok": True})
-    if (method, path) == ("GET", "/_received"):
-        return await _send_json(send, 200, STATE.received)
-    if (method, path) == ("POST", "/_reset"):
-        STATE.received.clear()
-        STATE.behavior = dict(DEFAULT_BEHAVIOR)
-        return await _send_json(send, 200, {"ok": True})
-    if (method, path) == ("POST", "/_behavior"):
-        if not isinstance(body, dict) or set(body) - set(DEFAULT_BEHAVIOR):
-            raise ApiError(400, f"behavior must be an object with keys from {sorted(DEFAULT_BEHAVIOR)}")
-        STATE.behavior = {**DEFAULT_BEHAVIOR, **body}
-        return await _send_json(send, 200, STATE.behavior)
-    raise ApiError(404, f"Invalid URL ({method} {path})")
+
+    async def reply(status: int, payload: Any) -> None:
+        await _send_json(send, status, payload)
+
+    if not await control_route(STATE, request.method, request.path, request.body, reply, ApiError):
+        raise ApiError(404, f"Invalid URL ({request.method} {request.path})")
 
 
 ROUTES = {
@@ -486,134 +419,37 @@ ROUTES = {
 }
 
 
+async def handle(request: Request, send: Send) -> None:
+    """Authenticate, apply behaviour, dispatch."""
+    method, path, body = request.method, request.path, request.body
+    auth = request.headers.get("authorization", "")
+    if not auth.startswith("Bearer ") or not auth[7:].strip():
+        raise _behavior_error(401)
+    if (method, path) == ("GET", "/v1/models"):
+        models = [{"id": m, "object": "model", "created": c, "owned_by": "system"} for m, c in MODELS]
+        return await _send_json(send, 200, {"object": "list", "data": models})
+    handler = ROUTES.get((method, path))
+    if handler is None:
+        raise ApiError(404, f"Invalid URL ({method} {path})")
+    behavior = await STATE.apply_behavior(_behavior_error)
+    if not request.parsed or not isinstance(body, dict):
+        raise ApiError(400, "We could not parse the JSON body of your request.")
+    await handler(body, behavior, send)
+
+
+async def _reply_error(send: Send, err: ApiError) -> None:
+    extra = ((b"retry-after", b"1"),) if err.status == 429 else ()
+    await _send_json(send, err.status, err.body(), extra)
+
+
 async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     """The ASGI entry point: record, authenticate, apply behaviour, dispatch."""
-    if scope["type"] != "http":
-        return
-    method, path = scope["method"], scope["path"]
-    text = (await _read_body(receive)).decode("utf-8", errors="replace")
-    try:
-        body = json.loads(text) if text.strip() else None
-        parsed = True
-    except ValueError:
-        body, parsed = None, False
-    try:
-        if path.startswith("/_"):
-            return await control(method, path, body, send)
-        headers: dict[str, str] = {}
-        for k, v in scope["headers"]:
-            key = k.decode("latin-1").lower()
-            headers[key] = f"{headers[key]}, {v.decode('latin-1')}" if key in headers else v.decode("latin-1")
-        STATE.received.append(
-            {
-                "method": method,
-                "path": path,
-                "query": scope["query_string"].decode(),
-                "headers": headers,
-                "json": body,
-                "body": text,
-            }
-        )
-        auth = headers.get("authorization", "")
-        if not auth.startswith("Bearer ") or not auth[7:].strip():
-            raise _behavior_error(401)
-        if (method, path) == ("GET", "/v1/models"):
-            models = [{"id": m, "object": "model", "created": c, "owned_by": "system"} for m, c in MODELS]
-            return await _send_json(send, 200, {"object": "list", "data": models})
-        handler = ROUTES.get((method, path))
-        if handler is None:
-            raise ApiError(404, f"Invalid URL ({method} {path})")
-        behavior = STATE.take_behavior()
-        if behavior["delay_ms"]:
-            await asyncio.sleep(behavior["delay_ms"] / 1000)
-        if behavior["status"]:
-            raise _behavior_error(int(behavior["status"]))
-        if not parsed or not isinstance(body, dict):
-            raise ApiError(400, "We could not parse the JSON body of your request.")
-        await handler(body, behavior, send)
-    except ApiError as err:
-        extra = ((b"retry-after", b"1"),) if err.status == 429 else ()
-        await _send_json(send, err.status, err.body(), extra)
-
-
-class UpstreamProcess:
-    """Handle on a stand-in running as a real subprocess, with small control-route helpers."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-        self.proc, self.port, self.log_path = proc, port, log_path
-        self.root_url = f"http://127.0.0.1:{port}"
-        self.base_url = f"{self.root_url}/v1"
-
-    def received(self) -> list[dict[str, Any]]:
-        return httpx.get(f"{self.root_url}/_received").raise_for_status().json()
-
-    def clear(self) -> None:
-        httpx.post(f"{self.root_url}/_reset").raise_for_status()
-
-    def set_behavior(self, **kw: Any) -> None:
-        httpx.post(f"{self.root_url}/_behavior", json=kw).raise_for_status()
-
-    def stop(self) -> None:
-        """Terminate our own child by PID; kill it if it does not exit promptly; drop its log."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self.log_path.unlink(missing_ok=True)
-
-
-P = TypeVar("P", bound=UpstreamProcess)
-
-
-def start_upstream_process(
-    port: int | None = None,
-    timeout: float = 15.0,
-    *,
-    module: str = MODULE,
-    process_class: type[P] = UpstreamProcess,  # type: ignore[assignment]
-) -> P:
-    """Launch a stand-in (this one unless `module` names another) with ``python -m`` from the repo root
-    and wait until /_health answers; every stand-in shares this launch loop and its handle type.
-    With no port given, a free one is picked (and retried if another process grabs it first)."""
-    label = module.rsplit(".", 1)[-1]
-    log_tail = ""
-    for _attempt in range(3):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            chosen = port or int(sock.getsockname()[1])
-        with tempfile.NamedTemporaryFile(prefix=f"{label}-", suffix=".log", delete=False) as out:
-            cmd = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(chosen)]
-            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
-        up = process_class(proc, chosen, Path(out.name))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if httpx.get(f"{up.root_url}/_health", timeout=1).status_code == 200:
-                    return up
-            except httpx.TransportError:
-                time.sleep(0.05)
-        log_tail = up.log_path.read_text(errors="replace")[-2000:]
-        up.stop()
-        if port is not None:
-            break
-    raise RuntimeError(f"{label} stand-in did not start; log:\n{log_tail}")
+    await json_app(scope, receive, send, state=STATE, control=control, handle=handle, reply_error=_reply_error)
 
 
 def main(argv: list[str] | None = None) -> None:
     """CLI entry; a fixed port is required because the caller must know it before we start."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args(argv)
-    if args.port <= 0:
-        parser.error("--port must be a real port, not 0")
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="off", access_log=False)
-    # fail_after_chunks drops connections on purpose; keep uvicorn from logging that as an error
-    logging.getLogger("uvicorn.error").addFilter(lambda r: "without completing" not in r.getMessage())
-    uvicorn.Server(config).run()
+    _serve(app, __doc__, argv)
 
 
 if __name__ == "__main__":
