@@ -13,8 +13,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from server.budget import Hold
 from server.clock import now_ms
 from server.errors import GatewayError, bad_request, model_not_found
@@ -71,7 +69,7 @@ def limit(gw: Gateway, caller: Caller, call: Call, max_output: int | None) -> Ad
     """Key RPM/TPM and the project's plan limits for this endpoint class, all or nothing."""
     assert caller.key is not None and caller.project is not None
     scopes = caller.key.scopes
-    tokens = estimate_tokens(len(orjson.dumps(call.body))) + (max_output or 0)
+    tokens = estimate_tokens(call.body_bytes) + (max_output or 0)
     window = gw.limiter.window
     checks: list[Check] = []
     if scopes.rpm:
@@ -98,7 +96,7 @@ def limit(gw: Gateway, caller: Caller, call: Call, max_output: int | None) -> Ad
 
 
 def worst_case_micro(gw: Gateway, call: Call, model: ModelEntry, max_output: int | None) -> int:
-    input_bound = len(orjson.dumps(call.body))
+    input_bound = call.body_bytes
     output = gw.settings.limits.default_max_output_tokens if max_output is None else max_output
     return charge_for(Usage(input_tokens=input_bound, output_tokens=output), model.rates).micro
 

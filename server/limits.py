@@ -102,9 +102,13 @@ class Admission:
         self.token_entries.clear()
 
 
+PRUNE_EVERY = 10_000  # admissions between sweeps of idle windows (one per client IP and key seen)
+
+
 class RateLimiter:
     def __init__(self) -> None:
         self._windows: dict[tuple[str, ...], Window] = {}
+        self._until_prune = PRUNE_EVERY
 
     def window(self, key: tuple[str, ...], limit: int, seconds: float) -> Window:
         found = self._windows.get(key)
@@ -115,6 +119,10 @@ class RateLimiter:
 
     def admit(self, checks: list[Check], now: float) -> Admission:
         """Commit every check or none; raise 429 naming the limit that refused and when it resets."""
+        self._until_prune -= 1
+        if self._until_prune <= 0:  # memory stays bounded by the clients active in the last window
+            self._until_prune = PRUNE_EVERY
+            self.prune(now)
         for check in checks:
             wait = check.window.wait_for(now, check.amount)
             if wait > 0:

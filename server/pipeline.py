@@ -17,8 +17,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from server.admission import Ticket, admit, authorize, limit, reserve
 from server.clock import now_ms
 from server.dialects.base import Dialect
@@ -74,7 +72,7 @@ async def _fail(gw: Gateway, ticket: Ticket, outcome: Outcome, exc: GatewayError
 
 def _meter(body: dict[str, Any], usage: Usage | None, ticket: Ticket) -> tuple[Usage, Charge]:
     if usage is None:  # the provider reported none: estimate from the request, and say so
-        usage = Usage(input_tokens=estimate_tokens(len(orjson.dumps(ticket.call.body))), estimated=True)
+        usage = Usage(input_tokens=estimate_tokens(ticket.call.body_bytes), estimated=True)
     charge = charge_for(usage, ticket.model.rates)
     ticket.dialect.add_cost(body, credits_number(charge.micro))
     return usage, charge
@@ -148,7 +146,7 @@ async def open_stream(gw: Gateway, ticket: Ticket) -> OpenedStream:
         first=first,
         adapter=ticket.dialect.adapter(call.body, gw.providers[target.provider]),
         model=ticket.model,
-        input_chars=len(orjson.dumps(call.body)),
+        input_chars=call.body_bytes,
         outcome=outcome,
         finish=finish,
         finish_nowait=lambda result: record(gw, ticket, result),

@@ -82,6 +82,7 @@ class Call:
     client_request_id: str | None = None
     started_ms: int = 0
     endpoint_class: str = "chat"
+    body_bytes: int = 0  # size of the body as JSON: the input-token upper bound and the estimate base
     headers: dict[str, str] = field(default_factory=dict)  # response headers the pipeline adds
 
 

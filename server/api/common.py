@@ -59,6 +59,7 @@ def new_call(
         stream=bool(body.get("stream")),
         started_ms=now_ms(),
         endpoint_class=endpoint_class,
+        body_bytes=len(orjson.dumps(body)),
     )
     request.scope[EXTRA_HEADERS_SCOPE_KEY] = call.headers  # type: ignore[literal-required]
     return call

@@ -18,4 +18,5 @@ async def healthz() -> Response[Any]:
 async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
     gw = gateway_of(request)
     ready = gw.store.healthy
-    return json_response({"status": "ready" if ready else "not_ready", "store": ready}, status=200 if ready else 503)
+    body = {"status": "ready" if ready else "not_ready", "store": ready, "open_reservations": gw.budgets.open_holds}
+    return json_response(body, status=200 if ready else 503)

@@ -103,3 +103,11 @@ def test_month_boundaries_follow_the_configured_zone() -> None:
     assert month_key(just_after_utc_midnight, "UTC") == "2026-12"
     assert month_key(just_after_utc_midnight, "America/New_York") == "2026-11"
     assert month_start_ms(just_after_utc_midnight, "UTC") == 1_796_083_200_000
+
+
+def test_idle_windows_are_pruned_so_memory_follows_active_clients() -> None:
+    limiter = RateLimiter()
+    for n in range(100):
+        limiter.admit([Check(limiter.window(("ip", f"10.0.0.{n}"), 5, 60), 1, "ip", "requests")], 0.0)
+    assert limiter.prune(30.0) == 0  # still inside their window
+    assert limiter.prune(61.0) == 100

@@ -8,23 +8,30 @@ event about the same Checkout Session cannot credit twice either.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from server.billing.topups import refusal
 from server.store.sqlite import ledger, records
 from server.store.sqlite.catalog import rows
 
-
-def _seen(conn: sqlite3.Connection, event_id: str) -> bool:
-    return conn.execute("SELECT 1 FROM stripe_events WHERE id = ?", (event_id,)).fetchone() is not None
+Result = tuple[str, dict[str, Any] | None]  # (outcome, the ledger entry written, if any)
 
 
-def _remember(conn: sqlite3.Connection, event_id: str, event_type: str, outcome: str, when_ms: int) -> str:
-    conn.execute(
-        "INSERT INTO stripe_events (id, event_type, received_ms, outcome) VALUES (?, ?, ?, ?)",
-        (event_id, event_type, when_ms, outcome),
-    )
-    return outcome
+def _once(event_id: str, event_type: str, when_ms: int, apply: Callable[[sqlite3.Connection], Result]) -> Any:
+    """A Stripe event applied at most once: a known event id changes nothing; the outcome is remembered."""
+
+    def op(conn: sqlite3.Connection) -> Result:
+        if conn.execute("SELECT 1 FROM stripe_events WHERE id = ?", (event_id,)).fetchone() is not None:
+            return "duplicate_event", None
+        outcome, entry = apply(conn)
+        conn.execute(
+            "INSERT INTO stripe_events (id, event_type, received_ms, outcome) VALUES (?, ?, ?, ?)",
+            (event_id, event_type, when_ms, outcome),
+        )
+        return outcome, entry
+
+    return op
 
 
 def insert_order(order: dict[str, Any]) -> Any:
@@ -41,14 +48,12 @@ def insert_order(order: dict[str, Any]) -> Any:
 def credit_topup(event_id: str, event_type: str, facts: dict[str, Any], when_ms: int) -> Any:
     """Credit the ordered amount once for a paid session; returns (outcome, ledger entry or None)."""
 
-    def op(conn: sqlite3.Connection) -> tuple[str, dict[str, Any] | None]:
-        if _seen(conn, event_id):
-            return "duplicate_event", None
+    def apply(conn: sqlite3.Connection) -> Result:
         found = rows(conn, "SELECT * FROM topup_orders WHERE session_id = ?", (facts["session_id"],))
         order = found[0] if found else None
         why = refusal(order, facts)
         if why is not None or order is None:
-            return _remember(conn, event_id, event_type, why or "unknown_order", when_ms), None
+            return why or "unknown_order", None
         entry = ledger.append(
             conn, order["project_id"], "topup", facts["session_id"], order["amount_micro"], "Stripe top-up", when_ms
         )
@@ -61,12 +66,11 @@ def credit_topup(event_id: str, event_type: str, facts: dict[str, Any], when_ms:
             "amount_micro": order["amount_micro"],
             "session_id": facts["session_id"],
         }
-        records.add_event(
-            f"evt_recharged_{facts['session_id']}", "wallet.recharged", order["project_id"], payload, when_ms
-        )(conn)
-        return _remember(conn, event_id, event_type, "credited", when_ms), entry
+        event = f"evt_recharged_{facts['session_id']}"
+        records.insert_event(conn, event, "wallet.recharged", order["project_id"], payload, when_ms)
+        return "credited", entry
 
-    return op
+    return _once(event_id, event_type, when_ms, apply)
 
 
 def refund(
@@ -74,41 +78,37 @@ def refund(
 ) -> Any:
     """A refund entry for what was refunded beyond the refunds already recorded for this charge."""
 
-    def op(conn: sqlite3.Connection) -> tuple[str, dict[str, Any] | None]:
-        if _seen(conn, event_id):
-            return "duplicate_event", None
+    def apply(conn: sqlite3.Connection) -> Result:
         order = conn.execute(
             "SELECT project_id FROM topup_orders WHERE payment_intent = ? AND status = 'credited'", (payment_intent,)
         ).fetchone()
         if order is None:
-            return _remember(conn, event_id, event_type, "unknown_payment", when_ms), None
+            return "unknown_payment", None
         already = conn.execute(
             "SELECT COALESCE(SUM(-amount_micro), 0) FROM ledger WHERE kind = 'refund' AND source_id LIKE ?",
             (f"{charge_id}:%",),
         ).fetchone()[0]
         delta = refunded_micro - already
         if delta <= 0:
-            return _remember(conn, event_id, event_type, "nothing_new", when_ms), None
+            return "nothing_new", None
         entry = ledger.append(
             conn, order[0], "refund", f"{charge_id}:{refunded_micro}", -delta, "Stripe refund", when_ms
         )
-        return _remember(conn, event_id, event_type, "refunded", when_ms), entry
+        return "refunded", entry
 
-    return op
+    return _once(event_id, event_type, when_ms, apply)
 
 
 def settle_invoice(event_id: str, event_type: str, stripe_invoice_id: str, when_ms: int) -> Any:
     """Mark our invoice paid and credit its total back to the project's balance (postpaid settlement)."""
 
-    def op(conn: sqlite3.Connection) -> tuple[str, dict[str, Any] | None]:
-        if _seen(conn, event_id):
-            return "duplicate_event", None
+    def apply(conn: sqlite3.Connection) -> Result:
         found = rows(conn, "SELECT * FROM invoices WHERE stripe_invoice_id = ?", (stripe_invoice_id,))
         if not found:
-            return _remember(conn, event_id, event_type, "unknown_invoice", when_ms), None
+            return "unknown_invoice", None
         invoice = found[0]
         if invoice["status"] == "paid":
-            return _remember(conn, event_id, event_type, "already_paid", when_ms), None
+            return "already_paid", None
         conn.execute("UPDATE invoices SET status = 'paid', paid_ms = ? WHERE id = ?", (when_ms, invoice["id"]))
         entry = ledger.append(
             conn,
@@ -124,21 +124,15 @@ def settle_invoice(event_id: str, event_type: str, stripe_invoice_id: str, when_
             "number": invoice["number"],
             "total_micro": invoice["total_micro"],
         }
-        records.add_event(
-            f"evt_invoice_paid_{invoice['number']}", "invoice.paid", invoice["project_id"], payload, when_ms
-        )(conn)
-        return _remember(conn, event_id, event_type, "paid", when_ms), entry
+        event = f"evt_invoice_paid_{invoice['number']}"
+        records.insert_event(conn, event, "invoice.paid", invoice["project_id"], payload, when_ms)
+        return "paid", entry
 
-    return op
+    return _once(event_id, event_type, when_ms, apply)
 
 
 def ignore_event(event_id: str, event_type: str, when_ms: int) -> Any:
-    def op(conn: sqlite3.Connection) -> tuple[str, None]:
-        if _seen(conn, event_id):
-            return "duplicate_event", None
-        return _remember(conn, event_id, event_type, "ignored", when_ms), None
-
-    return op
+    return _once(event_id, event_type, when_ms, lambda conn: ("ignored", None))
 
 
 def invoice_data(conn: sqlite3.Connection, project_id: str, start_ms: int, end_ms: int) -> dict[str, Any]:

@@ -92,19 +92,27 @@ def month_spend(conn: sqlite3.Connection, since_ms: int) -> tuple[dict[str, int]
     return by_project, by_key
 
 
+def insert_event(
+    conn: sqlite3.Connection,
+    event_id: str,
+    event_type: str,
+    project_id: str | None,
+    payload: dict[str, object],
+    when_ms: int,
+) -> bool:
+    """An outbox event, once per id (inside the caller's transaction): a replayed source never enqueues it twice."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO outbox (id, event_type, project_id, payload, created_ms) VALUES (?, ?, ?, ?, ?)",
+        (event_id, event_type, project_id, orjson.dumps(payload).decode(), when_ms),
+    )
+    return cur.rowcount == 1
+
+
 def add_event(
     event_id: str, event_type: str, project_id: str | None, payload: dict[str, object], when_ms: int
 ) -> object:
-    """An outbox event, once per id: a replayed source never enqueues it twice."""
-
-    def op(conn: sqlite3.Connection) -> bool:
-        cur = conn.execute(
-            "INSERT OR IGNORE INTO outbox (id, event_type, project_id, payload, created_ms) VALUES (?, ?, ?, ?, ?)",
-            (event_id, event_type, project_id, orjson.dumps(payload).decode(), when_ms),
-        )
-        return cur.rowcount == 1
-
-    return op
+    """`insert_event` as a writer operation of its own."""
+    return lambda conn: insert_event(conn, event_id, event_type, project_id, payload, when_ms)
 
 
 def close_interrupted(conn: sqlite3.Connection) -> int:
