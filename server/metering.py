@@ -42,19 +42,3 @@ def usage_from_openai(data: dict[str, Any] | None) -> Usage | None:
 def estimate_tokens(text_chars: int) -> int:
     """A provider-independent estimate (~4 characters per token), used only when usage is missing."""
     return (text_chars + 3) // 4
-
-
-def message_chars(messages: Any) -> int:
-    """Characters of text in chat messages, for estimates."""
-    total = 0
-    if not isinstance(messages, list):
-        return 0
-    for message in messages:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            total += len(content)
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    total += len(part["text"])
-    return total

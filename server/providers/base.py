@@ -40,12 +40,7 @@ class EventStream(Protocol[T_co]):
     async def aclose(self) -> None: ...
 
 
-class ChatStream(Protocol):
-    """An opened upstream stream: parsed OpenAI chunk dicts, in order; raises on a broken stream."""
-
-    def __aiter__(self) -> AsyncIterator[dict[str, Any]]: ...
-
-    async def aclose(self) -> None: ...
+ChatStream = EventStream[dict[str, Any]]  # parsed OpenAI chunk dicts
 
 
 class Provider(Protocol):

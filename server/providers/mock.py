@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from server.errors import UpstreamError
-from server.metering import estimate_tokens, message_chars
+from server.metering import estimate_tokens
 from server.settings import ProviderSettings
 
 DEFAULT_DIMENSIONS = 16
@@ -31,6 +31,22 @@ def _last_user_text(messages: list[Any]) -> str:
     return ""
 
 
+def _message_chars(messages: Any) -> int:
+    """Characters of text in chat messages: the mock counts tokens from them."""
+    total = 0
+    if not isinstance(messages, list):
+        return 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            total += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    total += len(part["text"])
+    return total
+
+
 def _reply(body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
     """The reply text, or a tool call when tools are offered."""
     tools = body.get("tools")
@@ -44,7 +60,7 @@ def _reply(body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
 
 
 def _usage(body: dict[str, Any], text: str | None) -> dict[str, Any]:
-    prompt = estimate_tokens(message_chars(body.get("messages"))) + 1
+    prompt = estimate_tokens(_message_chars(body.get("messages"))) + 1
     completion = len(text.split()) if text else 5
     return {
         "prompt_tokens": prompt,
