@@ -4,8 +4,11 @@ Before forwarding, a request reserves its worst-case cost against its key's and 
 monthly budgets and, for a prepaid project, its wallet balance. The reservation is refused if it
 does not fit beside what is already spent and reserved. When the call ends the hold resolves
 exactly once: `settle` (after the usage and ledger debit are committed) turns it into spend at the
-actual cost; `release` drops it. Everything lives in memory on the single event loop, so check and
-reserve are atomic; restart rebuilds spend from the usage table and balances from the ledger.
+actual cost; `release` drops it. The check and the reservation happen in memory on the single event
+loop, so they are atomic; each hold is also written with its request's intent (the `holds` table) and
+resolved in the same transaction as its outcome, so holds outlive the process: at start-up the open
+ones that still matter (a running job's) are put back with `restore`, spend is rebuilt from the usage
+table and balances from the ledger.
 """
 
 from __future__ import annotations
@@ -37,10 +40,13 @@ def next_month_start(month: str, zone: str) -> datetime:
 
 @dataclass(slots=True)
 class Hold:
+    """Money reserved for one request (or job, or session); resolved exactly once."""
+
     project_id: str
     key_id: str
     micro: int
     wallet: bool
+    id: str = ""
     resolved: bool = False
 
 
@@ -87,6 +93,7 @@ class Budgets:
         key_budget: int | None,
         prepaid: bool,
         now_ms: int,
+        hold_id: str = "",
     ) -> Hold:
         self.roll(now_ms)
         resets = next_month_start(self.month, self.zone).strftime("%Y-%m-%d %H:%M %Z")
@@ -108,12 +115,16 @@ class Budgets:
                     code="insufficient_credits",
                     error_type="insufficient_quota",
                 )
-        _add(self.reserved_key, key_id, micro)
-        _add(self.reserved_project, project_id, micro)
-        if prepaid:
-            _add(self.reserved_wallet, project_id, micro)
+        return self.restore(Hold(project_id, key_id, micro, prepaid, hold_id))
+
+    def restore(self, hold: Hold) -> Hold:
+        """Count a hold as reserved without checking it (at start-up, a durable hold that stays open)."""
+        _add(self.reserved_key, hold.key_id, hold.micro)
+        _add(self.reserved_project, hold.project_id, hold.micro)
+        if hold.wallet:
+            _add(self.reserved_wallet, hold.project_id, hold.micro)
         self.open_holds += 1
-        return Hold(project_id, key_id, micro, prepaid)
+        return hold
 
     def release(self, hold: Hold) -> None:
         if hold.resolved:
@@ -148,6 +159,12 @@ class Budgets:
                     if before < mark <= after:
                         crossings.append(Crossing(scope, scope_id, hold.project_id, percent, self.month, budget, after))
         return crossings
+
+    def unspend(self, hold: Hold, actual_micro: int) -> None:
+        """Undo a settle whose usage could not be recorded after all (the client was refused with 503)."""
+        self.balances[hold.project_id] = self.balances.get(hold.project_id, 0) + actual_micro
+        _add(self.spent_project, hold.project_id, -actual_micro)
+        _add(self.spent_key, hold.key_id, -actual_micro)
 
     def credit(self, project_id: str, micro: int) -> None:
         """A committed ledger entry other than usage (top-up, refund, adjustment)."""

@@ -12,6 +12,7 @@ from server.gateway import Gateway
 from server.keys import display_prefix, hash_secret, new_id, new_secret
 from server.scopes import KeyScopes
 from server.snapshot import KeyEntry, ProjectEntry
+from server.store.protocol import Event
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -143,10 +144,9 @@ async def revoke_key(gw: Gateway, key_id: str) -> KeyEntry:
     key = find_key(gw, key_id)
     if key.revoked_ms is None:
         when = now_ms()
-        await gw.store.revoke_key(key_id, when)
+        event_id, payload = key_revoked_event(key.id, key.project_id, when)
+        await gw.store.revoke_key(key_id, when, (Event(event_id, "key.revoked", key.project_id, payload, when),))
         key.revoked_ms = when  # the snapshot entry is shared: effective on the next request
-        event_id, payload = key_revoked_event(key)
-        await gw.store.add_event(event_id, "key.revoked", key.project_id, payload, when)
     return key
 
 

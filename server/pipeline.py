@@ -1,35 +1,45 @@
 """The one request path, top to bottom as plain calls:
 
-    admit (IP net, key) → authorize (scopes, model) → limit (RPM/TPM) → reserve (budget, wallet)
-    → record intent → route (targets, retries, fallbacks) → forward → meter → record outcome + settle.
+    admit (IP net, key) → authorize (scopes, model) → declare (caps, choices) → limit (RPM/TPM)
+    → reserve (worst case: budget, wallet) → record intent → route (targets, retries, fallbacks)
+    → forward → meter → close (outcome + usage + debit + hold + events, one transaction).
 
-Each step lives in its own module and knows nothing of HTTP. Handlers in api/ build a `Call`,
-call `start` with their front door's dialect, then `serve_unary` or `open_stream`, and render the
-result. The dialect decides pass-through or translation per provider; the path is the same. Fail closed: when the
-outcome cannot be recorded the client gets 503, never an unmetered answer. Every reservation
-resolves exactly once, in `settlement.record`, whichever way the call ends.
+Each step lives in its own module and knows nothing of HTTP. Handlers in api/ build a `Call`, call
+`start` with their front door's dialect, then `serve_unary` or `open_stream`, and render the result.
+The dialect decides pass-through or translation per provider; the path is the same.
+
+Fail closed: a store that cannot take writes refuses the call (503) before anything is forwarded; an
+outcome that cannot be recorded is a 503, never an unmetered answer; a stream's intent is durable
+before its first byte is sent. Every reservation resolves exactly once, in `Settlement.close`,
+whichever way the call ends (an internal error is recorded as one, not as a disconnect).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from server.admission import Ticket, admit, authorize, limit, reserve
+from server.admission import Gatekeeper
+from server.budget import Budgets
+from server.capabilities import endpoint_class
 from server.clock import now_ms
 from server.dialects.base import Dialect
 from server.errors import GatewayError, UpstreamError, metering_unavailable
-from server.gateway import Gateway
-from server.metering import charge_for, estimate_tokens
-from server.money import credits_number
-from server.routing import first_success
-from server.settlement import record
+from server.latency import LatencyBands
+from server.metering import charge, estimate, output_bound, tokens_in, worst_case
+from server.money import format_credits
+from server.routing import Lease, Router
+from server.settings import LimitSettings, ProviderSettings
+from server.settlement import DISCONNECTED, ERROR, OK, UPSTREAM_FAILED, Settlement, Ticket, conclude
+from server.store.protocol import HoldRecord, Intent
+from server.store.sqlite.store import SqliteStore
 from server.streaming.relay import StreamRelay
-from server.types import Call, Caller, Charge, Outcome, Target, Usage
+from server.types import Attempt, Call, Caller, Charge, Target, Usage
 
-__all__ = ["OpenedStream", "Served", "admit", "open_stream", "serve_unary", "start"]
+__all__ = ["OpenedStream", "RequestPath", "Served"]
 
 
 @dataclass(slots=True)
@@ -40,6 +50,7 @@ class Served:
     target: Target
     depth: int
     charge: Charge
+    headers: dict[str, str]
 
 
 @dataclass(slots=True)
@@ -47,108 +58,207 @@ class OpenedStream:
     chunks: AsyncIterator[bytes]
     target: Target
     depth: int
+    headers: dict[str, str]
 
 
-def start(gw: Gateway, caller: Caller, call: Call, dialect: Dialect) -> Ticket:
-    """Everything before forwarding; raises the documented 402/403/404/429 errors."""
-    call.endpoint, call.endpoint_class = dialect.name, dialect.endpoint_class
-    model = authorize(gw, caller, call, dialect.capability)
-    max_output = dialect.max_output_tokens(call.body)
-    admission = limit(gw, caller, call, max_output)
-    hold = reserve(gw, caller, call, model, max_output)
-    if not gw.store.healthy:
-        gw.budgets.release(hold)
-        raise metering_unavailable()
-    gw.store.record_intent(caller, call)  # ordered before the outcome in the writer queue
-    return Ticket(caller=caller, call=call, model=model, admission=admission, hold=hold, dialect=dialect)
+@dataclass
+class RequestPath:
+    """The collaborators the request path needs, and nothing else."""
 
+    gatekeeper: Gatekeeper
+    budgets: Budgets
+    store: SqliteStore
+    router: Router
+    settlement: Settlement
+    latency: LatencyBands
+    limits: LimitSettings
+    providers: dict[str, ProviderSettings]
 
-async def _fail(gw: Gateway, ticket: Ticket, outcome: Outcome, exc: GatewayError) -> None:
-    outcome.status = "upstream_failed" if isinstance(exc, UpstreamError) else "error"
-    outcome.http_status = exc.status
-    outcome.error_code = exc.code
-    record(gw, ticket, outcome)  # no usage to protect; not awaited (the hold is released on commit)
+    def admit(self, secret: str | None, client_ip: str) -> Caller:
+        return self.gatekeeper.admit(secret, client_ip)
 
-
-def _meter(body: dict[str, Any], usage: Usage | None, ticket: Ticket) -> tuple[Usage, Charge]:
-    if usage is None:  # the provider reported none: estimate from the request, and say so
-        usage = Usage(input_tokens=estimate_tokens(ticket.call.body_bytes), estimated=True)
-    charge = charge_for(usage, ticket.model.rates)
-    ticket.dialect.add_cost(body, credits_number(charge.micro))
-    return usage, charge
-
-
-async def _route(gw: Gateway, ticket: Ticket, outcome: Outcome, attempt: Any) -> Any:
-    """Try the model's targets; a failure (or a client gone before any answer) is recorded, unmetered."""
-    try:
-        return await first_success(gw, ticket.model.targets, attempt, outcome.attempts)
-    except GatewayError as exc:
-        await _fail(gw, ticket, outcome, exc)
-        raise
-    except BaseException:
-        outcome.status, outcome.http_status = "client_disconnected", 499
-        record(gw, ticket, outcome)
-        raise
-
-
-async def serve_unary(gw: Gateway, ticket: Ticket) -> Served:
-    """One JSON answer in the front door's shape, metered before it is returned."""
-    call = ticket.call
-    outcome = Outcome(status="pending", http_status=0)
-    depth, target, (body, reported) = await _route(
-        gw, ticket, outcome, lambda p, m: ticket.dialect.unary(p, m, call.body)
-    )
-    usage, charge = _meter(body, reported, ticket)
-    outcome.status, outcome.http_status, outcome.target = "ok", 200, target
-    outcome.usage, outcome.charge = usage, charge
-    try:
-        await asyncio.shield(record(gw, ticket, outcome))
-    except Exception as exc:
-        raise metering_unavailable() from exc
-    gw.latency.observe(call.model, now_ms() - call.started_ms)
-    return Served(body=body, target=target, depth=depth, charge=charge)
-
-
-async def open_stream(gw: Gateway, ticket: Ticket) -> OpenedStream:
-    """Open the upstream stream and read its first event, so fallback happens before any byte is sent."""
-    call = ticket.call
-    outcome = Outcome(status="pending", http_status=0)
-
-    async def open_and_peek(provider: Any, upstream_model: str) -> tuple[Any, AsyncIterator[Any], Any]:
-        stream = await ticket.dialect.open(provider, upstream_model, call.body)
-        events = stream.__aiter__()
+    def start(self, caller: Caller, call: Call, dialect: Dialect) -> Ticket:
+        """Everything before forwarding; raises the documented 400/402/403/404/429/503 errors."""
+        assert caller.key is not None and caller.project is not None
+        call.endpoint = dialect.name
+        klass = endpoint_class(dialect.capability)
+        model = self.gatekeeper.authorize(caller, call, dialect.capability, klass)
+        declared = dialect.declare(call.body)
+        default_cap = min(self.limits.default_max_output_tokens, model.context_window)
+        if declared.output_cap is None:
+            dialect.cap_output(call.body, default_cap)  # the reservation's bound is the upstream's bound too
+        admission = self.gatekeeper.limit(
+            caller, klass, tokens_in(call.body_bytes) + output_bound(declared, default_cap)
+        )
         try:
-            first = await anext(events)
-        except StopAsyncIteration:
-            await stream.aclose()
-            raise UpstreamError(
-                502, f"{provider.name} sent an empty stream", retryable=True, upstream_status="empty"
-            ) from None
-        except BaseException:
-            await stream.aclose()
+            worst = charge(worst_case(call.body_bytes, declared, default_cap), model.rates)
+            hold = self.budgets.reserve(
+                caller.project_id,
+                caller.key_id,
+                worst.micro,
+                project_budget=caller.project.monthly_budget_micro,
+                key_budget=caller.key.scopes.monthly_budget_micro,
+                prepaid=caller.project.prepaid,
+                now_ms=now_ms(),
+                hold_id=call.request_id,
+            )
+        except GatewayError as exc:
+            admission.settle_tokens(0)
+            exc.headers = {**admission.headers, **exc.headers}
             raise
-        return stream, events, first
+        if not self.store.healthy:  # a locked database or a full disk: refuse before paying upstream
+            self.budgets.release(hold)
+            admission.settle_tokens(0)
+            error = metering_unavailable()
+            error.headers = {**admission.headers, "retry-after": "1"}
+            raise error
+        record = HoldRecord(hold.id, hold.project_id, hold.key_id, hold.micro, hold.wallet, model.rates.card)
+        intent = Intent(caller, call, record)
+        written = self.store.record_intent(intent)  # ordered before the closing in the writer queue
+        written.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return Ticket(caller, call, model, dialect, admission, hold, intent, written)
 
-    depth, target, (stream, events, first) = await _route(gw, ticket, outcome, open_and_peek)
-    outcome.target = target
-
-    async def finish(result: Outcome) -> None:
+    async def serve_unary(self, ticket: Ticket) -> Served:
+        """One JSON answer in the front door's shape, metered and recorded before it is returned."""
+        call, dialect = ticket.call, ticket.dialect
+        attempts: list[Attempt] = []
+        depth, target, (body, reported), lease = await self._route(
+            ticket, attempts, lambda p, m: dialect.unary(p, m, call.body)
+        )
+        lease.release()
         try:
-            await asyncio.shield(record(gw, ticket, result))
+            usage = reported or estimate(call.body_bytes, dialect.delivered_chars(body))
+            outcome = conclude(ticket.model.rates, attempts, status=OK, http_status=200, target=target, usage=usage)
+            assert outcome.charge is not None
+            dialect.present(body, usage, outcome.charge.micro)
+        except Exception:
+            self._internal_error(ticket, attempts)
+            raise
+        try:
+            await asyncio.shield(self.settlement.close(ticket, outcome))
         except Exception as exc:
             raise metering_unavailable() from exc
-        if result.status == "ok":
-            gw.latency.observe(call.model, now_ms() - call.started_ms)
+        self.latency.observe(call.model, now_ms() - call.started_ms)
+        headers = {
+            **ticket.admission.headers,
+            **served_headers(call, target, depth),
+            "x-credits-used": format_credits(outcome.charge.micro),
+        }
+        return Served(body=body, target=target, depth=depth, charge=outcome.charge, headers=headers)
 
-    relay = StreamRelay(
-        stream=stream,
-        events=events,
-        first=first,
-        adapter=ticket.dialect.adapter(call.body, gw.providers[target.provider]),
-        model=ticket.model,
-        input_chars=call.body_bytes,
-        outcome=outcome,
-        finish=finish,
-        finish_nowait=lambda result: record(gw, ticket, result),
-    )
-    return OpenedStream(chunks=relay.run(), target=target, depth=depth)
+    async def open_stream(self, ticket: Ticket) -> OpenedStream:
+        """Open the upstream stream and read its first event, so fallback happens before any byte is sent;
+        the intent is durable before the first byte goes out."""
+        call, dialect = ticket.call, ticket.dialect
+        attempts: list[Attempt] = []
+
+        async def open_and_peek(provider: Any, upstream_model: str) -> tuple[Any, AsyncIterator[Any], Any]:
+            stream = await dialect.open(provider, upstream_model, call.body)
+            events = stream.__aiter__()
+            try:
+                first = await anext(events)
+            except StopAsyncIteration:
+                await stream.aclose()
+                raise UpstreamError(
+                    502, f"{provider.name} sent an empty stream", retryable=True, upstream_status="empty"
+                ) from None
+            except BaseException:
+                await stream.aclose()
+                raise
+            return stream, events, first
+
+        depth, target, (stream, events, first), lease = await self._route(ticket, attempts, open_and_peek)
+        try:
+            await asyncio.shield(ticket.intent_written)
+        except Exception as exc:
+            lease.release()
+            await stream.aclose()
+            self.budgets.release(ticket.hold)
+            ticket.admission.settle_tokens(0)
+            raise metering_unavailable() from exc
+        provider = self.providers[target.provider]
+        relay = StreamRelay(
+            stream=stream,
+            events=events,
+            first=first,
+            adapter=dialect.adapter(call.body, self.router.providers[target.provider]),
+            input_bytes=call.body_bytes,
+            sink=_Sink(self, ticket, attempts, target, lease),
+            provider=target.provider,
+            silence_s=provider.timeouts.first_byte,
+            deadline=time.monotonic() + provider.timeouts.total,
+            drain=provider.on_disconnect == "drain",
+        )
+        headers = {**ticket.admission.headers, **served_headers(call, target, depth)}
+        return OpenedStream(chunks=relay.run(), target=target, depth=depth, headers=headers)
+
+    async def _route(self, ticket: Ticket, attempts: list[Attempt], attempt: Any) -> tuple[int, Target, Any, Lease]:
+        """Try the model's targets; a failure (or a client gone before any answer) is recorded, unmetered."""
+        try:
+            return await self.router.first_success(ticket.model.targets, attempt, attempts, ticket.caller.project_id)
+        except GatewayError as exc:
+            status = UPSTREAM_FAILED if isinstance(exc, UpstreamError) else ERROR
+            outcome = conclude(ticket.model.rates, attempts, status=status, http_status=exc.status, error_code=exc.code)
+            self.settlement.close(ticket, outcome)  # no usage to protect; not awaited
+            exc.headers = {**ticket.admission.headers, **exc.headers}
+            raise
+        except asyncio.CancelledError:
+            outcome = conclude(
+                ticket.model.rates, attempts, status=DISCONNECTED, http_status=499, error_code="client_disconnected"
+            )
+            self.settlement.close(ticket, outcome)
+            raise
+        except BaseException:
+            self._internal_error(ticket, attempts)
+            raise
+
+    def _internal_error(self, ticket: Ticket, attempts: list[Attempt]) -> None:
+        outcome = conclude(ticket.model.rates, attempts, status=ERROR, http_status=500, error_code="internal_error")
+        self.settlement.close(ticket, outcome)
+
+
+class _Sink:
+    """A stream's side of the pipeline: checkpoints and its one outcome."""
+
+    def __init__(self, path: RequestPath, ticket: Ticket, attempts: list[Attempt], target: Target, lease: Lease):
+        self._path, self._ticket, self._attempts, self._target, self._lease = path, ticket, attempts, target, lease
+
+    def checkpoint(self, delivered_chars: int) -> None:
+        self._path.store.checkpoint(self._ticket.call.request_id, delivered_chars, now_ms())
+
+    def _close(self, status: str, http_status: int, error_code: str | None, usage: Usage) -> Any:
+        outcome = conclude(
+            self._ticket.model.rates,
+            self._attempts,
+            status=status,
+            http_status=http_status,
+            target=self._target,
+            usage=usage,
+            error_code=error_code,
+        )
+        return outcome, self._path.settlement.close(self._ticket, outcome, delivered=True)
+
+    async def finish(self, status: str, http_status: int, error_code: str | None, usage: Usage) -> int:
+        outcome, written = self._close(status, http_status, error_code, usage)
+        try:
+            await asyncio.shield(written)
+        except Exception as exc:
+            raise metering_unavailable() from exc
+        if status == OK:
+            call = self._ticket.call
+            self._path.latency.observe(call.model, now_ms() - call.started_ms)
+        return int(outcome.charge.micro)
+
+    def abandon(self, status: str, http_status: int, error_code: str | None, usage: Usage) -> None:
+        self._close(status, http_status, error_code, usage)
+
+    def release(self) -> None:
+        self._lease.release()
+
+
+def served_headers(call: Call, target: Target, depth: int) -> dict[str, str]:
+    headers = {"x-model-used": target.model}
+    if depth:
+        headers["x-fallback-from"] = call.model
+        headers["x-fallback-depth"] = str(depth)
+    return headers

@@ -15,15 +15,12 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from server.errors import UpstreamError
 from server.providers.base import Provider
 from server.settings import RoutingSettings
 from server.types import Attempt, Target
-
-if TYPE_CHECKING:
-    from server.gateway import Gateway
 
 T = TypeVar("T")
 
@@ -63,40 +60,101 @@ def backoff_seconds(settings: RoutingSettings, round_number: int, retry_after: f
     return random.uniform(ceiling / 2, ceiling)  # jitter spreads retries from many clients
 
 
-async def first_success(
-    gw: Gateway,
-    targets: tuple[Target, ...],
-    call: Callable[[Provider, str], Awaitable[T]],
-    attempts: list[Attempt],
-) -> tuple[int, Target, T]:
-    """(index of the serving target, the target, its result)."""
-    settings = gw.settings.routing
-    plan = _plan(targets, gw.health, settings.retries)
-    first_round = len(plan) - settings.retries
-    last: UpstreamError | None = None
-    for n, (index, target) in enumerate(plan):
-        if n >= first_round and last is not None:
-            await asyncio.sleep(backoff_seconds(settings, n - first_round, last.retry_after))
-        provider = gw.providers[target.provider]
-        started = time.perf_counter()
-        try:
-            result = await call(provider, target.model)
-        except UpstreamError as exc:
-            attempts.append(Attempt(str(target), exc.upstream_status, (time.perf_counter() - started) * 1000))
-            if exc.upstream_status != "translation":
-                gw.health.failed(target.provider, time.monotonic())
-            if not exc.retryable:
-                raise
-            last = exc
-            continue
-        attempts.append(Attempt(str(target), 200, (time.perf_counter() - started) * 1000))
-        gw.health.succeeded(target.provider)
-        return index, target, result
-    assert last is not None
-    raise UpstreamError(
-        last.status,
-        f"All upstream targets failed ({len(attempts)} attempts); last: {last.message}",
-        retryable=False,
-        upstream_status=last.upstream_status,
-        retry_after=last.retry_after,
-    )
+class Lease:
+    """One upstream call counted against its project's share of a provider's connections; released once."""
+
+    __slots__ = ("_counts", "_key")
+
+    def __init__(self, counts: dict[tuple[str, str], int] | None, key: tuple[str, str]) -> None:
+        self._counts, self._key = counts, key
+
+    def release(self) -> None:
+        if self._counts is None:
+            return
+        left = self._counts[self._key] - 1
+        if left:
+            self._counts[self._key] = left
+        else:
+            del self._counts[self._key]
+        self._counts = None
+
+
+class ConnectionShares:
+    """At most `limits[provider]` concurrent calls per (provider, project): one tenant (with stalled streams,
+    say) cannot hold a provider's whole connection pool while other tenants wait for it."""
+
+    def __init__(self, limits: dict[str, int]) -> None:
+        self._limits = limits
+        self._counts: dict[tuple[str, str], int] = {}
+
+    def take(self, provider: str, project_id: str) -> Lease:
+        key = (provider, project_id)
+        used = self._counts.get(key, 0)
+        limit = self._limits.get(provider)
+        if limit is not None and used >= limit:
+            raise UpstreamError(
+                429,
+                f"This project already has {used} calls open to provider {provider}, its share of the connections.",
+                retryable=True,
+                upstream_status="project_share",
+                retry_after=1.0,
+            )
+        self._counts[key] = used + 1
+        return Lease(self._counts, key)
+
+    def in_use(self, provider: str, project_id: str) -> int:
+        return self._counts.get((provider, project_id), 0)
+
+
+class Router:
+    """A model's targets in order, with retries, backoff, cooldowns and per-project connection shares."""
+
+    def __init__(self, providers: dict[str, Provider], settings: RoutingSettings, shares: ConnectionShares) -> None:
+        self.providers = providers
+        self.settings = settings
+        self.health = ProviderHealth(settings)
+        self.shares = shares
+
+    async def first_success(
+        self,
+        targets: tuple[Target, ...],
+        call: Callable[[Provider, str], Awaitable[T]],
+        attempts: list[Attempt],
+        project_id: str,
+    ) -> tuple[int, Target, T, Lease]:
+        """(index of the serving target, the target, its result, the connection lease the caller releases)."""
+        settings = self.settings
+        plan = _plan(targets, self.health, settings.retries)
+        first_round = len(plan) - settings.retries
+        last: UpstreamError | None = None
+        for n, (index, target) in enumerate(plan):
+            if n >= first_round and last is not None:
+                await asyncio.sleep(backoff_seconds(settings, n - first_round, last.retry_after))
+            provider = self.providers[target.provider]
+            started = time.perf_counter()
+            try:
+                lease = self.shares.take(target.provider, project_id)
+                try:
+                    result = await call(provider, target.model)
+                except BaseException:
+                    lease.release()
+                    raise
+            except UpstreamError as exc:
+                attempts.append(Attempt(str(target), exc.upstream_status, (time.perf_counter() - started) * 1000))
+                if exc.upstream_status not in ("translation", "project_share"):
+                    self.health.failed(target.provider, time.monotonic())
+                if not exc.retryable:
+                    raise
+                last = exc
+                continue
+            attempts.append(Attempt(str(target), 200, (time.perf_counter() - started) * 1000))
+            self.health.succeeded(target.provider)
+            return index, target, result, lease
+        assert last is not None
+        raise UpstreamError(
+            last.status,
+            f"All upstream targets failed ({len(attempts)} attempts); last: {last.message}",
+            retryable=False,
+            upstream_status=last.upstream_status,
+            retry_after=last.retry_after,
+        )

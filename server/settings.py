@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -36,12 +37,19 @@ class ServerSettings(_Strict):
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     workers: int = Field(1, ge=1)
     trusted_proxies: list[str] = Field(default_factory=list)
+    # A streaming client that reads nothing for this long is treated as gone (its upstream call is cancelled).
+    stream_write_timeout_s: float = Field(30.0, gt=0)
 
 
 class StorageSettings(_Strict):
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     busy_timeout_ms: int = Field(5000, ge=0)
     max_batch: int = Field(512, ge=1)
+    # Below this much free space on the data dir's disk the store counts as full: requests get 503 before
+    # anything is forwarded, until space returns.
+    min_free_mb: int = Field(1, ge=0)
+    # A WAL file past this size is checkpointed and truncated between write groups (bounded disk use).
+    wal_limit_mb: int = Field(32, ge=1)
 
 
 class Timeouts(_Strict):
@@ -58,7 +66,18 @@ class ProviderSettings(_Strict):
     timeouts: Timeouts = Field(default_factory=Timeouts)
     max_connections: int = Field(200, ge=1)
     max_idle_connections: int = Field(32, ge=0)
+    # How many of those one project may hold at once (default: three quarters), so a tenant with stalled
+    # streams cannot take the whole pool.
+    max_connections_per_project: int | None = Field(None, ge=1)
     http_transport: Literal["lean", "httpcore"] = "lean"
+    # The most a non-stream answer (and one stream event) may weigh; past it the call fails with a 502.
+    max_response_mb: int = Field(32, ge=1)
+    # When a client disconnects mid-stream: "cancel" the upstream call and bill what was delivered, or
+    # "drain" it (for providers that bill the whole answer anyway): read it to the end and bill it all.
+    on_disconnect: Literal["cancel", "drain"] = "cancel"
+    # openai kind: the field that carries the output cap the gateway sends when the client gives none
+    # (older OpenAI-compatible servers know only max_tokens).
+    output_cap_field: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens"
     # Anthropic only: the API version header every request carries, and max_tokens when the client gives
     # none (Anthropic requires it; OpenAI clients often omit it).
     anthropic_version: str = "2023-06-01"
@@ -74,20 +93,58 @@ class ProviderSettings(_Strict):
         """The provider secret comes from the environment, never from the database."""
         return os.environ.get(self.api_key_env) if self.api_key_env else None
 
+    @property
+    def project_share(self) -> int:
+        return self.max_connections_per_project or max(1, self.max_connections * 3 // 4)
+
 
 class PriceCard(_Strict):
-    """Currency units per 1M tokens; converted to integer micro-units once, at load."""
+    """Currency units per the key's unit; converted to integer micro-units once, at load (see metering.Rates).
+
+    Per 1M tokens: input, output, cached_input (default: input), audio_input (default: input),
+    audio_output (default: output), cache_hit (embeddings served from the cache; default 0). Per 1M
+    characters of speech: per_1m_characters. Per minute of transcribed audio: per_minute_audio. Per
+    second: per_second_video, per_second_music. Per image: per_image, by size or size/quality."""
 
     input: Decimal = Decimal(0)
     output: Decimal = Decimal(0)
     cached_input: Decimal | None = None
+    audio_input: Decimal | None = None
+    audio_output: Decimal | None = None
+    cache_hit: Decimal | None = None
+    per_1m_characters: Decimal | None = None
+    per_minute_audio: Decimal | None = None
+    per_second_video: Decimal | None = None
+    per_second_music: Decimal | None = None
+    per_image: dict[str, Decimal] = Field(default_factory=dict)
 
-    @field_validator("input", "output", "cached_input")
+    @field_validator(
+        "input",
+        "output",
+        "cached_input",
+        "audio_input",
+        "audio_output",
+        "cache_hit",
+        "per_1m_characters",
+        "per_minute_audio",
+        "per_second_video",
+        "per_second_music",
+    )
     @classmethod
     def _non_negative(cls, value: Decimal | None) -> Decimal | None:
         if value is not None and value < 0:
             raise ValueError("prices cannot be negative")
         return value
+
+    @field_validator("per_image")
+    @classmethod
+    def _image_prices(cls, prices: dict[str, Decimal]) -> dict[str, Decimal]:
+        for size, value in prices.items():
+            if not re.fullmatch(r"\d+x\d+(/[a-z]+)?|auto(/[a-z]+)?", size):
+                raise ValueError(f"per_image key {size!r} must look like '1024x1024' or '1024x1024/hd'")
+            if value < 0:
+                raise ValueError("prices cannot be negative")
+        return prices
 
 
 class ModelSettings(_Strict):
@@ -149,6 +206,8 @@ class BillingSettings(_Strict):
     timezone: str = "UTC"
     currency: str = Field("USD", min_length=3, max_length=3)
     invoice_prefix: str = "INV-"
+    # The key of the ledger's hash chain (HMAC), kept outside the database; relative to config.toml's folder.
+    ledger_key_file: Path = Path("ledger.key")
 
     @field_validator("timezone")
     @classmethod
@@ -233,6 +292,11 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         return self.data_path / "gateway.db"
+
+    @property
+    def ledger_key_path(self) -> Path:
+        path = self.billing.ledger_key_file
+        return path if path.is_absolute() else (self.config_dir / path)
 
 
 def _describe(error: ValidationError) -> str:

@@ -1,52 +1,155 @@
-"""Record a call's outcome and resolve its reservation exactly once, when the commit lands.
+"""How a call ends: its Outcome is built here (in one place), recorded with its usage, ledger debit, hold
+resolution and events in one transaction, and its reservation resolved exactly once.
 
-The outcome (request row, usage row, ledger debit) is queued to the writer; when its group commits,
-the hold becomes spend at the actual cost (or is released if there was no usage or the write
-failed), the TPM estimate is corrected to the actual tokens, and budget thresholds crossed for the
-first time this month are queued to the outbox. Running on the future's completion (not in the
-awaiting task) means a cancelled client cannot skip settlement.
+The hold is resolved in memory when the closing is queued (settled at the actual cost, or released), so
+the threshold events a spend crosses are computed before the write and committed with the usage row that
+crossed them. If the write fails because the store cannot take writes, a closing with delivered content
+(a stream the client already read) is kept and written as soon as the store recovers; one without (the
+client gets 503) is undone in memory and recorded as a failure instead. Callbacks run on the future's
+completion, not in the awaiting task, so a cancelled client cannot skip settlement.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, replace
 from typing import Any
 
-from server.admission import Ticket
+from server.budget import Budgets, Crossing, Hold
 from server.clock import now_ms
 from server.events.outbox import threshold_event
-from server.gateway import Gateway
-from server.types import Outcome
+from server.limits import Admission
+from server.metering import Rates, charge
+from server.snapshot import ModelEntry
+from server.store.protocol import Closing, Event, Intent, StoreUnavailable
+from server.store.sqlite.store import SqliteStore
+from server.types import Attempt, Call, Caller, Outcome, Target, Usage
 
 log = logging.getLogger("gateway.settlement")
 
+OK, ERROR, UPSTREAM_FAILED, DISCONNECTED = "ok", "error", "upstream_failed", "client_disconnected"
 
-def record(gw: Gateway, ticket: Ticket, outcome: Outcome) -> asyncio.Future[Any]:
-    outcome.ended_ms = now_ms()
-    future = gw.store.record_outcome(ticket.caller, ticket.call, outcome)
 
-    def settle(done: asyncio.Future[Any]) -> None:
-        failed = done.cancelled() or done.exception() is not None
-        if failed or outcome.charge is None or outcome.usage is None:
-            gw.budgets.release(ticket.hold)
-            ticket.admission.settle_tokens(0 if failed or outcome.usage is None else outcome.usage.total_tokens)
-            if failed:
-                log.error("outcome of %s not recorded: %s", ticket.call.request_id, done.exception())
-            return
-        caller = ticket.caller
+@dataclass(slots=True)
+class Ticket:
+    """Everything admission granted a call; settlement resolves it exactly once."""
+
+    caller: Caller
+    call: Call
+    model: ModelEntry
+    dialect: Any  # server.dialects.base.Dialect (imported lazily there: dialects import the relay)
+    admission: Admission
+    hold: Hold
+    intent: Intent
+    intent_written: asyncio.Future[Any]
+
+
+def conclude(
+    rates: Rates,
+    attempts: list[Attempt],
+    *,
+    status: str,
+    http_status: int,
+    target: Target | None = None,
+    usage: Usage | None = None,
+    error_code: str | None = None,
+) -> Outcome:
+    """The one place an Outcome is built: its charge comes from its usage and the model's rates."""
+    return Outcome(
+        status=status,
+        http_status=http_status,
+        target=target,
+        usage=usage,
+        charge=charge(usage, rates) if usage is not None else None,
+        error_code=error_code,
+        attempts=attempts,
+        ended_ms=now_ms(),
+    )
+
+
+def _events(crossings: list[Crossing], when_ms: int) -> tuple[Event, ...]:
+    out = []
+    for crossing in crossings:
+        event_id, payload = threshold_event(crossing)
+        out.append(Event(event_id, "usage.threshold_reached", crossing.project_id, payload, when_ms))
+    return tuple(out)
+
+
+def _with_lost_intent(closing: Closing, ticket: Ticket) -> Closing:
+    """A closing that also writes the intent, when the intent's own write failed."""
+    written = ticket.intent_written
+    if closing.intent is None and written.done() and (written.cancelled() or written.exception() is not None):
+        return replace(closing, intent=ticket.intent)
+    return closing
+
+
+class Settlement:
+    def __init__(self, store: SqliteStore, budgets: Budgets) -> None:
+        self._store = store
+        self._budgets = budgets
+        self._backlog: list[Closing] = []
+        store.on_recovered(self.retry_backlog)
+
+    @property
+    def backlog(self) -> int:
+        """Closings waiting for the store to take writes again."""
+        return len(self._backlog)
+
+    def close(self, ticket: Ticket, outcome: Outcome, *, delivered: bool = False) -> asyncio.Future[Any]:
+        """Resolve the hold in memory and queue the closing write; `delivered` says the client already has
+        the content (a stream), so the usage must be recorded even if the store refuses it for now."""
+        caller, hold = ticket.caller, ticket.hold
         assert caller.key is not None and caller.project is not None
-        crossings = gw.budgets.settle(
-            ticket.hold,
-            outcome.charge.micro,
-            project_budget=caller.project.monthly_budget_micro,
-            key_budget=caller.key.scopes.monthly_budget_micro,
-            now_ms=outcome.ended_ms,
-        )
-        ticket.admission.settle_tokens(outcome.usage.total_tokens)
-        for crossing in crossings:
-            event_id, payload = threshold_event(crossing)
-            gw.store.add_event(event_id, "usage.threshold_reached", crossing.project_id, payload, outcome.ended_ms)
+        if outcome.charge is not None:
+            crossings = self._budgets.settle(
+                hold,
+                outcome.charge.micro,
+                project_budget=caller.project.monthly_budget_micro,
+                key_budget=caller.key.scopes.monthly_budget_micro,
+                now_ms=outcome.ended_ms,
+            )
+            closing = Closing(caller, ticket.call, outcome, hold.id, "settled", _events(crossings, outcome.ended_ms))
+        else:
+            self._budgets.release(hold)
+            closing = Closing(caller, ticket.call, outcome, hold.id, "released")
+        ticket.admission.settle_tokens(outcome.usage.total_tokens if outcome.usage is not None else 0)
+        closing = _with_lost_intent(closing, ticket)
+        future = self._store.record_closing(closing)
+        future.add_done_callback(lambda done: self._after(done, closing, ticket, delivered))
+        return future
 
-    future.add_done_callback(settle)
-    return future
+    def _after(self, done: asyncio.Future[Any], closing: Closing, ticket: Ticket, delivered: bool) -> None:
+        error = done.exception() if not done.cancelled() else asyncio.CancelledError()
+        if error is None:
+            return
+        closing, hold = _with_lost_intent(closing, ticket), ticket.hold
+        request_id = closing.call.request_id
+        if not isinstance(error, StoreUnavailable):
+            log.error("outcome of %s not recorded: %r", request_id, error)
+            return
+        if delivered:
+            log.error("outcome of %s not recorded (%s); kept until the store recovers", request_id, error)
+            self._backlog.append(closing)
+            return
+        outcome = closing.outcome
+        if outcome.charge is not None:
+            self._budgets.unspend(hold, outcome.charge.micro)
+        failed = replace(
+            outcome, status=ERROR, http_status=503, error_code="metering_unavailable", usage=None, charge=None
+        )
+        self._backlog.append(replace(closing, outcome=failed, hold_status="released", events=()))
+
+    def retry_backlog(self) -> None:
+        """Write what the store refused while it could not take writes (called when it recovers)."""
+        waiting, self._backlog = self._backlog, []
+        for closing in waiting:
+            future = self._store.record_closing(closing)
+            future.add_done_callback(lambda done, c=closing: self._retry_failed(done, c))
+
+    def _retry_failed(self, done: asyncio.Future[Any], closing: Closing) -> None:
+        error = done.exception() if not done.cancelled() else asyncio.CancelledError()
+        if isinstance(error, StoreUnavailable):
+            self._backlog.append(closing)
+        elif error is not None:
+            log.error("outcome of %s not recorded on retry: %r", closing.call.request_id, error)

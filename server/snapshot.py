@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.metering import rates_from_card
+from server.metering import Rates
 from server.scopes import KeyScopes
 from server.settings import Settings
-from server.types import PriceRates, Target
+from server.store.protocol import Loaded
+from server.types import Target
 
 
 @dataclass(slots=True)
@@ -84,7 +85,7 @@ class ProjectEntry:
 class ModelEntry:
     name: str
     targets: tuple[Target, ...]
-    rates: PriceRates
+    rates: Rates
     capabilities: tuple[str, ...]
     context_window: int
 
@@ -99,22 +100,22 @@ class Snapshot:
     models: dict[str, ModelEntry] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, settings: Settings, catalog: dict[str, Any]) -> Snapshot:
+    def build(cls, settings: Settings, catalog: Loaded) -> Snapshot:
         """From the config's models and the catalog rows the store loaded (projects, keys, admin)."""
         snap = cls()
         for model in settings.models:
             snap.models[model.name] = ModelEntry(
                 name=model.name,
                 targets=tuple(Target.parse(t) for t in model.targets),
-                rates=rates_from_card(model.price),
+                rates=Rates.from_card(model.price),
                 capabilities=tuple(model.capabilities),
                 context_window=model.context_window,
             )
-        for row in catalog["projects"]:
+        for row in catalog.projects:
             snap.put_project(ProjectEntry.from_row(row))
-        for row in catalog["keys"]:
+        for row in catalog.keys:
             snap.put_key(KeyEntry.from_row(row))
-        snap.admin_hashes = set(catalog["admin_hashes"])
+        snap.admin_hashes = set(catalog.admin_hashes)
         return snap
 
     def put_project(self, project: ProjectEntry) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,38 +37,78 @@ class Target:
         return f"{self.provider}:{self.model}"
 
 
-@dataclass(slots=True, frozen=True)
-class PriceRates:
-    """Integer micro-units per 1M tokens, fixed when the config is loaded."""
+class Unit:
+    """The metered units. Token units count tokens; `input_tokens` includes the cached and audio input
+    tokens (pricing takes those parts out and prices them at their own rates), `output_tokens` includes
+    the audio output tokens. Images are counted per size and quality: `image_unit("1024x1024", "hd")`."""
 
-    input: int
-    output: int
-    cached_input: int
+    INPUT_TOKENS = "input_tokens"
+    OUTPUT_TOKENS = "output_tokens"
+    CACHED_TOKENS = "cached_tokens"
+    AUDIO_INPUT_TOKENS = "audio_input_tokens"
+    AUDIO_OUTPUT_TOKENS = "audio_output_tokens"
+    CACHE_HIT_TOKENS = "cache_hit_tokens"
+    SPEECH_CHARACTERS = "speech_characters"
+    AUDIO_SECONDS = "audio_seconds"
+    VIDEO_SECONDS = "video_seconds"
+    MUSIC_SECONDS = "music_seconds"
+    STORED_BYTES = "stored_bytes"
+    IMAGE_PREFIX = "images:"
 
-    def as_card(self) -> dict[str, int]:
-        return {"input": self.input, "output": self.output, "cached_input": self.cached_input}
+    TOKENS = (INPUT_TOKENS, OUTPUT_TOKENS, CACHED_TOKENS)  # the usage table's own columns
 
 
-@dataclass(slots=True)
+def image_unit(size: str, quality: str | None = None) -> str:
+    return f"{Unit.IMAGE_PREFIX}{size}/{quality}" if quality else f"{Unit.IMAGE_PREFIX}{size}"
+
+
 class Usage:
-    """Tokens by kind, as the provider reported them (or estimated when it did not)."""
+    """Metered quantities by unit (see `Unit`), as the provider reported them or estimated (and marked)."""
 
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
-    estimated: bool = False
+    __slots__ = ("estimated", "quantities")
+
+    def __init__(self, quantities: Mapping[str, int] | None = None, *, estimated: bool = False, **units: int) -> None:
+        merged = {**(quantities or {}), **units}
+        self.quantities: dict[str, int] = {unit: amount for unit, amount in merged.items() if amount}
+        self.estimated = estimated
+
+    def get(self, unit: str) -> int:
+        return self.quantities.get(unit, 0)
+
+    @property
+    def input_tokens(self) -> int:
+        return self.quantities.get(Unit.INPUT_TOKENS, 0)
+
+    @property
+    def output_tokens(self) -> int:
+        return self.quantities.get(Unit.OUTPUT_TOKENS, 0)
+
+    @property
+    def cached_tokens(self) -> int:
+        return self.quantities.get(Unit.CACHED_TOKENS, 0)
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    def others(self) -> dict[str, int]:
+        """The quantities beyond the three token columns (images, seconds, characters, audio tokens...)."""
+        return {unit: amount for unit, amount in self.quantities.items() if unit not in Unit.TOKENS}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Usage) and (self.quantities, self.estimated) == (other.quantities, other.estimated)
+
+    def __repr__(self) -> str:
+        marked = ", estimated" if self.estimated else ""
+        return f"Usage({self.quantities}{marked})"
+
 
 @dataclass(slots=True, frozen=True)
 class Charge:
-    """Money for one request: integer micro-units and the price card that produced it."""
+    """Money for one request: integer micro-units and the price card (micro-units) that produced it."""
 
     micro: int
-    rates: PriceRates
+    card: Mapping[str, Any]
 
 
 @dataclass(slots=True)
@@ -81,9 +122,7 @@ class Call:
     stream: bool = False
     client_request_id: str | None = None
     started_ms: int = 0
-    endpoint_class: str = "chat"
     body_bytes: int = 0  # size of the body as JSON: the input-token upper bound and the estimate base
-    headers: dict[str, str] = field(default_factory=dict)  # response headers the pipeline adds
 
 
 @dataclass(slots=True)

@@ -40,6 +40,7 @@ def init(
     json_out: Json = False,
 ) -> None:
     """Write DIR/config.toml (from the example, if absent), create the database and an admin token."""
+    from server.billing.ledger import open_chain
     from server.store.sqlite.store import add_admin_token, has_admin_token, prepare
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -52,7 +53,8 @@ def init(
         raise CliError("server.workers must be 1: limits and reservations live in one process", 2)
     db = settings.database_path
     had_token = has_admin_token(db)
-    prepare(db)
+    chain, rekey_from = open_chain(settings.ledger_key_path)  # the ledger's key, next to the config
+    prepare(db, chain, rekey_from=rekey_from)
     url = f"http://{settings.server.host}:{settings.server.port}"
     result: dict[str, object] = {"config": str(config.resolve()), "database": str(db.resolve()), "url": url}
     token = None

@@ -1,4 +1,4 @@
-"""Helpers every handler shares: the gateway from app state, JSON bodies, ids, headers."""
+"""Helpers every handler shares: the gateway from app state, JSON bodies, ids, headers, answers."""
 
 from __future__ import annotations
 
@@ -8,23 +8,26 @@ from typing import Any
 
 import orjson
 from litestar import Request, Response
-from litestar.response import Stream
 
-from server.admission import Ticket
+from server.api.stream_response import RelayStream
 from server.clock import now_ms
+from server.dialects.base import Dialect
 from server.errors import bad_request
 from server.gateway import Gateway
-from server.money import format_credits, to_micro
-from server.pipeline import OpenedStream, Served, open_stream, serve_unary
-from server.types import Call
+from server.money import to_micro
+from server.pipeline import RequestPath
+from server.types import Call, Caller
 
 REQUEST_ID_SCOPE_KEY = "gateway.request_id"
 CLIENT_ID_SCOPE_KEY = "gateway.client_request_id"
-EXTRA_HEADERS_SCOPE_KEY = "gateway.extra_headers"
 
 
 def gateway_of(request: Request[Any, Any, Any]) -> Gateway:
     return request.app.state.gateway  # type: ignore[no-any-return]
+
+
+def path_of(request: Request[Any, Any, Any]) -> RequestPath:
+    return gateway_of(request).path
 
 
 def v1(path: str) -> list[str]:
@@ -43,26 +46,24 @@ async def json_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return body
 
 
-def new_call(
-    request: Request[Any, Any, Any], endpoint: str, body: dict[str, Any], endpoint_class: str = "chat"
-) -> Call:
-    """A Call whose response headers (rate limits, …) the request-id layer adds to whatever answer leaves."""
+def new_call(request: Request[Any, Any, Any], dialect: Dialect, body: dict[str, Any]) -> Call:
+    """A Call for `body` in `dialect`: the public model, the stream flag and the body's size (its input bound)."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise bad_request("you must provide a model parameter", "missing_model", "model")
-    call = Call(
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise bad_request("'stream' must be a boolean.", "invalid_type", "stream")
+    return Call(
         request_id=request.scope.get(REQUEST_ID_SCOPE_KEY) or str(uuid.uuid4()),  # type: ignore[typeddict-item]
         client_request_id=request.scope.get(CLIENT_ID_SCOPE_KEY),  # type: ignore[typeddict-item]
-        endpoint=endpoint,
+        endpoint=dialect.name,
         model=model,
         body=body,
-        stream=bool(body.get("stream")),
+        stream=stream,
         started_ms=now_ms(),
-        endpoint_class=endpoint_class,
         body_bytes=len(orjson.dumps(body)),
     )
-    request.scope[EXTRA_HEADERS_SCOPE_KEY] = call.headers  # type: ignore[literal-required]
-    return call
 
 
 def client_ip(request: Request[Any, Any, Any]) -> str:
@@ -87,25 +88,29 @@ def _in(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Netw
     return any(ip in net for net in networks)
 
 
-def served_headers(call: Call, served: Served | OpenedStream) -> dict[str, str]:
-    headers = {"x-model-used": served.target.model}
-    if served.depth:
-        headers["x-fallback-from"] = call.model
-        headers["x-fallback-depth"] = str(served.depth)
-    if isinstance(served, Served):
-        headers["x-credits-used"] = format_credits(served.charge.micro)
-    return headers
-
-
-async def respond(gw: Gateway, ticket: Ticket) -> Response[Any]:
-    """Run an admitted call: a streamed answer (SSE) or one JSON body, with the gateway's headers."""
-    call = ticket.call
+async def answer(
+    request: Request[Any, Any, Any], caller: Caller, dialect: Dialect, body: dict[str, Any]
+) -> Response[Any]:
+    """Start and run one call of `dialect`: a streamed answer (SSE) or one JSON body, with its headers."""
+    gw = gateway_of(request)
+    call = new_call(request, dialect, body)
+    ticket = gw.path.start(caller, call, dialect)
     if call.stream:
-        opened = await open_stream(gw, ticket)
-        headers = served_headers(call, opened) | {"cache-control": "no-cache", "x-accel-buffering": "no"}
-        return Stream(opened.chunks, media_type="text/event-stream", headers=headers)
-    served = await serve_unary(gw, ticket)
-    return json_response(served.body, served_headers(call, served))
+        opened = await gw.path.open_stream(ticket)
+        headers = opened.headers | {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        return RelayStream(
+            opened.chunks,  # type: ignore[arg-type]
+            write_timeout=gw.settings.server.stream_write_timeout_s,
+            media_type="text/event-stream",
+            headers=headers,
+        )
+    served = await gw.path.serve_unary(ticket)
+    return json_response(served.body, served.headers)
+
+
+def admit(request: Request[Any, Any, Any], secret: str | None) -> Caller:
+    """Authenticate the caller: the per-IP safety net, the key, its IP scope."""
+    return path_of(request).admit(secret, client_ip(request))
 
 
 def json_response(body: Any, headers: dict[str, str] | None = None, status: int = 200) -> Response[bytes]:

@@ -43,7 +43,7 @@ def handlers(shape: Shape) -> dict[type[Exception], Handler]:
         headers = dict(error.headers)
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None and "retry-after" not in headers:
-            headers["retry-after"] = str(max(1, int(retry_after)))
+            headers["retry-after"] = str(max(1, min(int(retry_after), 86_400)))
         return json_response(shape(error), headers=headers, status=error.status)
 
     return {GatewayError: render, HTTPException: render, Exception: render}

@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Request, Response, post
-from litestar.response import Stream
 
-from server.api.common import client_ip, gateway_of, json_body, new_call, respond
+from server.api.common import admit, answer, json_body
 from server.api.error_handlers import GEMINI_ERRORS
+from server.api.shapes import check_gemini
+from server.api.stream_response import RelayStream
 from server.dialects.gemini import GEMINI
-from server.errors import GatewayError, bad_request
-from server.pipeline import admit, start
+from server.errors import GatewayError
 
 ACTIONS = ("generateContent", "streamGenerateContent")
 PATHS = [f"{root}/models/{{model_id:path}}" for root in ("/v1beta", "/api/v1beta", "/v1", "/api/v1")]
@@ -39,29 +39,30 @@ async def _json_array(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 def _as_json_array(response: Response[Any]) -> Response[Any]:
     """Without alt=sse, streamGenerateContent answers one JSON array of the fragments, still streamed."""
-    frames = response.iterator if isinstance(response, Stream) else None
-    if not isinstance(frames, AsyncIterator):
+    if not isinstance(response, RelayStream) or not isinstance(response.iterator, AsyncIterator):
         return response
     headers = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}
-    return Stream(_json_array(frames), media_type="application/json", headers=headers)
+    return RelayStream(
+        _json_array(response.iterator),  # type: ignore[arg-type]
+        write_timeout=response.write_timeout,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 @post(PATHS, status_code=200, exception_handlers=GEMINI_ERRORS)  # type: ignore[arg-type]
 async def generate_content(request: Request[Any, Any, Any], model_id: str) -> Response[Any]:
-    gw = gateway_of(request)
     model, _, action = model_id.strip("/").removeprefix("models/").rpartition(":")
     if action not in ACTIONS or not model:
         raise GatewayError(404, f"Unknown method '{model_id}'; use :generateContent or :streamGenerateContent.")
-    secret = request.headers.get("x-goog-api-key") or request.query_params.get("key")
-    caller = admit(gw, secret, client_ip(request))
+    caller = admit(request, request.headers.get("x-goog-api-key") or request.query_params.get("key"))
     body = await json_body(request)
-    if not isinstance(body.get("contents"), list) or not body["contents"]:
-        raise bad_request("contents must not be empty", "invalid_request", "contents")
+    check_gemini(body)
     body["model"] = model
     streaming = action == "streamGenerateContent"
     if streaming:
         body["stream"] = True
-    response = await respond(gw, start(gw, caller, new_call(request, "gemini", body), GEMINI))
+    response = await answer(request, caller, GEMINI, body)
     if streaming and request.query_params.get("alt") != "sse":
         return _as_json_array(response)
     return response

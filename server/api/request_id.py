@@ -11,7 +11,7 @@ from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.api.common import CLIENT_ID_SCOPE_KEY, EXTRA_HEADERS_SCOPE_KEY, REQUEST_ID_SCOPE_KEY
+from server.api.common import CLIENT_ID_SCOPE_KEY, REQUEST_ID_SCOPE_KEY
 
 
 def _well_formed(value: bytes) -> str | None:
@@ -41,13 +41,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers") or [])
-                headers.append((b"x-request-id", echoed))
-                present = {name.lower() for name, _ in headers}
-                for name, value in (state.get(EXTRA_HEADERS_SCOPE_KEY) or {}).items():
-                    if name.encode() not in present:
-                        headers.append((name.encode(), value.encode()))
-                message["headers"] = headers
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", echoed)]
             await send(message)
 
         await app(scope, receive, send_with_id)

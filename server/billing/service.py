@@ -58,9 +58,10 @@ async def handle_event(gw: Gateway, event: dict[str, Any]) -> str:
     event_id, event_type, when = event["id"], event["type"], now_ms()
     obj = (event.get("data") or {}).get("object") or {}
     if event_type in CREDIT_EVENTS:
-        op = billing_sql.credit_topup(event_id, event_type, session_facts(obj), when)
+        op = billing_sql.credit_topup(gw.store.chain, event_id, event_type, session_facts(obj), when)
     elif event_type == "charge.refunded":
         op = billing_sql.refund(
+            gw.store.chain,
             event_id,
             event_type,
             str(obj.get("id")),
@@ -69,7 +70,7 @@ async def handle_event(gw: Gateway, event: dict[str, Any]) -> str:
             when,
         )
     elif event_type == "invoice.paid":
-        op = billing_sql.settle_invoice(event_id, event_type, str(obj.get("id")), when)
+        op = billing_sql.settle_invoice(gw.store.chain, event_id, event_type, str(obj.get("id")), when)
     else:
         op = billing_sql.ignore_event(event_id, event_type, when)
     outcome, entry = await gw.store.writer.run(op)

@@ -1,24 +1,40 @@
-"""The Dialect protocol and the pieces every dialect shares."""
+"""The Dialect protocol and the pieces every dialect shares.
+
+A dialect is how a client speaks to the gateway (OpenAI chat, embeddings or Responses, Anthropic
+messages, Gemini generateContent). It validates what its requests declare about their size, gives the
+upstream the reserved output cap when the client set none, calls a provider natively or through
+translation, and frames stream events for the client.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Protocol
 
-from server.errors import GatewayError
-from server.metering import estimate_tokens, usage_from_openai
+from server.errors import GatewayError, UpstreamError, bad_request
+from server.metering import Declared, openai_usage
 from server.providers.base import Provider
 from server.streaming.relay import StreamAdapter
 from server.translate.errors import TranslationError
 from server.types import Usage
 
+MAX_OUTPUT_TOKENS = 10_000_000  # far above any model's limit; larger is a malformed request
+
 
 class Dialect(Protocol):
-    name: str  # the request log's endpoint: chat, embeddings, responses, messages, gemini
-    capability: str  # what the public model must offer: chat or embeddings
-    endpoint_class: str  # for key scopes and plan limits
+    name: str  # the request log's `endpoint`: chat, embeddings, responses, messages, gemini
+    capability: str  # what the public model must serve: chat or embeddings
 
-    def max_output_tokens(self, body: dict[str, Any]) -> int | None: ...
+    def declare(self, body: dict[str, Any]) -> Declared:
+        """The request's output cap and choices, validated; a malformed value is a 400 naming the field."""
+        ...
+
+    def cap_output(self, body: dict[str, Any], cap: int) -> None:
+        """Give the upstream the reserved cap (the request declared none), so the reservation is a real bound."""
+        ...
+
+    def delivered_chars(self, answer: dict[str, Any]) -> int:
+        """Characters of output in a whole answer: the base of an estimate when the usage is missing."""
+        ...
 
     async def unary(
         self, provider: Provider, model: str, body: dict[str, Any]
@@ -28,43 +44,98 @@ class Dialect(Protocol):
 
     def adapter(self, body: dict[str, Any], provider: Provider) -> StreamAdapter: ...
 
-    def add_cost(self, body: dict[str, Any], cost: float) -> None: ...
+    def present(self, answer: dict[str, Any], usage: Usage, charge_micro: int) -> None:
+        """Put the metered usage (when it was estimated) and its cost into a whole answer, in this dialect's shape."""
+        ...
 
 
 def translated(fn: Any, *args: Any) -> Any:
-    """Run a front-door translator; its refusal is the client's 400 (or the status it names)."""
+    """Run a front-door translator over the client's body; a body it cannot read is the client's 400."""
     try:
         return fn(*args)
     except TranslationError as exc:
         raise GatewayError(exc.status, str(exc), code=exc.code, param=exc.param) from None
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+        raise bad_request("The request body has a field of the wrong shape.", "invalid_request") from None
+
+
+def from_provider(fn: Any, *args: Any) -> Any:
+    """Run a translator over a provider's answer; an answer it cannot read is the provider's fault (502)."""
+    try:
+        return fn(*args)
+    except TranslationError as exc:
+        raise GatewayError(exc.status, str(exc), code=exc.code, param=exc.param) from None
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+        raise UpstreamError(
+            502,
+            f"the provider's answer could not be read ({type(exc).__name__})",
+            retryable=True,
+            upstream_status="invalid_json",
+        ) from None
+
+
+def bounded_int(value: Any, param: str, upper: int) -> int | None:
+    """An optional integer from 1 to `upper`; anything else present is a 400 naming `param`."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= upper:
+        raise bad_request(f"'{param}' must be an integer from 1 to {upper}.", "invalid_value", param)
+    return value
+
+
+def object_field(body: dict[str, Any], *names: str) -> tuple[str | None, dict[str, Any]]:
+    """The first of `names` present in `body` (with its value, which must be an object), else (None, {})."""
+    for name in names:
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise bad_request(f"'{name}' must be an object.", "invalid_type", name)
+        return name, value
+    return None, {}
 
 
 def chat_usage(body: dict[str, Any]) -> Usage | None:
-    return usage_from_openai(body.get("usage"))
+    return openai_usage(body.get("usage"))
 
 
 def chunk_chars(chunk: dict[str, Any]) -> int:
-    """Characters of text and tool arguments delivered in an OpenAI chunk (for usage estimates)."""
+    """Characters of text and tool arguments delivered in an OpenAI chunk (the base of usage estimates)."""
     total = 0
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") or {}
-        content = delta.get("content")
-        if isinstance(content, str):
-            total += len(content)
-        for call in delta.get("tool_calls") or ():
-            arguments = (call.get("function") or {}).get("arguments")
-            if isinstance(arguments, str):
-                total += len(arguments)
+    for choice in _items(chunk.get("choices")):
+        delta = choice.get("delta")
+        total += _message_chars(delta) if isinstance(delta, dict) else 0
     return total
 
 
-def provisional(reported: Usage | None, delivered_chars: int) -> Usage | None:
-    """Usage of a native stream whose final count has not arrived (yet): the provider's input count, and
-    the larger of its running output count and an estimate from what was delivered, marked estimated.
-    Anthropic's message_start says output_tokens 1 and Gemini's early fragments give none, so a stream
-    that breaks before its final usage would otherwise be billed as if almost nothing was delivered."""
-    if reported is None:
-        return None
-    return replace(
-        reported, output_tokens=max(reported.output_tokens, estimate_tokens(delivered_chars)), estimated=True
-    )
+def answer_chars(answer: dict[str, Any]) -> int:
+    """Characters of text and tool arguments in an OpenAI chat completion."""
+    total = 0
+    for choice in _items(answer.get("choices")):
+        message = choice.get("message")
+        total += _message_chars(message) if isinstance(message, dict) else 0
+    return total
+
+
+def _message_chars(message: dict[str, Any]) -> int:
+    content = message.get("content")
+    total = len(content) if isinstance(content, str) else 0
+    for call in _items(message.get("tool_calls")):
+        function = call.get("function")
+        arguments = function.get("arguments") if isinstance(function, dict) else None
+        total += len(arguments) if isinstance(arguments, str) else 0
+    return total
+
+
+def _items(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def openai_usage_object(usage: Usage) -> dict[str, Any]:
+    """Our metered usage as OpenAI's chat usage object (for answers whose provider usage was not usable)."""
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+    }

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.dialects.base import chat_usage, chunk_chars
+from server.dialects.base import (
+    MAX_OUTPUT_TOKENS,
+    answer_chars,
+    bounded_int,
+    chat_usage,
+    chunk_chars,
+    openai_usage_object,
+)
 from server.errors import GatewayError
-from server.metering import usage_from_openai
+from server.metering import Declared, openai_usage
+from server.money import credits_number
 from server.providers.base import Provider
 from server.streaming.sse import DONE, encode
 from server.types import Usage
 
-
-def _cap(body: dict[str, Any], *names: str) -> int | None:
-    for name in names:
-        value = body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
+MAX_CHOICES = 128  # OpenAI's own limit on `n`
+CAP_FIELDS = ("max_completion_tokens", "max_tokens")
 
 
 class ChatAdapter:
@@ -26,13 +29,15 @@ class ChatAdapter:
 
     def __init__(self, include_usage: bool) -> None:
         self.include_usage = include_usage
-        self.usage: Usage | None = None
+        self.reported: Usage | None = None
+        self.final = False
         self.delivered_chars = 0
         self._usage_chunk: dict[str, Any] | None = None
 
     def on_event(self, chunk: dict[str, Any]) -> list[bytes]:
-        if chunk.get("usage"):
-            self.usage = usage_from_openai(chunk["usage"])
+        if chunk.get("usage") is not None:
+            self.reported = openai_usage(chunk["usage"])
+            self.final = self.reported is not None
             if not chunk.get("choices"):
                 self._usage_chunk = chunk
                 return []
@@ -46,14 +51,9 @@ class ChatAdapter:
         if self.include_usage:
             chunk = dict(self._usage_chunk or {"object": "chat.completion.chunk"})
             chunk["choices"] = []
-            data = dict(chunk.get("usage") or {})
-            if not data:
-                data = {
-                    "prompt_tokens": usage.input_tokens,
-                    "completion_tokens": usage.output_tokens,
-                    "total_tokens": usage.total_tokens,
-                }
-            data["cost"] = charge_micro / 1_000_000
+            upstream = chunk.get("usage")
+            data = dict(upstream) if isinstance(upstream, dict) and not usage.estimated else openai_usage_object(usage)
+            data["cost"] = credits_number(charge_micro)
             chunk["usage"] = data
             frames.append(encode(chunk))
         frames.append(DONE)
@@ -66,12 +66,18 @@ class ChatAdapter:
 class ChatDialect:
     name = "chat"
     capability = "chat"
-    endpoint_class = "chat"
 
-    def max_output_tokens(self, body: dict[str, Any]) -> int | None:
-        cap = _cap(body, "max_completion_tokens", "max_tokens")
-        n = _cap(body, "n") or 1
-        return cap * n if cap else None
+    def declare(self, body: dict[str, Any]) -> Declared:
+        caps = [bounded_int(body.get(name), name, MAX_OUTPUT_TOKENS) for name in CAP_FIELDS]
+        given = [cap for cap in caps if cap is not None]
+        choices = bounded_int(body.get("n"), "n", MAX_CHOICES) or 1
+        return Declared(output_cap=min(given) if given else None, choices=choices)
+
+    def cap_output(self, body: dict[str, Any], cap: int) -> None:
+        body["max_completion_tokens"] = cap
+
+    def delivered_chars(self, answer: dict[str, Any]) -> int:
+        return answer_chars(answer)
 
     async def unary(self, provider: Provider, model: str, body: dict[str, Any]) -> tuple[dict[str, Any], Usage | None]:
         result = await provider.chat(model, body)
@@ -84,16 +90,23 @@ class ChatDialect:
         options = body.get("stream_options")
         return ChatAdapter(bool(isinstance(options, dict) and options.get("include_usage")))
 
-    def add_cost(self, body: dict[str, Any], cost: float) -> None:
-        body.setdefault("usage", {})["cost"] = cost
+    def present(self, answer: dict[str, Any], usage: Usage, charge_micro: int) -> None:
+        if usage.estimated or not isinstance(answer.get("usage"), dict):
+            answer["usage"] = openai_usage_object(usage)
+        answer["usage"]["cost"] = credits_number(charge_micro)
 
 
 class EmbeddingsDialect(ChatDialect):
     name = "embeddings"
     capability = "embeddings"
-    endpoint_class = "embeddings"
 
-    def max_output_tokens(self, body: dict[str, Any]) -> int | None:
+    def declare(self, body: dict[str, Any]) -> Declared:
+        return Declared(output_cap=0)
+
+    def cap_output(self, body: dict[str, Any], cap: int) -> None:
+        return None  # embeddings produce no output tokens
+
+    def delivered_chars(self, answer: dict[str, Any]) -> int:
         return 0
 
     async def unary(self, provider: Provider, model: str, body: dict[str, Any]) -> tuple[dict[str, Any], Usage | None]:

@@ -7,22 +7,34 @@ from typing import Any
 
 import orjson
 
-from server.dialects.base import chat_usage, chunk_chars, provisional, translated
+from server.dialects.base import (
+    MAX_OUTPUT_TOKENS,
+    answer_chars,
+    bounded_int,
+    chat_usage,
+    chunk_chars,
+    from_provider,
+    object_field,
+    translated,
+)
 from server.errors import GatewayError
-from server.metering import usage_from_openai
+from server.metering import Declared, openai_usage
 from server.providers.base import Provider
 from server.translate import gemini as tr
 from server.types import Usage
 
+MAX_CANDIDATES = 8  # Gemini's own limit on candidateCount
+CONFIG_FIELDS = ("generationConfig", "generation_config")
 
-def gemini_usage(meta: dict[str, Any] | None) -> Usage | None:
+
+def gemini_usage(meta: Any) -> Usage | None:
     if not isinstance(meta, dict) or not meta:
         return None
-    return usage_from_openai(tr.chat_usage(meta))
+    return openai_usage(tr.chat_usage(meta))
 
 
 def _native(provider: Provider) -> bool:
-    return getattr(provider, "native_format", None) == "gemini"
+    return provider.native_format == "gemini"
 
 
 def _frame(fragment: dict[str, Any]) -> bytes:
@@ -31,7 +43,8 @@ def _frame(fragment: dict[str, Any]) -> bytes:
 
 def _final(fragment: dict[str, Any]) -> bool:
     """The fragment that ends a stream: one with a finishReason, or a blocked prompt's feedback."""
-    if any(c.get("finishReason") for c in fragment.get("candidates") or () if isinstance(c, dict)):
+    candidates = fragment.get("candidates")
+    if isinstance(candidates, list) and any(isinstance(c, dict) and c.get("finishReason") for c in candidates):
         return True
     feedback = fragment.get("promptFeedback")
     return isinstance(feedback, dict) and bool(feedback.get("blockReason"))
@@ -39,8 +52,11 @@ def _final(fragment: dict[str, Any]) -> bool:
 
 def _text_chars(fragment: dict[str, Any]) -> int:
     total = 0
-    for candidate in fragment.get("candidates") or ():
-        for part in ((candidate or {}).get("content") or {}).get("parts") or ():
+    candidates = fragment.get("candidates")
+    for candidate in candidates if isinstance(candidates, list) else ():
+        content = candidate.get("content") if isinstance(candidate, dict) else None
+        parts = content.get("parts") if isinstance(content, dict) else None
+        for part in parts if isinstance(parts, list) else ():
             if isinstance(part, dict) and isinstance(part.get("text"), str):
                 total += len(part["text"])
     return total
@@ -48,13 +64,12 @@ def _text_chars(fragment: dict[str, Any]) -> int:
 
 class NativeGeminiAdapter:
     """Fragments passed through as received; the one carrying finishReason is held until metered.
-    Usage is final only from that fragment; before it, output is estimated from what was delivered."""
+    Usage is final only from that fragment; before it, each fragment's usageMetadata is a running count."""
 
     def __init__(self) -> None:
-        self.usage: Usage | None = None
+        self.reported: Usage | None = None
+        self.final = False
         self.delivered_chars = 0
-        self._reported: Usage | None = None
-        self._ended = False  # a fragment with finishReason arrived: its usage is the final count
         self._held: list[bytes] = []
 
     def _route(self, fragment: dict[str, Any]) -> list[bytes]:
@@ -65,10 +80,9 @@ class NativeGeminiAdapter:
         return [frame]
 
     def on_event(self, fragment: dict[str, Any]) -> list[bytes]:
-        self._reported = gemini_usage(fragment.get("usageMetadata")) or self._reported
+        self.reported = gemini_usage(fragment.get("usageMetadata")) or self.reported
         self.delivered_chars += _text_chars(fragment)
-        self._ended = self._ended or _final(fragment)
-        self.usage = self._reported if self._ended else provisional(self._reported, self.delivered_chars)
+        self.final = self.final or (_final(fragment) and self.reported is not None)
         return self._route(fragment)
 
     def finish(self, usage: Usage, charge_micro: int) -> list[bytes]:
@@ -84,8 +98,9 @@ class TranslatedGeminiAdapter(NativeGeminiAdapter):
         self._translator = tr.ChatStreamToGemini(model)
 
     def on_event(self, chunk: dict[str, Any]) -> list[bytes]:  # type: ignore[override]
-        if chunk.get("usage"):
-            self.usage = chat_usage(chunk)
+        if chunk.get("usage") is not None:
+            self.reported = chat_usage(chunk)
+            self.final = self.reported is not None
         self.delivered_chars += chunk_chars(chunk)
         return [frame for fragment in self._translator.feed(chunk) for frame in self._route(fragment)]
 
@@ -98,12 +113,24 @@ class TranslatedGeminiAdapter(NativeGeminiAdapter):
 class GeminiDialect:
     name = "gemini"
     capability = "chat"
-    endpoint_class = "chat"
 
-    def max_output_tokens(self, body: dict[str, Any]) -> int | None:
-        config = body.get("generationConfig") or body.get("generation_config") or {}
-        value = config.get("maxOutputTokens") or config.get("max_output_tokens") if isinstance(config, dict) else None
-        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    def declare(self, body: dict[str, Any]) -> Declared:
+        name, config = object_field(body, *CONFIG_FIELDS)
+        prefix = f"{name or CONFIG_FIELDS[0]}."
+        cap = candidates = None
+        for key in ("maxOutputTokens", "max_output_tokens"):
+            cap = cap or bounded_int(config.get(key), prefix + key, MAX_OUTPUT_TOKENS)
+        for key in ("candidateCount", "candidate_count"):
+            candidates = candidates or bounded_int(config.get(key), prefix + key, MAX_CANDIDATES)
+        return Declared(output_cap=cap, choices=candidates or 1)
+
+    def cap_output(self, body: dict[str, Any], cap: int) -> None:
+        name, config = object_field(body, *CONFIG_FIELDS)
+        key = "max_output_tokens" if name == "generation_config" else "maxOutputTokens"
+        body[name or CONFIG_FIELDS[0]] = {**config, key: cap}
+
+    def delivered_chars(self, answer: dict[str, Any]) -> int:
+        return _text_chars(answer) if "candidates" in answer else answer_chars(answer)
 
     async def unary(self, provider: Provider, model: str, body: dict[str, Any]) -> tuple[dict[str, Any], Usage | None]:
         public = str(body.get("model") or model)
@@ -113,7 +140,7 @@ class GeminiDialect:
             return result, gemini_usage(result.get("usageMetadata"))
         chat = translated(tr.generate_content_request_to_chat, request, public)
         answer = await provider.chat(model, {**chat, "stream": False})
-        return translated(tr.chat_to_generate_content_response, answer, public), chat_usage(answer)
+        return from_provider(tr.chat_to_generate_content_response, answer, public), chat_usage(answer)
 
     async def open(self, provider: Provider, model: str, body: dict[str, Any]) -> Any:
         request = {k: v for k, v in body.items() if k not in ("model", "stream")}
@@ -127,8 +154,14 @@ class GeminiDialect:
             return NativeGeminiAdapter()
         return TranslatedGeminiAdapter(str(body.get("model") or ""))
 
-    def add_cost(self, body: dict[str, Any], cost: float) -> None:
-        return None  # Gemini's usageMetadata has no cost field; x-credits-used carries it
+    def present(self, answer: dict[str, Any], usage: Usage, charge_micro: int) -> None:
+        """Gemini's usageMetadata has no cost field (x-credits-used carries it); an estimated usage replaces it."""
+        if usage.estimated:
+            answer["usageMetadata"] = {
+                "promptTokenCount": usage.input_tokens,
+                "candidatesTokenCount": usage.output_tokens,
+                "totalTokenCount": usage.total_tokens,
+            }
 
 
 GEMINI = GeminiDialect()

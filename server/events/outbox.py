@@ -6,7 +6,6 @@ from typing import Any
 
 from server.budget import Crossing
 from server.clock import now_ms
-from server.snapshot import KeyEntry
 
 
 class RateLimitedSampler:
@@ -39,8 +38,8 @@ def threshold_event(crossing: Crossing) -> tuple[str, dict[str, Any]]:
     }
 
 
-def key_revoked_event(key: KeyEntry) -> tuple[str, dict[str, Any]]:
-    return f"evt_key_revoked_{key.id}", {"key_id": key.id, "project_id": key.project_id, "revoked_ms": key.revoked_ms}
+def key_revoked_event(key_id: str, project_id: str, revoked_ms: int) -> tuple[str, dict[str, Any]]:
+    return f"evt_key_revoked_{key_id}", {"key_id": key_id, "project_id": project_id, "revoked_ms": revoked_ms}
 
 
 def rate_limited_event(subject: str, project_id: str | None, message: str) -> tuple[str, dict[str, Any]]:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from server.errors import UpstreamError
-from server.metering import estimate_tokens
+from server.metering import tokens_in
 from server.providers.http import JSON, HttpProvider, MappedStream, SseStream, translation_error
 from server.translate.errors import TranslationError
 from server.translate.gemini import (
@@ -80,7 +80,7 @@ class GeminiProvider(HttpProvider):
             # batchEmbedContents reports no token usage, so the metered count is an estimate from the
             # input text (~4 characters per token), the same estimate the gateway uses elsewhere.
             texts = [r["content"]["parts"][0]["text"] for r in request["requests"]]
-            prompt_tokens = sum(estimate_tokens(len(t)) for t in texts)
+            prompt_tokens = sum(tokens_in(len(t)) for t in texts)
         try:
             return batch_embed_to_embeddings(reply, model, body.get("encoding_format") or "float", prompt_tokens)
         except TranslationError as exc:

@@ -22,6 +22,7 @@ Failure mapping (exception tree), the same for every kind:
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -32,6 +33,7 @@ import orjson
 
 from server.errors import UpstreamError
 from server.providers.transport import LeanTransport
+from server.redact import scrub
 from server.settings import ProviderSettings
 from server.streaming.sse import iter_data
 from server.translate.errors import TranslationError
@@ -47,6 +49,7 @@ class HttpProvider:
     def __init__(self, settings: ProviderSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.name = settings.name
         self.settings = settings
+        self._secrets = (settings.api_key(),)  # scrubbed from every provider text we pass on
         self._timeouts = settings.timeouts
         t = settings.timeouts
         self._client = httpx.AsyncClient(
@@ -103,7 +106,7 @@ class HttpProvider:
         except httpx.HTTPError as exc:
             raise protocol_error(self.name, exc) from None
         if response.status_code >= 400:
-            raise await status_error(self.name, response)
+            raise await status_error(self.name, response, self._secrets)
         return response
 
     async def _post_json(
@@ -231,10 +234,10 @@ class SseStream:
         if event.get("type") == "error" or ("error" in event and "choices" not in event and "candidates" not in event):
             raise UpstreamError(
                 502,
-                f"{self._provider} stream error: {error_message(event)}",
+                f"{self._provider} stream error: {scrub(error_message(event))}",
                 retryable=True,
                 upstream_status="stream_error",
-                body=event,
+                body=orjson.loads(scrub(orjson.dumps(event).decode())),
             )
         return event
 
@@ -312,9 +315,10 @@ def _retry_after(response: httpx.Response, body: Any) -> float | None:
     header = response.headers.get("retry-after")
     if header:
         try:
-            return float(header)
+            seconds = float(header)
         except ValueError:
-            return None
+            return None  # an HTTP date or junk: fall back to our own backoff
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
     error = body.get("error") if isinstance(body, dict) else None
     for detail in (error.get("details") or []) if isinstance(error, dict) else []:
         if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
@@ -333,8 +337,9 @@ def _credentials_refused(status: int, body: Any) -> bool:
     return status == 400 and any(isinstance(d, dict) and d.get("reason") == "API_KEY_INVALID" for d in details)
 
 
-async def status_error(provider: str, response: httpx.Response) -> UpstreamError:
-    """The UpstreamError for a non-2xx response (its body is read, then the response is closed)."""
+async def status_error(provider: str, response: httpx.Response, secrets: tuple[str | None, ...] = ()) -> UpstreamError:
+    """The UpstreamError for a non-2xx response (its body is read, then the response is closed). The
+    provider's message is scrubbed of secrets: providers echo the key they refused."""
     try:
         raw = await response.aread()
     except httpx.HTTPError:
@@ -347,7 +352,7 @@ async def status_error(provider: str, response: httpx.Response) -> UpstreamError
         body = None
     status = response.status_code
     retryable = status == 429 or status >= 500
-    detail = error_message(body) or raw[:200].decode(errors="replace")
+    detail = scrub(error_message(body) or raw[:200].decode(errors="replace"), secrets)
     mapped = (503 if status == 429 else 502) if retryable else status
     if _credentials_refused(status, body):
         # The provider refused the gateway's own credentials: a gateway fault, not the client's key.
@@ -357,6 +362,6 @@ async def status_error(provider: str, response: httpx.Response) -> UpstreamError
         f"{provider} returned {status}: {detail}",
         retryable=retryable,
         upstream_status=status,
-        body=body if isinstance(body, dict) else None,
+        body=orjson.loads(scrub(orjson.dumps(body).decode(), secrets)) if isinstance(body, dict) else None,
         retry_after=_retry_after(response, body),
     )

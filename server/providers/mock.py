@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from server.errors import UpstreamError
-from server.metering import estimate_tokens
+from server.metering import tokens_in
 from server.settings import ProviderSettings
 
 DEFAULT_DIMENSIONS = 16
@@ -60,7 +60,7 @@ def _reply(body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
 
 
 def _usage(body: dict[str, Any], text: str | None) -> dict[str, Any]:
-    prompt = estimate_tokens(_message_chars(body.get("messages"))) + 1
+    prompt = tokens_in(_message_chars(body.get("messages"))) + 1
     completion = len(text.split()) if text else 5
     return {
         "prompt_tokens": prompt,
@@ -128,7 +128,7 @@ class MockProvider:
         tokens = 0
         for index, item in enumerate(items):
             vector = _vector(item, dimensions)
-            tokens += len(item) if isinstance(item, list) else estimate_tokens(len(str(item))) + 1
+            tokens += len(item) if isinstance(item, list) else tokens_in(len(str(item))) + 1
             embedding: Any = vector
             if body.get("encoding_format") == "base64":
                 embedding = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()

@@ -1,29 +1,42 @@
 """Pass an upstream stream on to the client, event by event, metering as it goes.
 
 The relay is the same for every front door; a `StreamAdapter` (one per dialect) turns upstream
-events into the client's frames, taps usage, and holds back the terminal frame(s) so the outcome is
-recorded before the client sees the stream complete.
+events into the client's frames, taps the provider's usage, and holds back the terminal frame(s) so the
+outcome is recorded before the client sees the stream complete.
 
-- Each event is sent before the next is read.
+- Each event is sent before the next is read. Each read waits at most the provider's silence timeout
+  (`first_byte`) and never past its `total` deadline, so a stalled upstream cannot outlive either.
 - A stream that breaks after the first byte ends with the front door's error frame, never a clean
   finish, and is billed for the input plus the output delivered (estimated if no usage arrived).
-- A client that disconnects cancels the upstream call; what was delivered is still metered.
+- A client that goes away (the generator is closed or cancelled) cancels the upstream call and is
+  billed the same way; with `drain`, the rest is read (within the deadline) and billed whole instead.
+- While it runs, the characters delivered are checkpointed (first frame, then every half second), so a
+  crash bills what the client received.
+- Usage: the provider's final count when it sent a sane one, else `metering.estimate` (marked estimated).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+import time
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from server.errors import GatewayError
-from server.metering import charge_for, estimate_tokens
-from server.snapshot import ModelEntry
-from server.types import Outcome, Usage
+from server.errors import GatewayError, UpstreamError
+from server.metering import estimate
+from server.types import Usage
+
+log = logging.getLogger("gateway.relay")
+
+CHECKPOINT_INTERVAL_S = 0.5
+_END = object()
 
 
 class StreamAdapter(Protocol):
-    usage: Usage | None
+    reported: Usage | None  # the provider's latest sane usage (a running count until `final`)
+    final: bool  # `reported` is the provider's final count
     delivered_chars: int
 
     def on_event(self, event: Any) -> list[bytes]: ...
@@ -31,6 +44,25 @@ class StreamAdapter(Protocol):
     def finish(self, usage: Usage, charge_micro: int) -> list[bytes]: ...
 
     def error(self, exc: GatewayError) -> list[bytes]: ...
+
+
+class StreamSink(Protocol):
+    """Where a stream's facts go: progress checkpoints and its one outcome."""
+
+    def checkpoint(self, delivered_chars: int) -> None: ...
+
+    async def finish(self, status: str, http_status: int, error_code: str | None, usage: Usage) -> int:
+        """Record the outcome and wait for the commit; returns the charge (micro-units). Raises GatewayError
+        (503) when it cannot be recorded."""
+        ...
+
+    def abandon(self, status: str, http_status: int, error_code: str | None, usage: Usage) -> None:
+        """Record the outcome without waiting (the client is gone)."""
+        ...
+
+    def release(self) -> None:
+        """Give back what the stream held upstream (its connection lease)."""
+        ...
 
 
 class StreamRelay:
@@ -41,36 +73,32 @@ class StreamRelay:
         events: AsyncIterator[Any],
         first: Any,
         adapter: StreamAdapter,
-        model: ModelEntry,
-        input_chars: int,
-        outcome: Outcome,
-        finish: Callable[[Outcome], Awaitable[None]],
-        finish_nowait: Callable[[Outcome], Any],
+        input_bytes: int,
+        sink: StreamSink,
+        provider: str,
+        silence_s: float,
+        deadline: float,
+        drain: bool = False,
     ) -> None:
         self._stream = stream
         self._events = events
         self._first = first
         self._adapter = adapter
-        self._model = model
-        self._input_chars = input_chars
-        self._outcome = outcome
-        self._finish = finish
-        self._finish_nowait = finish_nowait
+        self._input_bytes = input_bytes
+        self._sink = sink
+        self._provider = provider
+        self._silence_s = silence_s
+        self._deadline = deadline
+        self._drain = drain
         self._recorded = False
+        self._next_checkpoint = 0.0
+        self._checkpointed = -1
 
-    def _settle(self, status: str, http_status: int, error_code: str | None = None) -> Outcome:
-        usage = self._adapter.usage
-        if usage is None:
-            usage = Usage(
-                input_tokens=estimate_tokens(self._input_chars),
-                output_tokens=estimate_tokens(self._adapter.delivered_chars),
-                estimated=True,
-            )
-        outcome = self._outcome
-        outcome.status, outcome.http_status, outcome.error_code = status, http_status, error_code
-        outcome.usage, outcome.charge = usage, charge_for(usage, self._model.rates)
-        self._recorded = True
-        return outcome
+    def usage(self) -> Usage:
+        adapter = self._adapter
+        if adapter.final and adapter.reported is not None:
+            return adapter.reported
+        return estimate(self._input_bytes, adapter.delivered_chars, adapter.reported)
 
     async def run(self) -> AsyncIterator[bytes]:
         try:
@@ -78,31 +106,75 @@ class StreamRelay:
                 yield data
         finally:
             if not self._recorded:  # the client went away (or we were cancelled) mid-stream
-                self._finish_nowait(self._settle("client_disconnected", 499, "client_disconnected"))
+                self._recorded = True
+                if self._drain:
+                    await self._drain_rest()
+                self._sink.abandon("client_disconnected", 499, "client_disconnected", self.usage())
             with contextlib.suppress(Exception):  # the upstream connection may already be gone
                 await self._stream.aclose()
+            self._sink.release()
+
+    async def _next(self) -> Any:
+        """The next upstream event (or _END), waiting no longer than the silence and total timeouts allow."""
+        remaining = self._deadline - time.monotonic()
+        which = "first_byte" if self._silence_s < remaining else "total"
+        try:
+            async with asyncio.timeout(max(0.0, min(self._silence_s, remaining))):
+                return await anext(self._events)
+        except StopAsyncIteration:
+            return _END
+        except TimeoutError:
+            raise UpstreamError(
+                504, f"{self._provider}: {which} timeout", retryable=True, upstream_status="timeout"
+            ) from None
+
+    def _progress(self) -> None:
+        now = time.monotonic()
+        delivered = self._adapter.delivered_chars
+        if now >= self._next_checkpoint and delivered != self._checkpointed:
+            self._next_checkpoint = now + CHECKPOINT_INTERVAL_S
+            self._checkpointed = delivered
+            self._sink.checkpoint(delivered)
 
     async def _relay(self) -> AsyncIterator[bytes]:
         adapter = self._adapter
         try:
-            for frame in adapter.on_event(self._first):
-                yield frame
-            async for event in self._events:
+            event = self._first
+            while event is not _END:
                 for frame in adapter.on_event(event):
                     yield frame
+                self._progress()
+                event = await self._next()
         except GatewayError as exc:
+            self._recorded = True
             with contextlib.suppress(GatewayError):  # the error frame is the client's answer either way
-                await self._finish(self._settle("upstream_failed", 200, exc.code))
+                await self._sink.finish("upstream_failed", 200, exc.code, self.usage())
             for frame in adapter.error(exc):
                 yield frame
             return
-        outcome = self._settle("ok", 200)
+        except Exception:
+            log.exception("stream from %s failed inside the gateway", self._provider)
+            self._recorded = True
+            with contextlib.suppress(GatewayError):
+                await self._sink.finish("error", 500, "internal_error", self.usage())
+            for frame in adapter.error(GatewayError(500, "The gateway hit an internal error.", code="internal_error")):
+                yield frame
+            return
+        self._recorded = True
+        usage = self.usage()
         try:
-            await self._finish(outcome)
+            charge_micro = await self._sink.finish("ok", 200, None, usage)
         except GatewayError as exc:
             for frame in adapter.error(exc):
                 yield frame
             return
-        assert outcome.usage is not None and outcome.charge is not None
-        for frame in adapter.finish(outcome.usage, outcome.charge.micro):
+        for frame in adapter.finish(usage, charge_micro):
             yield frame
+
+    async def _drain_rest(self) -> None:
+        """Read the rest of the upstream answer (within the deadline), metering it; frames are dropped."""
+        try:
+            while (event := await self._next()) is not _END:
+                self._adapter.on_event(event)
+        except Exception as exc:  # a broken or timed-out drain bills what was read
+            log.info("drain of a %s stream stopped: %s", self._provider, exc)

@@ -12,6 +12,7 @@ import json
 import time
 from typing import Any
 
+from server.translate.counts import add, count
 from server.translate.errors import TranslationError
 
 JSON = dict[str, Any]
@@ -209,15 +210,15 @@ def chat_to_messages(body: JSON, model: str, default_max_tokens: int) -> JSON:
 
 
 def _chat_usage(usage: JSON) -> JSON:
-    """Anthropic usage in OpenAI terms: prompt tokens include cache reads and cache writes."""
-    fresh, out = int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
-    read = int(usage.get("cache_read_input_tokens") or 0)
-    written = int(usage.get("cache_creation_input_tokens") or 0)
-    prompt = fresh + read + written
+    """Anthropic usage in OpenAI terms: prompt tokens include cache reads and cache writes. A count that
+    is not a sane integer makes its total None, which the gateway meters as estimated."""
+    read, written = count(usage.get("cache_read_input_tokens")), count(usage.get("cache_creation_input_tokens"))
+    prompt = add(usage.get("input_tokens"), read, written)
+    out = count(usage.get("output_tokens"))
     return {
         "prompt_tokens": prompt,
         "completion_tokens": out,
-        "total_tokens": prompt + out,
+        "total_tokens": prompt + out if prompt is not None and out is not None else None,
         "prompt_tokens_details": {"cached_tokens": read, "cache_creation_input_tokens": written},
     }
 
@@ -437,13 +438,14 @@ def _parse_arguments(raw: str | None) -> Any:
 
 def _anthropic_usage(usage: JSON | None) -> JSON:
     """OpenAI usage in Anthropic terms: input_tokens excludes cache reads and writes, as Anthropic counts it."""
-    usage = usage or {}
-    details = usage.get("prompt_tokens_details") or {}
-    read = int(details.get("cached_tokens") or 0)
-    written = int(details.get("cache_creation_input_tokens") or 0)
+    usage = usage if isinstance(usage, dict) else {}
+    details = usage.get("prompt_tokens_details")
+    details = details if isinstance(details, dict) else {}
+    read = count(details.get("cached_tokens")) or 0
+    written = count(details.get("cache_creation_input_tokens")) or 0
     return {
-        "input_tokens": max(int(usage.get("prompt_tokens") or 0) - read - written, 0),
-        "output_tokens": int(usage.get("completion_tokens") or 0),
+        "input_tokens": max((count(usage.get("prompt_tokens")) or 0) - read - written, 0),
+        "output_tokens": count(usage.get("completion_tokens")) or 0,
         "cache_read_input_tokens": read,
         "cache_creation_input_tokens": written,
     }

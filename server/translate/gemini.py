@@ -15,6 +15,7 @@ import struct
 import uuid
 from typing import Any
 
+from server.translate.counts import add, count
 from server.translate.errors import TranslationError
 from server.translate.gemini_common import (
     AUDIO_MIME,
@@ -310,15 +311,19 @@ def chat_to_generate_content(body: JSON) -> JSON:
 
 
 def chat_usage(meta: JSON) -> JSON:
-    """Gemini usageMetadata as an OpenAI usage object (thoughts count as completion, tool-use as prompt)."""
-    prompt = int(meta.get("promptTokenCount") or 0) + int(meta.get("toolUsePromptTokenCount") or 0)
-    thoughts = int(meta.get("thoughtsTokenCount") or 0)
-    completion = int(meta.get("candidatesTokenCount") or 0) + thoughts
+    """Gemini usageMetadata as an OpenAI usage object (thoughts count as completion, tool-use as prompt).
+    A count that is not a sane integer makes its total None, which the gateway meters as estimated."""
+    prompt = add(meta.get("promptTokenCount"), meta.get("toolUsePromptTokenCount"))
+    thoughts = count(meta.get("thoughtsTokenCount"))
+    completion = add(meta.get("candidatesTokenCount"), thoughts)
+    total = count(meta.get("totalTokenCount"), default=None)
+    if total is None and prompt is not None and completion is not None:
+        total = prompt + completion
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": int(meta.get("totalTokenCount") or prompt + completion),
-        "prompt_tokens_details": {"cached_tokens": int(meta.get("cachedContentTokenCount") or 0)},
+        "total_tokens": total,
+        "prompt_tokens_details": {"cached_tokens": count(meta.get("cachedContentTokenCount"))},
         "completion_tokens_details": {"reasoning_tokens": thoughts},
     }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from server.translate.counts import count
 from server.translate.errors import TranslationError
 from server.translate.gemini_common import (
     AUDIO_FORMAT,
@@ -244,15 +245,18 @@ def generate_content_request_to_chat(body: JSON, model: str) -> JSON:
 
 
 def gemini_usage(usage: JSON) -> JSON:
-    """An OpenAI usage object as Gemini usageMetadata (reasoning tokens reported as thoughts)."""
-    prompt = int(usage.get("prompt_tokens") or 0)
-    completion = int(usage.get("completion_tokens") or 0)
-    reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
-    cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+    """An OpenAI usage object as Gemini usageMetadata (reasoning tokens reported as thoughts); counts that
+    are not sane integers read as 0 (the gateway meters such a usage as estimated anyway)."""
+    completion_details = usage.get("completion_tokens_details")
+    prompt_details = usage.get("prompt_tokens_details")
+    prompt = count(usage.get("prompt_tokens")) or 0
+    completion = count(usage.get("completion_tokens")) or 0
+    reasoning = count(completion_details.get("reasoning_tokens")) or 0 if isinstance(completion_details, dict) else 0
+    cached = count(prompt_details.get("cached_tokens")) or 0 if isinstance(prompt_details, dict) else 0
     meta: JSON = {
         "promptTokenCount": prompt,
         "candidatesTokenCount": max(completion - reasoning, 0),
-        "totalTokenCount": int(usage.get("total_tokens") or prompt + completion),
+        "totalTokenCount": count(usage.get("total_tokens"), default=None) or prompt + completion,
     }
     if reasoning:
         meta["thoughtsTokenCount"] = reasoning

@@ -87,10 +87,19 @@ def test_chat_to_openai_passes_the_body_through_untouched(fd: FrontDoors) -> Non
         "temperature": 0.3,
         "logit_bias": {"50256": -100},
         "vendor_knob": {"nested": [1, 2, {"deep": True}]},
+        "max_completion_tokens": 256,
     }
     response = post(fd, "/v1/chat/completions", body, authorization=f"Bearer {fd.key}")
     assert response.status_code == 200, response.text
     assert fd.last_sent("openai")["json"] == {**body, "model": UPSTREAM_MODEL["openai"]}
+    uncapped = {k: v for k, v in body.items() if k != "max_completion_tokens"}
+    assert post(fd, "/v1/chat/completions", uncapped, authorization=f"Bearer {fd.key}").status_code == 200
+    # no cap given: the cap its reservation assumed is sent, so the reservation is a real bound
+    assert fd.last_sent("openai")["json"] == {
+        **uncapped,
+        "model": UPSTREAM_MODEL["openai"],
+        "max_completion_tokens": 4096,
+    }
 
 
 @pytest.mark.parametrize("kind", ["anthropic", "gemini"])
@@ -211,6 +220,7 @@ def test_responses_to_openai_passes_the_body_through_untouched(fd: FrontDoors) -
         "metadata": {"ticket": "T-1"},
         "store": False,
         "vendor_knob": {"nested": [1, 2]},
+        "max_output_tokens": 256,
     }
     response = post(fd, "/v1/responses", body, authorization=f"Bearer {fd.key}")
     assert response.status_code == 200, response.text

@@ -15,7 +15,8 @@ from server.billing.service import close_month, handle_event
 from server.gateway import Gateway
 from server.operations import create_key, create_project, set_project
 from server.settings import load_settings
-from server.types import Call, Caller, Charge, Outcome, PriceRates, Usage
+from server.store.protocol import Closing, HoldRecord, Intent
+from server.types import Call, Caller, Charge, Outcome, Usage
 from tests.upstreams.stripe_upstream import StripeProcess, invoice_paid_event, start_stripe_process
 
 OCTOBER = 1_792_000_000_000  # 2026-10-15 in UTC
@@ -42,15 +43,16 @@ async def _october_usage(gw: Gateway, project_id: str, key_id: str, n: int) -> N
     caller = Caller(project_id, key_id, "127.0.0.1")
     for i in range(n):
         call = Call(request_id=f"req-oct-{i}", endpoint="chat", model="m", body={}, started_ms=OCTOBER + i)
-        gw.store.record_intent(caller, call)
+        card = {"input": 1_000_000, "output": 2_000_000, "cached_input": 1_000_000}
+        gw.store.record_intent(Intent(caller, call, HoldRecord(call.request_id, project_id, key_id, 0, False, card)))
         outcome = Outcome(
             status="ok",
             http_status=200,
             usage=Usage(input_tokens=1000 * (i + 1), output_tokens=500),
-            charge=Charge(micro=1000 * (i + 1) + 1000, rates=PriceRates(1_000_000, 2_000_000, 1_000_000)),
+            charge=Charge(micro=1000 * (i + 1) + 1000, card=card),
             ended_ms=OCTOBER + i,
         )
-        await gw.store.record_outcome(caller, call, outcome)
+        await gw.store.record_closing(Closing(caller, call, outcome, call.request_id, "settled"))
 
 
 def test_closed_month_is_numbered_once_pushed_to_stripe_and_settled(

@@ -10,10 +10,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from server.billing.ledger import LedgerChain
 from server.store.sqlite import ledger
 from server.store.sqlite.db import connect
 from server.store.sqlite.migrations import migrate
 
+CHAIN = LedgerChain(b"k" * 32)
 KINDS = ("topup", "usage", "refund", "adjustment", "invoice_settlement")
 SIGN = {"topup": 1, "usage": -1, "refund": -1, "adjustment": 1, "invoice_settlement": 1}
 
@@ -40,7 +42,7 @@ def _apply(conn: sqlite3.Connection, ops: list[tuple[str, str, int]]) -> dict[st
     for n, (project, kind, amount) in enumerate(ops):
         signed = SIGN[kind] * amount if kind != "adjustment" else (amount if n % 2 else -amount)
         conn.execute("BEGIN IMMEDIATE")
-        ledger.append(conn, project, kind, f"src_{n}", signed, f"op {n}", 1_790_000_000_000 + n)
+        ledger.append(conn, CHAIN, project, kind, f"src_{n}", signed, f"op {n}", 1_790_000_000_000 + n)
         conn.execute("COMMIT")
         expected[project] += signed
     return expected
@@ -51,7 +53,7 @@ def _apply(conn: sqlite3.Connection, ops: list[tuple[str, str, int]]) -> dict[st
 def test_balance_equals_sum_and_chain_verifies(ops: list[tuple[str, str, int]]) -> None:
     conn = _fresh()
     expected = _apply(conn, ops)
-    results = {r["project_id"]: r for r in ledger.verify(conn)}
+    results = {r["project_id"]: r for r in ledger.verify(conn, CHAIN)}
     for project, total in expected.items():
         assert results[project]["ok"], results[project]["problems"]
         assert results[project]["balance_micro"] == results[project]["sum_micro"] == total
@@ -74,7 +76,7 @@ def test_any_tampering_is_detected(ops: list[tuple[str, str, int]], pick: int, h
         conn.execute("DELETE FROM ledger WHERE id = ?", (victim,))
     else:
         conn.execute("UPDATE projects SET balance_micro = balance_micro + 1 WHERE id = 'p1'")
-    assert not all(r["ok"] for r in ledger.verify(conn))
+    assert not all(r["ok"] for r in ledger.verify(conn, CHAIN))
 
 
 def test_the_ledger_refuses_updates_and_deletes() -> None:
@@ -93,7 +95,7 @@ def test_a_source_is_recorded_once() -> None:
     conn = _fresh()
     _apply(conn, [("p1", "topup", 5)])
     try:
-        ledger.append(conn, "p1", "topup", "src_0", 5, "again", 0)
+        ledger.append(conn, CHAIN, "p1", "topup", "src_0", 5, "again", 0)
     except sqlite3.IntegrityError:
         pass
     else:

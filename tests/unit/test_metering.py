@@ -6,37 +6,37 @@ from decimal import Decimal
 
 import pytest
 
-from server.metering import charge_for, rates_from_card, usage_from_openai
+from server.metering import Rates, charge, openai_usage
 from server.money import format_credits, to_micro
 from server.settings import PriceCard
 from server.types import Usage
 
 
 def test_price_card_becomes_integer_micro_per_million() -> None:
-    rates = rates_from_card(PriceCard(input=Decimal("0.15"), output=Decimal("0.60")))
-    assert (rates.input, rates.output, rates.cached_input) == (150_000, 600_000, 150_000)
+    rates = Rates.from_card(PriceCard(input=Decimal("0.15"), output=Decimal("0.60")))
+    assert (rates.card["input"], rates.card["output"], rates.card["cached_input"]) == (150_000, 600_000, 150_000)
 
 
 def test_charge_is_exact_for_whole_amounts_and_rounds_up_fractions() -> None:
-    rates = rates_from_card(PriceCard(input=Decimal("1"), output=Decimal("2")))
-    assert charge_for(Usage(input_tokens=1_000_000, output_tokens=500_000), rates).micro == 2_000_000
-    cheap = rates_from_card(PriceCard(input=Decimal("0.15"), output=Decimal("0.60")))
+    rates = Rates.from_card(PriceCard(input=Decimal("1"), output=Decimal("2")))
+    assert charge(Usage(input_tokens=1_000_000, output_tokens=500_000), rates).micro == 2_000_000
+    cheap = Rates.from_card(PriceCard(input=Decimal("0.15"), output=Decimal("0.60")))
     # 10 * 0.15 + 5 * 0.6 = 4.5 micro -> 5 (never under-charge)
-    assert charge_for(Usage(input_tokens=10, output_tokens=5), cheap).micro == 5
+    assert charge(Usage(input_tokens=10, output_tokens=5), cheap).micro == 5
 
 
 def test_cached_tokens_use_the_cached_rate() -> None:
-    rates = rates_from_card(PriceCard(input=Decimal("2"), output=Decimal("0"), cached_input=Decimal("1")))
+    rates = Rates.from_card(PriceCard(input=Decimal("2"), output=Decimal("0"), cached_input=Decimal("1")))
     usage = Usage(input_tokens=1_000_000, cached_tokens=400_000)
-    assert charge_for(usage, rates).micro == 600_000 * 2 + 400_000 * 1
+    assert charge(usage, rates).micro == 600_000 * 2 + 400_000 * 1
 
 
 def test_usage_parses_openai_shape() -> None:
-    usage = usage_from_openai(
+    usage = openai_usage(
         {"prompt_tokens": 12, "completion_tokens": 7, "prompt_tokens_details": {"cached_tokens": 4}}
     )
     assert usage == Usage(input_tokens=12, output_tokens=7, cached_tokens=4)
-    assert usage_from_openai(None) is None
+    assert openai_usage(None) is None
 
 
 def test_money_helpers() -> None:

@@ -53,6 +53,15 @@ DEFAULT_BEHAVIOR: dict[str, Any] = {
     "fail_after_chunks": None,
     "omit_usage": False,
     "times": None,
+    # A reply of this many words (one token each) instead of the echo; capped by the request's
+    # max_completion_tokens / max_tokens (finish_reason "length") unless ignore_cap is set.
+    "reply_words": None,
+    "ignore_cap": False,
+    # Replace the usage object (any JSON: null, a string, negative counts) when replace_usage is set.
+    "replace_usage": False,
+    "usage": None,
+    # The message of a simulated error (status), e.g. one that echoes the caller's credentials.
+    "error_message": None,
 }
 ERROR_KINDS = {  # status -> (message, type, code), mirroring what api.openai.com returns
     401: ("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
@@ -146,10 +155,28 @@ async def _send_events(send: Send, behavior: dict[str, Any], pieces: list[bytes]
     await stream(send, pieces, headers, fail_after=fail_after, chunk_delay_ms=delay, tail=tail)
 
 
-def _behavior_error(status: int) -> ApiError:
+def _behavior_error(status: int, custom_message: str | None = None) -> ApiError:
     kind = "server_error" if status >= 500 else "invalid_request_error"
     message, type_, code = ERROR_KINDS.get(status, (f"Simulated upstream error {status}", kind, None))
-    return ApiError(status, message, code=code, type_=type_)
+    return ApiError(status, custom_message or message, code=code, type_=type_)
+
+
+def _output_cap(body: dict[str, Any], behavior: dict[str, Any]) -> int | None:
+    """The output-token cap the request set (max_completion_tokens wins), unless told to ignore it."""
+    if behavior["ignore_cap"]:
+        return None
+    for name in ("max_completion_tokens", "max_tokens"):
+        if isinstance(body.get(name), int):
+            return int(body[name])
+    return None
+
+
+def _scripted_reply(body: dict[str, Any], behavior: dict[str, Any]) -> tuple[str, bool]:
+    """(reply, truncated): ``reply_words`` words, cut at the request's output cap."""
+    words = int(behavior["reply_words"])
+    cap = _output_cap(body, behavior)
+    produced = words if cap is None else min(cap, words)
+    return " ".join(f"w{i}" for i in range(produced)), produced < words
 
 
 async def chat_completions(body: dict[str, Any], behavior: dict[str, Any], send: Send) -> None:
@@ -160,7 +187,13 @@ async def chat_completions(body: dict[str, Any], behavior: dict[str, Any], send:
         raise ApiError(400, "'messages' must be a non-empty array of message objects", param="messages")
     tool = chosen_tool(body)
     reply = None if tool else expected_reply(messages)
-    usage = _usage(chat_prompt_tokens(messages), 5 if tool else len(reply.split()))
+    truncated = False
+    if not tool and behavior["reply_words"] is not None:
+        reply, truncated = _scripted_reply(body, behavior)
+    choices = body.get("n") if isinstance(body.get("n"), int) and body.get("n", 0) > 0 else 1
+    usage: Any = _usage(chat_prompt_tokens(messages), (5 if tool else len(reply.split())) * choices)
+    if behavior["replace_usage"]:
+        usage = behavior["usage"]
     now = int(time.time())
     base = {
         "id": f"chatcmpl-{uuid.uuid4().hex[:29]}",
@@ -170,7 +203,7 @@ async def chat_completions(body: dict[str, Any], behavior: dict[str, Any], send:
         "service_tier": "default",
         "system_fingerprint": "fp_standin01",
     }
-    finish = "tool_calls" if tool else "stop"
+    finish = "tool_calls" if tool else ("length" if truncated else "stop")
     call_id = "call_" + hashlib.sha256(f"{tool}{expected_reply(messages)}".encode()).hexdigest()[:24]
     tool_call = (
         {"id": call_id, "type": "function", "function": {"name": tool, "arguments": TOOL_ARGUMENTS}} if tool else None
@@ -178,17 +211,22 @@ async def chat_completions(body: dict[str, Any], behavior: dict[str, Any], send:
     if not body.get("stream"):
         message = {"role": "assistant", "content": reply, "refusal": None, "annotations": []}
         message |= {"tool_calls": [tool_call]} if tool_call else {}
-        payload = {**base, "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}]}
+        payload = {
+            **base,
+            "choices": [
+                {"index": i, "message": message, "logprobs": None, "finish_reason": finish} for i in range(choices)
+            ],
+        }
         payload |= {} if behavior["omit_usage"] else {"usage": usage}
         return await _send_json(send, 200, payload)
     wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     include_usage = wants_usage and not behavior["omit_usage"]
 
-    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None, index: int = 0) -> dict[str, Any]:
         out = {
             **base,
             "object": "chat.completion.chunk",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+            "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
         }
         return {**out, "usage": None} if include_usage else out
 
@@ -196,11 +234,16 @@ async def chat_completions(body: dict[str, Any], behavior: dict[str, Any], send:
         first = {**tool_call, "index": 0, "function": {"name": tool, "arguments": ""}}
         events = [chunk({"role": "assistant", "content": None, "tool_calls": [first], "refusal": None})]
         events += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": f}}]}) for f in TOOL_ARGUMENT_FRAGMENTS]
+        events.append(chunk({}, finish))
     else:
         words = reply.split(" ")
-        events = [chunk({"role": "assistant", "content": "", "refusal": None})]
-        events += [chunk({"content": w + (" " if i < len(words) - 1 else "")}) for i, w in enumerate(words)]
-    events.append(chunk({}, finish))
+        events = []
+        for index in range(choices):
+            events.append(chunk({"role": "assistant", "content": "", "refusal": None}, index=index))
+            events += [
+                chunk({"content": w + (" " if i < len(words) - 1 else "")}, index=index) for i, w in enumerate(words)
+            ]
+            events.append(chunk({}, finish, index=index))
     if include_usage:
         events.append({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
     pieces = [f"data: {json.dumps(event)}\n\n".encode() for event in events]
@@ -431,7 +474,8 @@ async def handle(request: Request, send: Send) -> None:
     handler = ROUTES.get((method, path))
     if handler is None:
         raise ApiError(404, f"Invalid URL ({method} {path})")
-    behavior = await STATE.apply_behavior(_behavior_error)
+    custom_message = STATE.behavior.get("error_message")
+    behavior = await STATE.apply_behavior(lambda status: _behavior_error(status, custom_message))
     if not request.parsed or not isinstance(body, dict):
         raise ApiError(400, "We could not parse the JSON body of your request.")
     await handler(body, behavior, send)

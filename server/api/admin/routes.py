@@ -148,7 +148,7 @@ async def get_request(request: Request[Any, Any, Any], request_id: str) -> Respo
 async def admin_models(request: Request[Any, Any, Any]) -> Response[Any]:
     gw = gateway_of(request)
     data = [
-        describe(gw, m) | {"targets": [str(t) for t in m.targets], "price_micro_per_1m": m.rates.as_card()}
+        describe(gw, m) | {"targets": [str(t) for t in m.targets], "price_micro_per_1m": dict(m.rates.card)}
         for m in gw.snapshot.models.values()
     ]
     return json_response({"data": data})

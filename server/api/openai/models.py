@@ -6,30 +6,30 @@ from typing import Any
 
 from litestar import Request, Response, get
 
-from server.api.common import client_ip, gateway_of, json_response, v1
+from server.api.common import admit, gateway_of, json_response, v1
 from server.errors import model_not_found
 from server.gateway import Gateway
 from server.keys import bearer_token
 from server.money import credits_number
-from server.pipeline import admit
 from server.snapshot import ModelEntry
 
 STARTED = 1_700_000_000
 
 
 def describe(gw: Gateway, model: ModelEntry) -> dict[str, Any]:
-    rates = model.rates
+    card = model.rates.card
+    pricing: dict[str, Any] = {"unit": "credits per 1M tokens"}
+    for name, micro in card.items():
+        if name == "per_image":
+            pricing[name] = {size: credits_number(amount) for size, amount in micro.items()}
+        else:
+            pricing[name] = credits_number(micro)
     return {
         "id": model.name,
         "object": "model",
         "created": STARTED,
         "owned_by": "gateway",
-        "pricing": {
-            "unit": "credits per 1M tokens",
-            "input": credits_number(rates.input),
-            "output": credits_number(rates.output),
-            "cached_input": credits_number(rates.cached_input),
-        },
+        "pricing": pricing,
         "capabilities": list(model.capabilities),
         "context_window": model.context_window,
         "latency": gw.latency.band(model.name),
@@ -39,14 +39,14 @@ def describe(gw: Gateway, model: ModelEntry) -> dict[str, Any]:
 @get(v1("/models"))
 async def list_models(request: Request[Any, Any, Any]) -> Response[Any]:
     gw = gateway_of(request)
-    admit(gw, bearer_token(request.headers.get("authorization")), client_ip(request))
+    admit(request, bearer_token(request.headers.get("authorization")))
     return json_response({"object": "list", "data": [describe(gw, m) for m in gw.snapshot.models.values()]})
 
 
 @get(v1("/models/{model_id:path}"))
 async def retrieve_model(request: Request[Any, Any, Any], model_id: str) -> Response[Any]:
     gw = gateway_of(request)
-    admit(gw, bearer_token(request.headers.get("authorization")), client_ip(request))
+    admit(request, bearer_token(request.headers.get("authorization")))
     model = gw.snapshot.models.get(model_id.lstrip("/"))
     if model is None:
         raise model_not_found(model_id.lstrip("/"))

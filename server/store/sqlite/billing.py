@@ -45,7 +45,7 @@ def insert_order(order: dict[str, Any]) -> Any:
     return op
 
 
-def credit_topup(event_id: str, event_type: str, facts: dict[str, Any], when_ms: int) -> Any:
+def credit_topup(chain: ledger.Chain, event_id: str, event_type: str, facts: dict[str, Any], when_ms: int) -> Any:
     """Credit the ordered amount once for a paid session; returns (outcome, ledger entry or None)."""
 
     def apply(conn: sqlite3.Connection) -> Result:
@@ -55,7 +55,14 @@ def credit_topup(event_id: str, event_type: str, facts: dict[str, Any], when_ms:
         if why is not None or order is None:
             return why or "unknown_order", None
         entry = ledger.append(
-            conn, order["project_id"], "topup", facts["session_id"], order["amount_micro"], "Stripe top-up", when_ms
+            conn,
+            chain,
+            order["project_id"],
+            "topup",
+            facts["session_id"],
+            order["amount_micro"],
+            "Stripe top-up",
+            when_ms,
         )
         conn.execute(
             "UPDATE topup_orders SET status = 'credited', payment_intent = ?, credited_ms = ? WHERE id = ?",
@@ -74,7 +81,13 @@ def credit_topup(event_id: str, event_type: str, facts: dict[str, Any], when_ms:
 
 
 def refund(
-    event_id: str, event_type: str, charge_id: str, payment_intent: str | None, refunded_micro: int, when_ms: int
+    chain: ledger.Chain,
+    event_id: str,
+    event_type: str,
+    charge_id: str,
+    payment_intent: str | None,
+    refunded_micro: int,
+    when_ms: int,
 ) -> Any:
     """A refund entry for what was refunded beyond the refunds already recorded for this charge."""
 
@@ -92,14 +105,14 @@ def refund(
         if delta <= 0:
             return "nothing_new", None
         entry = ledger.append(
-            conn, order[0], "refund", f"{charge_id}:{refunded_micro}", -delta, "Stripe refund", when_ms
+            conn, chain, order[0], "refund", f"{charge_id}:{refunded_micro}", -delta, "Stripe refund", when_ms
         )
         return "refunded", entry
 
     return _once(event_id, event_type, when_ms, apply)
 
 
-def settle_invoice(event_id: str, event_type: str, stripe_invoice_id: str, when_ms: int) -> Any:
+def settle_invoice(chain: ledger.Chain, event_id: str, event_type: str, stripe_invoice_id: str, when_ms: int) -> Any:
     """Mark our invoice paid and credit its total back to the project's balance (postpaid settlement)."""
 
     def apply(conn: sqlite3.Connection) -> Result:
@@ -112,6 +125,7 @@ def settle_invoice(event_id: str, event_type: str, stripe_invoice_id: str, when_
         conn.execute("UPDATE invoices SET status = 'paid', paid_ms = ? WHERE id = ?", (when_ms, invoice["id"]))
         entry = ledger.append(
             conn,
+            chain,
             invoice["project_id"],
             "invoice_settlement",
             invoice["number"],

@@ -1,17 +1,32 @@
-"""SQL for the append-only ledger: append an entry (inside the caller's transaction) and read it back."""
+"""SQL for the append-only ledger: append an entry (inside the caller's transaction), read it back, verify it,
+and re-key a ledger written before chains were keyed. The chain's rules come in as a `LedgerChain`."""
 
 from __future__ import annotations
 
 import secrets
 import sqlite3
-from typing import Any
+from typing import Any, Protocol
 
-from server.billing.ledger import entry_hash, verify_project
 from server.store.sqlite.catalog import rows
 
 
+class Chain(Protocol):
+    """The ledger's rules the store applies (server.billing.ledger.LedgerChain)."""
+
+    def hash(self, entry: dict[str, Any]) -> str: ...
+
+    def verify_project(self, project: dict[str, Any], entries: list[dict[str, Any]]) -> Any: ...
+
+
 def append(
-    conn: sqlite3.Connection, project_id: str, kind: str, source_id: str, amount_micro: int, memo: str, created_ms: int
+    conn: sqlite3.Connection,
+    chain: Chain,
+    project_id: str,
+    kind: str,
+    source_id: str,
+    amount_micro: int,
+    memo: str,
+    created_ms: int,
 ) -> dict[str, Any]:
     """Append one entry and move the project's balance and chain head; unique by (kind, source_id)."""
     found = conn.execute("SELECT balance_micro, ledger_head FROM projects WHERE id = ?", (project_id,)).fetchone()
@@ -29,7 +44,7 @@ def append(
         "created_ms": created_ms,
         "prev_hash": head,
     }
-    entry["hash"] = entry_hash(entry)
+    entry["hash"] = chain.hash(entry)
     conn.execute(
         "INSERT INTO ledger (id, project_id, kind, source_id, amount_micro, balance_after_micro, memo, created_ms,"
         " prev_hash, hash) VALUES (:id, :project_id, :kind, :source_id, :amount_micro, :balance_after_micro, :memo,"
@@ -58,10 +73,40 @@ def history(conn: sqlite3.Connection, project_id: str, limit: int) -> list[dict[
     )
 
 
-def verify(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Every project's chain checked in insertion order (rowid), against its project row."""
-    results = []
-    for project in rows(conn, "SELECT id, balance_micro, ledger_entries, ledger_head FROM projects ORDER BY id"):
-        entries = rows(conn, "SELECT * FROM ledger WHERE project_id = ? ORDER BY rowid", (project["id"],))
-        results.append(verify_project(project, entries).as_dict())
-    return results
+def entries(conn: sqlite3.Connection, project_id: str) -> list[dict[str, Any]]:
+    """A project's entries in insertion order (rowid)."""
+    return rows(conn, "SELECT * FROM ledger WHERE project_id = ? ORDER BY rowid", (project_id,))
+
+
+def projects(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    return rows(conn, "SELECT id, balance_micro, ledger_entries, ledger_head FROM projects ORDER BY id")
+
+
+def verify(conn: sqlite3.Connection, chain: Chain) -> list[dict[str, Any]]:
+    """Every project's chain checked in insertion order, against its project row."""
+    return [chain.verify_project(project, entries(conn, project["id"])).as_dict() for project in projects(conn)]
+
+
+def rekey(conn: sqlite3.Connection, old: Chain, new: Chain) -> int:
+    """Re-hash every entry with a new chain (inside the caller's transaction), after checking it with the
+    old one; a ledger that does not verify is refused. Returns how many entries were re-hashed."""
+    broken = [r for r in verify(conn, old) if not r["ok"]]
+    if broken:
+        raise ValueError(f"the ledger does not verify; not re-keyed: {broken[0]['problems'][0]}")
+    conn.execute("DROP TRIGGER IF EXISTS ledger_no_update")
+    total = 0
+    for project in projects(conn):
+        head = ""
+        for entry in entries(conn, project["id"]):
+            entry["prev_hash"] = head
+            head = new.hash(entry)
+            conn.execute(
+                "UPDATE ledger SET prev_hash = ?, hash = ? WHERE id = ?", (entry["prev_hash"], head, entry["id"])
+            )
+            total += 1
+        conn.execute("UPDATE projects SET ledger_head = ? WHERE id = ?", (head, project["id"]))
+    conn.execute(
+        "CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger"
+        " BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END"
+    )
+    return total

@@ -192,10 +192,50 @@ def _m003_stripe_invoices(db: sqlite_utils.Database) -> None:
     db["invoices"].create_index(["stripe_invoice_id"])
 
 
+def _m004_holds_units_checkpoints(db: sqlite_utils.Database) -> None:
+    # A reservation outlives the process: written with its request's intent, resolved exactly once in the
+    # transaction of its outcome (settled or released), or at start-up (released, or settled for a stream
+    # that delivered bytes; kind 'job' and 'session' holds stay open across a restart).
+    db["holds"].create(
+        {
+            "id": str,
+            "project_id": str,
+            "key_id": str,
+            "micro": int,
+            "wallet": int,
+            "kind": str,
+            "status": str,
+            "price_card": str,
+            "created_ms": int,
+            "resolved_ms": int,
+            "expires_ms": int,
+        },
+        pk="id",
+        not_null={"project_id", "key_id", "micro", "wallet", "kind", "status", "created_ms"},
+        defaults={"kind": "request", "status": "open"},
+    )
+    db.execute("CREATE INDEX idx_holds_open ON holds (status) WHERE status = 'open'")
+    # What a request's intent proves after a crash: the size of its body, and for a stream the characters
+    # delivered so far (checkpointed while it runs).
+    db["requests"].add_column("body_bytes", int)
+    db["requests"].add_column("delivered_chars", int)
+    db["requests"].add_column("checkpoint_ms", int)
+    db.execute("CREATE INDEX idx_requests_pending ON requests (status) WHERE status = 'pending'")
+    # Quantities beyond the three token columns (images, seconds, characters, audio tokens), as JSON.
+    db["usage"].add_column("quantities", str)
+    # INSERT OR REPLACE deletes the row it replaces without firing the DELETE trigger: refuse it up front.
+    db.execute(
+        "CREATE TRIGGER ledger_no_replace BEFORE INSERT ON ledger"
+        " WHEN EXISTS (SELECT 1 FROM ledger WHERE id = NEW.id OR (kind = NEW.kind AND source_id = NEW.source_id))"
+        " BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END"
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_limits_budgets_ledger", _m002_limits_budgets_ledger),
     ("003_stripe_invoices", _m003_stripe_invoices),
+    ("004_holds_units_checkpoints", _m004_holds_units_checkpoints),
 ]
 
 

@@ -1,23 +1,33 @@
-"""SQL for the request log and usage: the intent row, and the outcome + usage in one operation."""
+"""SQL for the request log, usage and holds: the intent (request row + hold), the closing (outcome, usage,
+ledger debit, hold resolution, events: one transaction), stream checkpoints, and start-up recovery."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import orjson
 
-from server.clock import now_ms
+from server.store.protocol import Closing, Event, HoldRecord, Intent, Interrupted, Recovery
 from server.store.sqlite import ledger
-from server.types import Call, Caller, Outcome
+from server.store.sqlite.catalog import rows
+
+Op = Any  # a writer operation: a function of the connection
 
 
-def insert_intent(caller: Caller, call: Call) -> object:
-    """The request row written before forwarding; status stays 'pending' until the outcome."""
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def insert_intent(intent: Intent) -> Op:
+    """The request row (status pending) and its hold, written before the request is forwarded."""
+    caller, call, hold = intent.caller, intent.call, intent.hold
 
     def op(conn: sqlite3.Connection) -> None:
         conn.execute(
             "INSERT INTO requests (id, client_request_id, project_id, key_id, endpoint, model, stream, status,"
-            " started_ms) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+            " started_ms, body_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
             (
                 call.request_id,
                 call.client_request_id,
@@ -27,17 +37,104 @@ def insert_intent(caller: Caller, call: Call) -> object:
                 call.model,
                 int(call.stream),
                 call.started_ms,
+                call.body_bytes,
             ),
+        )
+        insert_hold(conn, hold, call.started_ms)
+
+    return op
+
+
+def insert_hold(conn: sqlite3.Connection, hold: HoldRecord, when_ms: int) -> None:
+    conn.execute(
+        "INSERT INTO holds (id, project_id, key_id, micro, wallet, kind, status, price_card, created_ms, expires_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)",
+        (
+            hold.id,
+            hold.project_id,
+            hold.key_id,
+            hold.micro,
+            int(hold.wallet),
+            hold.kind,
+            _json(hold.price_card),
+            when_ms,
+            hold.expires_ms,
+        ),
+    )
+
+
+def resolve_hold(conn: sqlite3.Connection, hold_id: str, status: str, when_ms: int) -> None:
+    """Settle, release or expire an open hold; a hold resolved twice is an error (the transaction aborts)."""
+    cur = conn.execute(
+        "UPDATE holds SET status = ?, resolved_ms = ? WHERE id = ? AND status = 'open'", (status, when_ms, hold_id)
+    )
+    if cur.rowcount != 1:
+        raise LookupError(f"hold {hold_id} is not open")
+
+
+def checkpoint(request_id: str, delivered_chars: int, when_ms: int) -> Op:
+    """A stream's progress, so that a crash bills what was delivered."""
+
+    def op(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "UPDATE requests SET delivered_chars = ?, checkpoint_ms = ? WHERE id = ? AND status = 'pending'",
+            (delivered_chars, when_ms, request_id),
         )
 
     return op
 
 
-def complete(caller: Caller, call: Call, outcome: Outcome) -> object:
-    """Close the request row and, when usage exists, insert its one usage row (unique by request id)
-    and its one ledger debit (unique by kind + request id), all in the same transaction."""
+def _insert_usage(
+    conn: sqlite3.Connection,
+    chain: ledger.Chain,
+    request_id: str,
+    project_id: str,
+    key_id: str,
+    model: str,
+    provider: str | None,
+    usage: Any,
+    charge_micro: int,
+    card: Mapping[str, Any],
+    when_ms: int,
+) -> None:
+    others = usage.others()
+    conn.execute(
+        "INSERT INTO usage (request_id, project_id, key_id, model, provider, input_tokens, output_tokens,"
+        " cached_tokens, cost_micro, price_card, estimated, created_ms, quantities)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            request_id,
+            project_id,
+            key_id,
+            model,
+            provider,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cached_tokens,
+            charge_micro,
+            _json(card),
+            int(usage.estimated),
+            when_ms,
+            _json(others) if others else None,
+        ),
+    )
+    ledger.append(conn, chain, project_id, "usage", request_id, -charge_micro, model, when_ms)
+
+
+def insert_events(conn: sqlite3.Connection, events: Iterable[Event]) -> None:
+    for event in events:
+        insert_event(conn, event.id, event.type, event.project_id, dict(event.payload), event.created_ms)
+
+
+def close(closing: Closing, chain: ledger.Chain) -> Op:
+    """The outcome, its usage row and ledger debit (unique by request id), the hold's resolution and the
+    events it announces, all in one transaction."""
+    caller, call, outcome = closing.caller, closing.call, closing.outcome
+    intent = insert_intent(closing.intent) if closing.intent is not None else None
 
     def op(conn: sqlite3.Connection) -> None:
+        if intent is not None:
+            intent(conn)
         target = outcome.target
         conn.execute(
             "UPDATE requests SET status = ?, http_status = ?, error_code = ?, provider = ?, upstream_model = ?,"
@@ -48,33 +145,27 @@ def complete(caller: Caller, call: Call, outcome: Outcome) -> object:
                 outcome.error_code,
                 target.provider if target else None,
                 target.model if target else None,
-                orjson.dumps([a.as_dict() for a in outcome.attempts]).decode(),
+                _json([a.as_dict() for a in outcome.attempts]),
                 outcome.ended_ms,
                 call.request_id,
             ),
         )
-        if outcome.usage is None or outcome.charge is None:
-            return
-        usage, charge = outcome.usage, outcome.charge
-        conn.execute(
-            "INSERT INTO usage (request_id, project_id, key_id, model, provider, input_tokens, output_tokens,"
-            " cached_tokens, cost_micro, price_card, estimated, created_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
+        if outcome.usage is not None and outcome.charge is not None:
+            _insert_usage(
+                conn,
+                chain,
                 call.request_id,
                 caller.project_id,
                 caller.key_id,
                 call.model,
                 target.provider if target else None,
-                usage.input_tokens,
-                usage.output_tokens,
-                usage.cached_tokens,
-                charge.micro,
-                orjson.dumps(charge.rates.as_card()).decode(),
-                int(usage.estimated),
+                outcome.usage,
+                outcome.charge.micro,
+                outcome.charge.card,
                 outcome.ended_ms,
-            ),
-        )
-        ledger.append(conn, caller.project_id, "usage", call.request_id, -charge.micro, call.model, outcome.ended_ms)
+            )
+        resolve_hold(conn, closing.hold_id, closing.hold_status, outcome.ended_ms)
+        insert_events(conn, closing.events)
 
     return op
 
@@ -103,19 +194,82 @@ def insert_event(
     """An outbox event, once per id (inside the caller's transaction): a replayed source never enqueues it twice."""
     cur = conn.execute(
         "INSERT OR IGNORE INTO outbox (id, event_type, project_id, payload, created_ms) VALUES (?, ?, ?, ?, ?)",
-        (event_id, event_type, project_id, orjson.dumps(payload).decode(), when_ms),
+        (event_id, event_type, project_id, _json(payload), when_ms),
     )
     return cur.rowcount == 1
 
 
-def add_event(
-    event_id: str, event_type: str, project_id: str | None, payload: dict[str, object], when_ms: int
-) -> object:
-    """`insert_event` as a writer operation of its own."""
-    return lambda conn: insert_event(conn, event_id, event_type, project_id, payload, when_ms)
+def add_events(events: Iterable[Event]) -> Op:
+    """Events as a writer operation of their own (for facts that have no other row)."""
+    return lambda conn: insert_events(conn, events)
 
 
-def close_interrupted(conn: sqlite3.Connection) -> int:
-    """At start-up: intents a crash left without an outcome are closed as 'interrupted'."""
-    cur = conn.execute("UPDATE requests SET status = 'interrupted', ended_ms = ? WHERE status = 'pending'", (now_ms(),))
-    return cur.rowcount
+def _hold_record(row: dict[str, Any]) -> HoldRecord:
+    return HoldRecord(
+        id=row["id"],
+        project_id=row["project_id"],
+        key_id=row["key_id"],
+        micro=row["micro"],
+        wallet=bool(row["wallet"]),
+        price_card=orjson.loads(row["price_card"] or "{}"),
+        kind=row["kind"],
+        expires_ms=row["expires_ms"],
+    )
+
+
+def open_holds(conn: sqlite3.Connection) -> list[HoldRecord]:
+    """Holds that stay open across a restart (jobs, sessions); request holds are resolved by recovery."""
+    found = rows(conn, "SELECT * FROM holds WHERE status = 'open' AND kind != 'request'")
+    return [_hold_record(row) for row in found]
+
+
+def interrupted(conn: sqlite3.Connection) -> list[Interrupted]:
+    """Requests a crash left pending, with what their intent and last checkpoint prove."""
+    found = rows(
+        conn,
+        "SELECT r.id, r.project_id, r.key_id, r.model, r.stream, r.body_bytes, r.delivered_chars,"
+        " h.id AS hold_id, h.price_card FROM requests r LEFT JOIN holds h ON h.id = r.id AND h.status = 'open'"
+        " WHERE r.status = 'pending'",
+    )
+    return [
+        Interrupted(
+            request_id=row["id"],
+            project_id=row["project_id"],
+            key_id=row["key_id"],
+            model=row["model"],
+            stream=bool(row["stream"]),
+            body_bytes=row["body_bytes"] or 0,
+            delivered_chars=row["delivered_chars"],
+            hold_id=row["hold_id"],
+            price_card=orjson.loads(row["price_card"] or "{}"),
+        )
+        for row in found
+    ]
+
+
+def recover(conn: sqlite3.Connection, chain: ledger.Chain, recoveries: Iterable[Recovery]) -> None:
+    """Close interrupted requests (inside the caller's transaction): bill what is proven, resolve each hold."""
+    for item in recoveries:
+        request = item.request
+        billed = item.usage is not None
+        conn.execute(
+            "UPDATE requests SET status = 'interrupted', http_status = 499, error_code = 'interrupted', ended_ms = ?"
+            " WHERE id = ? AND status = 'pending'",
+            (item.ended_ms, request.request_id),
+        )
+        if billed:
+            _insert_usage(
+                conn,
+                chain,
+                request.request_id,
+                request.project_id,
+                request.key_id,
+                request.model,
+                None,
+                item.usage,
+                item.charge_micro,
+                request.price_card,
+                item.ended_ms,
+            )
+        if request.hold_id is not None:
+            resolve_hold(conn, request.hold_id, "settled" if billed else "released", item.ended_ms)

@@ -3,38 +3,59 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from server.settings import StorageSettings
+from server.store.protocol import Closing, Event, Intent, Interrupted, Loaded, Recovery
 from server.store.sqlite import catalog, ledger, records
 from server.store.sqlite.db import Writer, connect
 from server.store.sqlite.migrations import migrate
 from server.store.sqlite.reads import Reader
-from server.types import Call, Caller, Outcome
+
+Recover = Callable[[Interrupted], Recovery]
 
 
-def prepare(path: Path, month_start_ms: int = 0) -> dict[str, Any]:
-    """Create/migrate the database, close crash-interrupted intents, and load the catalog, the
-    month's spend and the wallet balances."""
+def prepare(
+    path: Path,
+    chain: ledger.Chain,
+    *,
+    rekey_from: ledger.Chain | None = None,
+    month_start_ms: int = 0,
+    recover: Recover | None = None,
+) -> Loaded:
+    """Create/migrate the database, re-key a ledger from before keyed chains (when `rekey_from` is given),
+    close crash-interrupted requests (each as `recover` rules), and load what the server keeps in memory."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(path)
     try:
         migrate(conn)
-        conn.execute("BEGIN IMMEDIATE")
-        interrupted = records.close_interrupted(conn)
-        conn.execute("COMMIT")
+        if rekey_from is not None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                ledger.rekey(conn, rekey_from, chain)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        pending = records.interrupted(conn)
+        if pending and recover is not None:
+            conn.execute("BEGIN IMMEDIATE")
+            records.recover(conn, chain, [recover(item) for item in pending])
+            conn.execute("COMMIT")
         spend_project, spend_key = records.month_spend(conn, month_start_ms)
         projects = catalog.load_projects(conn)
-        return {
-            "projects": projects,
-            "balances": {p["id"]: p["balance_micro"] for p in projects},
-            "spend_project": spend_project,
-            "spend_key": spend_key,
-            "keys": catalog.load_keys(conn),
-            "admin_hashes": catalog.load_admin_token_hashes(conn),
-            "interrupted": interrupted,
-        }
+        return Loaded(
+            projects=projects,
+            keys=catalog.load_keys(conn),
+            admin_hashes=catalog.load_admin_token_hashes(conn),
+            balances={p["id"]: p["balance_micro"] for p in projects},
+            spend_project=spend_project,
+            spend_key=spend_key,
+            open_holds=records.open_holds(conn),
+            interrupted=pending,
+        )
     finally:
         conn.close()
 
@@ -63,13 +84,23 @@ def has_admin_token(path: Path) -> bool:
 
 
 class SqliteStore:
-    def __init__(self, path: Path, storage: StorageSettings) -> None:
+    def __init__(self, path: Path, storage: StorageSettings, chain: ledger.Chain) -> None:
         self.path = path
-        self.writer = Writer(path, storage.synchronous, storage.busy_timeout_ms, storage.max_batch)
+        self.chain = chain
+        self.writer = Writer(
+            path,
+            storage.synchronous,
+            storage.busy_timeout_ms,
+            storage.max_batch,
+            min_free_bytes=storage.min_free_mb << 20,
+            wal_limit_bytes=storage.wal_limit_mb << 20,
+        )
         self.reader = Reader(path, storage.busy_timeout_ms)
 
-    async def open(self, month_start_ms: int) -> dict[str, Any]:
-        loaded = await asyncio.to_thread(prepare, self.path, month_start_ms)
+    async def open(self, month_start_ms: int, recover: Recover, rekey_from: ledger.Chain | None = None) -> Loaded:
+        loaded = await asyncio.to_thread(
+            prepare, self.path, self.chain, rekey_from=rekey_from, month_start_ms=month_start_ms, recover=recover
+        )
         self.writer.start()
         await self.reader.open()
         return loaded
@@ -80,13 +111,22 @@ class SqliteStore:
 
     @property
     def healthy(self) -> bool:
+        """The store can take writes now (requests may be forwarded)."""
         return self.writer.healthy
 
-    def record_intent(self, caller: Caller, call: Call) -> asyncio.Future[Any]:
-        return self.writer.submit(records.insert_intent(caller, call), lazy=True)  # type: ignore[arg-type]
+    def on_recovered(self, callback: Callable[[], None]) -> None:
+        self.writer.on_recovered = callback
 
-    def record_outcome(self, caller: Caller, call: Call, outcome: Outcome) -> asyncio.Future[Any]:
-        return self.writer.submit(records.complete(caller, call, outcome))  # type: ignore[arg-type]
+    def record_intent(self, intent: Intent) -> asyncio.Future[Any]:
+        return self.writer.submit(records.insert_intent(intent), lazy=True)
+
+    def record_closing(self, closing: Closing) -> asyncio.Future[Any]:
+        return self.writer.submit(records.close(closing, self.chain))
+
+    def checkpoint(self, request_id: str, delivered_chars: int, when_ms: int) -> None:
+        """A stream's progress; lazy and not awaited (a lost checkpoint only makes a crash bill less)."""
+        future = self.writer.submit(records.checkpoint(request_id, delivered_chars, when_ms), lazy=True)
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
 
     async def create_project(self, row: dict[str, Any]) -> None:
         await self.writer.run(catalog.insert_project(row))
@@ -94,8 +134,17 @@ class SqliteStore:
     async def create_key(self, row: dict[str, Any]) -> None:
         await self.writer.run(catalog.insert_key(row))
 
-    async def revoke_key(self, key_id: str, when_ms: int) -> int:
-        return await self.writer.run(catalog.revoke_key(key_id, when_ms))
+    async def revoke_key(self, key_id: str, when_ms: int, events: tuple[Event, ...] = ()) -> int:
+        """Revoke a key and write the events announcing it, in one transaction."""
+        revoke = catalog.revoke_key(key_id, when_ms)
+
+        def op(conn: Any) -> int:
+            changed = int(revoke(conn))
+            if changed:
+                records.insert_events(conn, events)
+            return changed
+
+        return int(await self.writer.run(op))
 
     async def update_project(self, project_id: str, **values: Any) -> None:
         await self.writer.run(catalog.update_project(project_id, **values))
@@ -108,10 +157,8 @@ class SqliteStore:
     ) -> None:
         await self.writer.run(catalog.rotate_key(key_id, new_hash, prefix, prev_hash, prev_valid_until_ms))
 
-    def add_event(
-        self, event_id: str, event_type: str, project_id: str | None, payload: dict[str, Any], when_ms: int
-    ) -> asyncio.Future[Any]:
-        return self.writer.submit(records.add_event(event_id, event_type, project_id, payload, when_ms))  # type: ignore[arg-type]
+    def add_events(self, events: tuple[Event, ...]) -> asyncio.Future[Any]:
+        return self.writer.submit(records.add_events(events))
 
     async def append_ledger(
         self, project_id: str, kind: str, source_id: str, amount_micro: int, memo: str, when_ms: int
@@ -121,7 +168,7 @@ class SqliteStore:
         def op(conn: Any) -> dict[str, Any] | None:
             if ledger.exists(conn, kind, source_id):
                 return None
-            return ledger.append(conn, project_id, kind, source_id, amount_micro, memo, when_ms)
+            return ledger.append(conn, self.chain, project_id, kind, source_id, amount_micro, memo, when_ms)
 
         return await self.writer.run(op)
 
@@ -129,4 +176,4 @@ class SqliteStore:
         return await self.reader.call(lambda conn: ledger.history(conn, project_id, limit))
 
     async def verify_ledger(self) -> list[dict[str, Any]]:
-        return await self.reader.call(ledger.verify)
+        return await self.reader.call(lambda conn: ledger.verify(conn, self.chain))
