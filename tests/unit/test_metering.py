@@ -32,9 +32,7 @@ def test_cached_tokens_use_the_cached_rate() -> None:
 
 
 def test_usage_parses_openai_shape() -> None:
-    usage = openai_usage(
-        {"prompt_tokens": 12, "completion_tokens": 7, "prompt_tokens_details": {"cached_tokens": 4}}
-    )
+    usage = openai_usage({"prompt_tokens": 12, "completion_tokens": 7, "prompt_tokens_details": {"cached_tokens": 4}})
     assert usage == Usage(input_tokens=12, output_tokens=7, cached_tokens=4)
     assert openai_usage(None) is None
 
