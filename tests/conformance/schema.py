@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from jsonschema import Draft202012Validator
@@ -35,13 +35,22 @@ BASE_URI = "urn:openai-openapi"
 SCHEMAS = "#/components/schemas/"
 JSON = dict[str, Any]
 
+
+class Erratum(NamedTuple):
+    """Where OpenAI's API (and the document's own examples or request docs) answers outside the schema."""
+
+    schema: str
+    prop: str
+    also: JSON  # what the property may also be
+    example: Any  # a value the API sends that only the erratum admits
+    why: str
+
+
 NULL: JSON = {"type": "null"}
-# (schema, property, another value it may take, why): where OpenAI's API, and the document's own
-# examples or request docs, answer outside the schema. Each widens one property; nothing else is relaxed.
-ERRATA: tuple[tuple[str, str, JSON, str], ...] = (
-    ("ModelResponseProperties", "user", NULL, "a Response says `user: null` when the request set none"),
-    ("Response", "usage", NULL, "a Response has `usage: null` until it is finished (response.created)"),
-    ("Embedding", "embedding", {"type": "string"}, "`encoding_format: base64` answers a base64 string"),
+ERRATA = (
+    Erratum("ModelResponseProperties", "user", NULL, None, "a Response says `user: null` when the request set none"),
+    Erratum("Response", "usage", NULL, None, "a Response has `usage: null` until it is finished (response.created)"),
+    Erratum("Embedding", "embedding", {"type": "string"}, "AACAPw==", "`encoding_format: base64` answers a string"),
 )
 
 
@@ -60,7 +69,7 @@ class OpenAPI:
     def __init__(self, document: JSON) -> None:
         self.document = document
         self.unions: dict[str, dict[str, str]] = {}  # union's JSON pointer -> discriminator value -> member
-        _apply_errata(document["components"]["schemas"])
+        self.unpatched = _apply_errata(document["components"]["schemas"])
         _adapt(document, "#", document, self.unions)
         resource = Resource.from_contents(document, default_specification=DRAFT202012)
         self._registry: Registry[Any] = Registry().with_resource(BASE_URI, resource)
@@ -70,7 +79,11 @@ class OpenAPI:
         """A validator for `#/components/schemas/<name>`."""
         if name not in self.document["components"]["schemas"]:
             raise KeyError(f"the OpenAPI document has no schema {name!r}")
-        return Draft202012Validator({"$ref": f"{BASE_URI}{SCHEMAS}{name}"}, registry=self._registry)
+        return self.validator_at(f"{SCHEMAS}{name}")
+
+    def validator_at(self, pointer: str) -> Draft202012Validator:
+        """A validator for the schema at a JSON pointer into the document (`#/components/...`)."""
+        return Draft202012Validator({"$ref": f"{BASE_URI}{pointer}"}, registry=self._registry)
 
     def route_schema(self, method: str, path: str, media_type: str = "application/json", status: str = "200") -> str:
         """The component name the document gives for a route's answer (`path` as in the document: `/models/{model}`)."""
@@ -108,17 +121,23 @@ def _describe(error: ValidationError) -> str:
     return f"{deepest.json_path}: {deepest.message}"
 
 
-def _apply_errata(schemas: JSON) -> None:
-    for name, prop, alternative, _why in ERRATA:
-        holder = next(_with_property(schemas[name], prop))
-        holder[prop] = {"anyOf": [holder[prop], alternative]}
+def _apply_errata(schemas: JSON) -> dict[tuple[str, str], str]:
+    """Widen each erratum's property in place; returns where each property stands as published (a JSON
+    pointer), by (schema, property)."""
+    unpatched = {}
+    for erratum in ERRATA:
+        where, holder = next(_with_property(schemas[erratum.schema], erratum.prop))
+        holder[erratum.prop] = {"anyOf": [holder[erratum.prop], erratum.also]}
+        unpatched[erratum.schema, erratum.prop] = f"{SCHEMAS}{erratum.schema}{where}/properties/{erratum.prop}/anyOf/0"
+    return unpatched
 
 
-def _with_property(schema: JSON, prop: str) -> Iterator[JSON]:
-    """The `properties` maps (of the schema or its allOf parts) that define `prop`."""
-    for part in [schema, *schema.get("allOf", [])]:
+def _with_property(schema: JSON, prop: str) -> Iterator[tuple[str, JSON]]:
+    """The `properties` maps (of the schema or its allOf parts) that define `prop`, each with its path."""
+    parts = [("", schema), *((f"/allOf/{index}", part) for index, part in enumerate(schema.get("allOf", [])))]
+    for where, part in parts:
         if prop in part.get("properties", {}):
-            yield part["properties"]
+            yield where, part["properties"]
 
 
 def _adapt(node: Any, pointer: str, root: JSON, unions: dict[str, dict[str, str]]) -> None:

@@ -6,8 +6,9 @@ import copy
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
-from tests.conformance.schema import REFERENCE, OpenAPI
+from tests.conformance.schema import ERRATA, REFERENCE, Erratum, OpenAPI
 
 MODEL = {"id": "via-mock", "object": "model", "created": 1700000000, "owned_by": "gateway"}
 CHUNK = {
@@ -102,11 +103,18 @@ def test_nested_unions_name_the_branch_at_fault(spec: OpenAPI) -> None:
     ]
 
 
+@pytest.mark.parametrize("erratum", ERRATA, ids=[f"{e.schema}.{e.prop}" for e in ERRATA])
+def test_each_erratum_is_still_needed(spec: OpenAPI, erratum: Erratum) -> None:
+    published = spec.validator_at(spec.unpatched[erratum.schema, erratum.prop])
+    assert not published.is_valid(erratum.example)
+    assert Draft202012Validator(erratum.also).is_valid(erratum.example)
+
+
 def test_the_errata_widen_only_their_own_property(spec: OpenAPI) -> None:
     embedding = {"object": "embedding", "index": 0, "embedding": "AACAPw=="}
     assert spec.problems("Embedding", embedding) == []
     assert spec.problems("Embedding", {**embedding, "embedding": 1.0}) != []
-    assert spec.problems("ResponseUsage", None) != []  # only Response.usage may be null
+    assert spec.problems("ResponseUsage", None) != []  # Response.usage may be null, a usage object may not be
 
 
 def test_routes_map_to_the_schemas_the_document_gives_them(spec: OpenAPI) -> None:
