@@ -54,12 +54,15 @@ ERRATA = (
 )
 
 
-class _Loader(yaml.CSafeLoader):
-    """libyaml, but timestamps stay strings: the document describes JSON, which has no dates."""
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML was built with it
+
+
+class _Loader(_SafeLoader):
+    """A safe loader whose timestamps stay strings: the document describes JSON, which has no dates."""
 
     yaml_implicit_resolvers = {
         first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-        for first, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
+        for first, resolvers in _SafeLoader.yaml_implicit_resolvers.items()
     }
 
 
