@@ -266,12 +266,12 @@ def chat_to_response(
     parts: list[JSON] = []
     text = _chat_text(message.get("content"))
     if text:
-        parts.append({"type": "output_text", "text": text, "annotations": []})
+        parts.append(_output_text(text))
     if message.get("refusal"):
         parts.append({"type": "refusal", "refusal": message["refusal"]})
     tool_calls = [call for call in message.get("tool_calls") or [] if call.get("type", "function") == "function"]
     if parts or not tool_calls:
-        parts = parts or [{"type": "output_text", "text": "", "annotations": []}]
+        parts = parts or [_output_text("")]
         output.append(_message_item(_item_id("msg", response_id, 0), parts, status))
     for call in tool_calls:
         function, index = call.get("function") or {}, len(output)
@@ -288,6 +288,11 @@ def _chat_text(content: Any) -> str:
     if isinstance(content, list):  # some servers answer with text parts
         return "".join(str(part.get("text") or "") for part in content if isinstance(part, dict))
     return content or ""
+
+
+def _output_text(text: str) -> JSON:
+    """An `output_text` part; `annotations` and `logprobs` are required even when empty."""
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
 def _item_id(prefix: str, response_id: str, index: int) -> str:
@@ -482,9 +487,7 @@ class ChatStreamToResponses:
         if not item.parts or item.parts[-1]["type"] != kind:
             if item.parts:
                 events += self._close_part(item)
-            part: JSON = {"type": kind, key: ""}
-            if kind == "output_text":
-                part["annotations"] = []
+            part = _output_text("") if kind == "output_text" else {"type": kind, key: ""}
             item.parts.append(part)
             events.append(self._event("response.content_part.added", **self._where(item, True), part=dict(part)))
         item.parts[-1][key] += delta

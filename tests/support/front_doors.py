@@ -9,13 +9,16 @@ exactly 3 and 15 micro-units per token.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tests.support.gateway import GatewayProcess
-from tests.upstreams.anthropic_upstream import AnthropicUpstreamProcess
-from tests.upstreams.gemini_upstream import GeminiUpstreamProcess
-from tests.upstreams.openai_upstream import UpstreamProcess
+from tests.upstreams.anthropic_upstream import AnthropicUpstreamProcess, start_anthropic_process
+from tests.upstreams.gemini_upstream import GeminiUpstreamProcess, start_gemini_upstream
+from tests.upstreams.openai_upstream import UpstreamProcess, start_upstream_process
 
 KINDS = ("openai", "anthropic", "gemini", "mock")
 HTTP_KINDS = ("openai", "anthropic", "gemini")
@@ -157,3 +160,20 @@ class FrontDoors:
 def credits(micro: int) -> str:
     """The x-credits-used header's spelling of an amount."""
     return f"{micro / 1e6:.6f}".rstrip("0").rstrip(".")
+
+
+@contextmanager
+def running_front_doors(directory: Path, extra_config: str = "") -> Iterator[FrontDoors]:
+    """Start the three stand-ins and a gateway (the `config` above plus `extra_config`) on 127.0.0.1;
+    every process is ended by its own handle on exit, the gateway first."""
+    with ExitStack() as stack:
+        openai_up = start_upstream_process()
+        stack.callback(openai_up.stop)
+        anthropic_up = start_anthropic_process()
+        stack.callback(anthropic_up.stop)
+        gemini_up = start_gemini_upstream()
+        stack.callback(gemini_up.stop)
+        gw = GatewayProcess(directory, config(openai_up, anthropic_up, gemini_up) + extra_config, SECRETS)
+        stack.callback(gw.stop)
+        gw.start()
+        yield FrontDoors(gw, openai_up, anthropic_up, gemini_up, gw.new_key("front-doors"))

@@ -19,6 +19,7 @@ from server.translate.responses import (
     responses_stream_usage,
     responses_to_chat,
 )
+from tests.conformance.schema import openapi
 
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 WEATHER_TOOL = {
@@ -64,6 +65,12 @@ def _chunk(delta: dict[str, Any] | None = None, finish_reason: str | None = None
         "choices": choices,
         "usage": usage,
     }
+
+
+def _parsed(response: dict[str, Any]) -> Response:
+    """The SDK's reading of a translated response, which must also conform to OpenAI's published schema."""
+    openapi().check("Response", response)
+    return Response.model_validate(response)
 
 
 def _refused(body: dict[str, Any]) -> TranslationError:
@@ -276,7 +283,7 @@ def test_a_text_completion_becomes_a_completed_response_the_sdk_reads() -> None:
             "type": "message",
             "role": "assistant",
             "status": "completed",
-            "content": [{"type": "output_text", "text": "Hello!", "annotations": []}],
+            "content": [{"type": "output_text", "text": "Hello!", "annotations": [], "logprobs": []}],
         }
     ]
     assert "output_text" not in response  # an SDK convenience, not part of the wire
@@ -291,7 +298,7 @@ def test_a_text_completion_becomes_a_completed_response_the_sdk_reads() -> None:
     assert (response["tool_choice"], response["tools"], response["parallel_tool_calls"]) == ("auto", [], True)
     assert response["text"] == {"format": {"type": "text"}, "verbosity": "medium"}
     assert (response["error"], response["incomplete_details"], response["metadata"]) == (None, None, {})
-    parsed = Response.model_validate(response)
+    parsed = _parsed(response)
     assert parsed.output_text == "Hello!"
     assert parsed.usage is not None and parsed.usage.input_tokens_details.cached_tokens == 8
 
@@ -323,7 +330,7 @@ def test_tool_calls_become_function_call_items() -> None:
         },
     ]
     assert response["tools"][0]["name"] == "get_weather" and response["tool_choice"] == "required"
-    parsed = Response.model_validate(response)
+    parsed = _parsed(response)
     assert parsed.output_text == ""
     assert [item.type for item in parsed.output] == ["function_call", "function_call"]
 
@@ -356,7 +363,7 @@ def test_a_length_cut_is_an_incomplete_response() -> None:
     assert response["incomplete_details"] == {"reason": "max_output_tokens"}
     assert response["output"][0]["status"] == "incomplete"
     assert response["max_output_tokens"] == 5 and response["completed_at"] is None
-    parsed = Response.model_validate(response)
+    parsed = _parsed(response)
     assert parsed.output_text == "Once upon a"
     assert parsed.incomplete_details is not None and parsed.incomplete_details.reason == "max_output_tokens"
 
@@ -364,7 +371,7 @@ def test_a_length_cut_is_an_incomplete_response() -> None:
 def test_a_refusal_becomes_a_refusal_part() -> None:
     response = chat_to_response(_completion({"content": None, "refusal": "I can't help."}), {"model": "m"}, "resp_r", 1)
     assert response["output"][0]["content"] == [{"type": "refusal", "refusal": "I can't help."}]
-    Response.model_validate(response)
+    _parsed(response)
 
 
 def test_json_schema_format_is_echoed_and_validates() -> None:
@@ -372,7 +379,7 @@ def test_json_schema_format_is_echoed_and_validates() -> None:
     request = {"model": "m", "input": "count", "text": {"format": fmt}, "metadata": {"trace": "1"}}
     response = chat_to_response(_completion({"content": '{"n": 3}'}), request, "resp_j", 1)
     assert response["text"]["format"] == fmt and response["metadata"] == {"trace": "1"}
-    assert Response.model_validate(response).output_text == '{"n": 3}'
+    assert _parsed(response).output_text == '{"n": 3}'
 
 
 # ---------------------------------------------------------------- streams
@@ -388,6 +395,7 @@ def _run_stream(
     for number, (event_type, data) in enumerate(events):
         assert data["type"] == event_type and data["sequence_number"] == number
         assert EVENTS.validate_python(data).type == event_type
+        openapi().check(openapi().member("ResponseStreamEvent", event_type), data)
     return events
 
 
@@ -433,8 +441,9 @@ def test_a_text_stream_becomes_responses_events() -> None:
     ]
     delta = events[4][1]
     assert (delta["item_id"], delta["content_index"], delta["logprobs"]) == ("msg_s_0", 0, [])
-    assert events[7][1]["part"] == {"type": "output_text", "text": "Hello", "annotations": []}
-    final = Response.model_validate(events[-1][1]["response"])
+    assert events[3][1]["part"] == {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+    assert events[7][1]["part"] == {"type": "output_text", "text": "Hello", "annotations": [], "logprobs": []}
+    final = _parsed(events[-1][1]["response"])
     assert final.output_text == "Hello" and final.usage is not None and final.usage.total_tokens == 27
     assert responses_stream_usage(events[-1][1]) == response_to_chat_usage(events[-1][1]["response"]["usage"])
 
@@ -475,7 +484,7 @@ def test_a_stream_with_text_then_tool_calls_closes_the_message_first() -> None:
     ]
     added = events[8][1]["item"]
     assert (added["call_id"], added["name"], added["arguments"], added["id"]) == ("call_1", "get_weather", "", "fc_s_1")
-    final = Response.model_validate(events[-1][1]["response"])
+    final = _parsed(events[-1][1]["response"])
     assert [(item.type, getattr(item, "call_id", None)) for item in final.output] == [
         ("message", None),
         ("function_call", "call_1"),
@@ -514,9 +523,27 @@ def test_a_broken_stream_ends_with_an_error_and_a_failed_response() -> None:
     events = _run_stream({"model": "m", "input": "Hi"}, [_chunk({"content": "Hal"})], fail="upstream went away")
     assert _brief(events)[-2:] == [("error",), ("response.failed", "failed")]
     assert events[-2][1]["message"] == "upstream went away"
-    failed = Response.model_validate(events[-1][1]["response"])
+    failed = _parsed(events[-1][1]["response"])
     assert failed.error is not None and failed.error.code == "server_error"
     assert failed.output_text == "Hal" and failed.output[0].status == "incomplete"
+
+
+def test_a_refusal_stream_becomes_refusal_events_after_the_text_part() -> None:
+    chunks = [_chunk({"content": "Well"}), _chunk({"refusal": "I can't"}), _chunk({"refusal": " help."})]
+    events = _run_stream({"model": "m", "input": "x"}, [*chunks, _chunk({}, finish_reason="stop")])
+    assert _brief(events)[3:12] == [
+        ("response.content_part.added",),
+        ("response.output_text.delta", 0, "Well"),
+        ("response.output_text.done", 0, "Well"),
+        ("response.content_part.done",),
+        ("response.content_part.added",),
+        ("response.refusal.delta", 0, "I can't"),
+        ("response.refusal.delta", 0, " help."),
+        ("response.refusal.done",),
+        ("response.content_part.done",),
+    ]
+    assert events[11][1]["part"] == {"type": "refusal", "refusal": "I can't help."}
+    assert [part["type"] for part in events[-1][1]["response"]["output"][0]["content"]] == ["output_text", "refusal"]
 
 
 def test_the_first_events_can_be_sent_before_any_chunk() -> None:
