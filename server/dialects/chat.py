@@ -33,8 +33,11 @@ class ChatAdapter:
         self.final = False
         self.delivered_chars = 0
         self._usage_chunk: dict[str, Any] | None = None
+        self._identity: dict[str, Any] = {"object": "chat.completion.chunk"}
 
     def on_event(self, chunk: dict[str, Any]) -> list[bytes]:
+        if len(self._identity) == 1:  # the stream's id, created and model, for a usage chunk we build ourselves
+            self._identity |= {k: chunk[k] for k in ("id", "created", "model", "system_fingerprint") if k in chunk}
         if chunk.get("usage") is not None:
             self.reported = openai_usage(chunk["usage"])
             self.final = self.reported is not None
@@ -49,7 +52,7 @@ class ChatAdapter:
     def finish(self, usage: Usage, charge_micro: int) -> list[bytes]:
         frames = []
         if self.include_usage:
-            chunk = dict(self._usage_chunk or {"object": "chat.completion.chunk"})
+            chunk = dict(self._usage_chunk or self._identity)
             chunk["choices"] = []
             upstream = chunk.get("usage")
             data = dict(upstream) if isinstance(upstream, dict) and not usage.estimated else openai_usage_object(usage)

@@ -48,11 +48,6 @@ def test_a_chat_stream_broken_upstream_ends_with_an_error_body_that_conforms(
     api.spec.check("ErrorResponse", error)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/dialects/chat.py (ChatAdapter.finish) builds the usage chunk without id, created and model "
-    "when the upstream sent no usage chunk; reported, not ours to change in this branch",
-)
 def test_the_usage_chunk_conforms_when_the_upstream_sent_none(
     api: ConformanceClient, misbehave: Callable[..., None]
 ) -> None:
