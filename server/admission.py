@@ -39,7 +39,7 @@ class Gatekeeper:
     def admit(self, secret: str | None, client_ip: str) -> Caller:
         """The per-IP safety net, then the key (hash lookup, constant-time compare), expiry, IP scope."""
         limits = self.limits
-        ip_window = self.limiter.window(("ip", client_ip), limits.ip_requests, limits.ip_window_seconds)
+        ip_window = self.limiter.pace(("ip", client_ip), limits.ip_requests, limits.ip_window_seconds)
         try:
             self.limiter.admit([Check(ip_window, 1, "per-IP safety net", "requests")], time.monotonic())
         except GatewayError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 MICRO = 1_000_000
+MAX_AMOUNT_MICRO = 10**15  # one billion currency units: any single amount beyond it is a mistake
 
 
 def to_micro(amount: Decimal | int | str) -> int:

@@ -96,9 +96,12 @@ def _strings(value: Any, name: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+MAX_SCOPE_VALUE = 2**53  # rpm, tpm and budgets past this are not limits; refused
+
+
 def _positive(value: Any, name: str) -> int | None:
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SCOPE_VALUE:
         raise bad_request(f"'{name}' must be a positive integer.", "invalid_scope", name)
     return value

@@ -14,7 +14,7 @@ from server.clock import now_ms
 from server.dialects.base import Dialect
 from server.errors import bad_request
 from server.gateway import Gateway
-from server.money import to_micro
+from server.money import MAX_AMOUNT_MICRO, to_micro
 from server.pipeline import RequestPath
 from server.types import Call, Caller
 
@@ -122,6 +122,9 @@ def money_field(value: Any, name: str) -> int | None:
     if value is None:
         return None
     try:
-        return to_micro(str(value))
+        micro = to_micro(str(value))
     except (ValueError, ArithmeticError):
         raise bad_request(f"'{name}' must be an amount like 20 or 0.50.", "invalid_amount", name) from None
+    if abs(micro) > MAX_AMOUNT_MICRO:
+        raise bad_request(f"'{name}' is not a plausible amount.", "invalid_amount", name)
+    return micro

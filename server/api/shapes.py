@@ -97,9 +97,17 @@ _CHAT_MESSAGE = fields(
     {"role": string, "content": _CHAT_CONTENT, "name": string, "tool_calls": array(_CHAT_TOOL_CALL)},
     required=("role",),
 )
-_CHAT_TOOL = fields(
-    {"type": string, "function": fields({"name": string, "description": string, "parameters": obj}, ("name",))}
-)
+_FUNCTION = fields({"name": string, "description": string, "parameters": obj}, ("name",))
+
+
+def _chat_tool(value: Any, param: str) -> None:
+    """A chat tool; a function tool (the default type) must carry its function."""
+    fields({"type": string, "function": _FUNCTION})(value, param)
+    if value.get("type", "function") == "function" and value.get("function") is None:
+        raise bad_request(f"'{param}.function' is required.", "missing_field", f"{param}.function")
+
+
+_CHAT_TOOL = _chat_tool
 _CHAT = fields(
     {
         "messages": array(_CHAT_MESSAGE, non_empty=True),

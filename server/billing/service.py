@@ -11,7 +11,7 @@ from typing import Any
 
 from server.billing.invoices import document, is_closed, month_bounds, parse_month
 from server.billing.stripe_api import StripeApi
-from server.billing.topups import cents_to_micro, session_facts
+from server.billing.topups import cents_to_micro, session_facts, whole_cents
 from server.clock import now_ms
 from server.errors import GatewayError, bad_request
 from server.gateway import Gateway
@@ -56,7 +56,7 @@ async def topup(gw: Gateway, ref: str, amount_micro: int) -> dict[str, Any]:
 async def handle_event(gw: Gateway, event: dict[str, Any]) -> str:
     """Apply one verified Stripe event; returns what happened (for the log and the response)."""
     event_id, event_type, when = event["id"], event["type"], now_ms()
-    obj = (event.get("data") or {}).get("object") or {}
+    obj = event["data"]["object"]  # verified to be an object
     if event_type in CREDIT_EVENTS:
         op = billing_sql.credit_topup(gw.store.chain, event_id, event_type, session_facts(obj), when)
     elif event_type == "charge.refunded":
@@ -65,8 +65,8 @@ async def handle_event(gw: Gateway, event: dict[str, Any]) -> str:
             event_id,
             event_type,
             str(obj.get("id")),
-            obj.get("payment_intent"),
-            cents_to_micro(int(obj.get("amount_refunded") or 0)),
+            obj.get("payment_intent") if isinstance(obj.get("payment_intent"), str) else None,
+            cents_to_micro(whole_cents(obj.get("amount_refunded"))),
             when,
         )
     elif event_type == "invoice.paid":

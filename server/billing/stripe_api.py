@@ -117,16 +117,21 @@ class StripeApi:
                 code="stripe_not_configured",
             )
         try:
-            stripe.Webhook.construct_event(payload, signature, secret, tolerance=self._settings.tolerance_seconds)
-        except stripe.SignatureVerificationError:
+            text = payload.decode("utf-8")
+            stripe.WebhookSignature.verify_header(text, signature or "", secret, self._settings.tolerance_seconds)
+        except (stripe.SignatureVerificationError, UnicodeDecodeError):
             raise GatewayError(400, "Invalid or stale Stripe signature.", code="invalid_signature") from None
-        except ValueError:
+        try:
+            event = orjson.loads(payload)
+        except orjson.JSONDecodeError:
             raise GatewayError(400, "The webhook body is not valid JSON.", code="invalid_json") from None
-        event = orjson.loads(payload)
+        data = event.get("data") if isinstance(event, dict) else None
         if (
             not isinstance(event, dict)
             or not isinstance(event.get("id"), str)
             or not isinstance(event.get("type"), str)
+            or not isinstance(data, dict)
+            or not isinstance(data.get("object"), dict)
         ):
             raise GatewayError(400, "Not a Stripe event.", code="invalid_event")
         return event

@@ -22,15 +22,21 @@ def micro_to_cents(micro: int) -> int:
     return micro // MICRO_PER_CENT
 
 
+def whole_cents(value: Any) -> int:
+    """A Stripe amount (integer cents); anything else counts as 0, which never matches an order."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**15 else 0
+
+
 def session_facts(session: dict[str, Any]) -> dict[str, Any]:
-    """What matters of a checkout.session object for crediting."""
+    """What matters of a checkout.session object for crediting (wrong types read as nothing)."""
+    metadata = session.get("metadata")
     return {
-        "session_id": session.get("id"),
-        "payment_intent": session.get("payment_intent"),
+        "session_id": str(session.get("id") or ""),
+        "payment_intent": session.get("payment_intent") if isinstance(session.get("payment_intent"), str) else None,
         "payment_status": session.get("payment_status"),
-        "amount_micro": cents_to_micro(int(session.get("amount_total") or 0)),
+        "amount_micro": cents_to_micro(whole_cents(session.get("amount_total"))),
         "currency": str(session.get("currency") or "").lower(),
-        "project_id": (session.get("metadata") or {}).get("project_id"),
+        "project_id": metadata.get("project_id") if isinstance(metadata, dict) else None,
     }
 
 

@@ -15,6 +15,7 @@ Failure mapping (exception tree), the same for every kind:
     HTTP 401 / 403, Gemini's 400 API_KEY_INVALID      → UpstreamError 502, final (our credentials, not the client's)
     other HTTP 4xx                                    → UpstreamError with the upstream status, final
     stream ends or drops before its terminal event    → UpstreamError 502 retryable ("truncated")
+    an answer (or one stream event) past max_response_mb → UpstreamError 502, final ("too_large")
     an error event inside a stream                    → UpstreamError 502 retryable ("stream_error")
     a body that cannot be translated (TranslationError) → its status and code; retryable only if 5xx
 """
@@ -35,7 +36,7 @@ from server.errors import UpstreamError
 from server.providers.transport import LeanTransport
 from server.redact import scrub
 from server.settings import ProviderSettings
-from server.streaming.sse import iter_data
+from server.streaming.sse import EventTooLarge, iter_data
 from server.translate.errors import TranslationError
 
 JSON = dict[str, Any]
@@ -117,7 +118,7 @@ class HttpProvider:
         response = await self._open(path, body, deadline, params, headers)
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                raw = await response.aread()
+                raw = await self._read_capped(response)
         except TimeoutError:
             raise timeout_error(self.name, "total") from None
         except httpx.HTTPError as exc:
@@ -135,6 +136,20 @@ class HttpProvider:
                 502, f"{self.name} returned a non-object body", retryable=True, upstream_status="invalid_json"
             )
         return data
+
+    async def _read_capped(self, response: httpx.Response) -> bytes:
+        """The whole body, refused (502) as soon as it passes `max_response_mb`, before it is all buffered."""
+        cap = self.settings.max_response_mb << 20
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise too_large(self.name, cap)
+        pieces, size = [], 0
+        async for piece in response.aiter_bytes():
+            size += len(piece)
+            if size > cap:
+                raise too_large(self.name, cap)
+            pieces.append(piece)
+        return b"".join(pieces)
 
     async def _open_stream(
         self,
@@ -157,6 +172,7 @@ class HttpProvider:
             is_terminal,
             done_marker=done_marker,
             stop_at_terminal=stop_at_terminal,
+            max_event_bytes=self.settings.max_response_mb << 20,
         )
 
 
@@ -179,8 +195,10 @@ class SseStream:
         *,
         done_marker: str | None = None,
         stop_at_terminal: bool = True,
+        max_event_bytes: int = 32 << 20,
     ) -> None:
         self._response = response
+        self._max_event_bytes = max_event_bytes
         self._deadline = deadline
         self._provider = provider
         self._is_terminal = is_terminal
@@ -190,7 +208,7 @@ class SseStream:
     async def __aiter__(self) -> AsyncIterator[JSON]:
         finished = False
         try:
-            async for data in iter_data(self._response.aiter_bytes()):
+            async for data in iter_data(self._response.aiter_bytes(), self._max_event_bytes):
                 if self._done_marker is not None and data == self._done_marker:
                     return
                 if time.monotonic() > self._deadline:
@@ -206,6 +224,8 @@ class SseStream:
             raise timeout_error(self._provider, "first_byte") from None
         except (httpx.RemoteProtocolError, httpx.ReadError):
             raise self._truncated("the connection dropped") from None  # closed or reset mid-body
+        except EventTooLarge:
+            raise too_large(self._provider, self._max_event_bytes) from None
         except httpx.HTTPError as exc:
             raise protocol_error(self._provider, exc) from None
         finally:
@@ -288,6 +308,12 @@ def translation_error(exc: TranslationError) -> UpstreamError:
     )
     error.code, error.param = exc.code, exc.param
     return error
+
+
+def too_large(provider: str, cap: int) -> UpstreamError:
+    return UpstreamError(
+        502, f"{provider} sent an answer larger than {cap >> 20} MiB", retryable=False, upstream_status="too_large"
+    )
 
 
 def timeout_error(provider: str, which: str) -> UpstreamError:

@@ -51,7 +51,8 @@ def _reply(body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
     """The reply text, or a tool call when tools are offered."""
     tools = body.get("tools")
     if tools and body.get("tool_choice") != "none":
-        function = tools[0].get("function", {}) if isinstance(tools[0], dict) else {}
+        function = tools[0].get("function") if isinstance(tools[0], dict) else None
+        function = function if isinstance(function, dict) else {}
         name = str(function.get("name", "tool"))
         call_id = "call_" + hashlib.sha256(name.encode()).hexdigest()[:12]
         return None, {"id": call_id, "type": "function", "function": {"name": name, "arguments": '{"input": "mock"}'}}

@@ -19,12 +19,20 @@ def encode_named(event: str, obj: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
 
 
-async def iter_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
-    """Yield each event's data (multi-line data joined by newlines); comments and ids are skipped."""
+class EventTooLarge(ValueError):
+    """One event (or one line) is larger than the caller allows."""
+
+
+async def iter_data(chunks: AsyncIterator[bytes], max_event_bytes: int = 32 << 20) -> AsyncIterator[str]:
+    """Yield each event's data (multi-line data joined by newlines); comments and ids are skipped. An event
+    (or a line without its end) larger than `max_event_bytes` raises EventTooLarge: memory stays bounded."""
     buffer = b""
     data_lines: list[bytes] = []
+    pending = 0
     async for chunk in chunks:
         buffer += chunk
+        if len(buffer) + pending > max_event_bytes:
+            raise EventTooLarge(f"a stream event larger than {max_event_bytes} bytes")
         while True:
             newline = buffer.find(b"\n")
             if newline < 0:
@@ -35,10 +43,12 @@ async def iter_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
                 if data_lines:
                     yield b"\n".join(data_lines).decode()
                     data_lines = []
+                    pending = 0
                 continue
             if line.startswith(b"data:"):
                 value = line[5:]
                 data_lines.append(value[1:] if value.startswith(b" ") else value)
+                pending += len(value)
     if buffer.strip().startswith(b"data:"):
         value = buffer.strip()[5:]
         data_lines.append(value[1:] if value.startswith(b" ") else value)

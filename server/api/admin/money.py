@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
+from litestar.params import Parameter
 
 from server.api.common import gateway_of, json_body, json_response, money_field
 from server.billing.service import close_month, topup
@@ -36,15 +37,22 @@ async def wallet_credit(request: Request[Any, Any, Any], ref: str) -> Response[A
     amount = money_field(body.get("amount"), "amount")
     if amount is None:
         raise bad_request("'amount' is required.", "missing_amount", "amount")
-    entry = await credit_wallet(gateway_of(request), ref, amount, str(body.get("reason") or ""), body.get("id"))
+    source_id, reason = body.get("id"), body.get("reason") or ""
+    if source_id is not None and (not isinstance(source_id, str) or not 0 < len(source_id) <= 200):
+        raise bad_request("'id' must be a string of at most 200 characters.", "invalid_type", "id")
+    if not isinstance(reason, str):
+        raise bad_request("'reason' must be a string.", "invalid_type", "reason")
+    entry = await credit_wallet(gateway_of(request), ref, amount, reason, source_id)
     return json_response(entry, status=201)
 
 
 @get("/wallet/{ref:str}/history")
-async def wallet_history(request: Request[Any, Any, Any], ref: str, limit: int = 50) -> Response[Any]:
+async def wallet_history(
+    request: Request[Any, Any, Any], ref: str, limit: Annotated[int, Parameter(ge=1, le=1000)] = 50
+) -> Response[Any]:
     gw = gateway_of(request)
     project = find_project(gw, ref)
-    return json_response({"project": project.id, "data": await gw.store.ledger_history(project.id, min(limit, 1000))})
+    return json_response({"project": project.id, "data": await gw.store.ledger_history(project.id, limit)})
 
 
 @get("/ledger/verify")

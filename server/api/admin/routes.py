@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Response, Router, get, patch, post
+from litestar.params import Parameter
 
 from server.api.admin.guard import require_admin
 from server.api.admin.money import MONEY_HANDLERS
@@ -23,6 +24,8 @@ from server.operations import (
 )
 
 USAGE_GROUPS = ("model", "key", "project", "day")
+MAX_MS = 2**53  # a millisecond timestamp past this is not a time; refused with 400
+MAX_GRACE_S = 366 * 86_400
 
 
 def _optional_str(body: dict[str, Any], name: str) -> str | None:
@@ -82,8 +85,10 @@ async def post_key(request: Request[Any, Any, Any]) -> Response[Any]:
     if not project:
         raise bad_request("'project' is required.", "missing_project", "project")
     expires_ms = body.get("expires_ms")
-    if expires_ms is not None and (not isinstance(expires_ms, int) or isinstance(expires_ms, bool)):
-        raise bad_request("'expires_ms' must be an integer.", "invalid_type", "expires_ms")
+    if expires_ms is not None and (
+        not isinstance(expires_ms, int) or isinstance(expires_ms, bool) or not 0 <= expires_ms <= MAX_MS
+    ):
+        raise bad_request("'expires_ms' must be a millisecond timestamp.", "invalid_type", "expires_ms")
     scopes = {name: body.get(name) for name in ("models", "endpoints", "ips", "rpm", "tpm")}
     scopes["monthly_budget_micro"] = money_field(body.get("monthly_budget"), "monthly_budget")
     key, secret = await create_key(gateway_of(request), project, _optional_str(body, "name"), expires_ms, scopes)
@@ -94,7 +99,7 @@ async def post_key(request: Request[Any, Any, Any]) -> Response[Any]:
 async def post_rotate(request: Request[Any, Any, Any], key_id: str) -> Response[Any]:
     body = await json_body(request)
     grace = body.get("grace_seconds", 0)
-    if not isinstance(grace, int) or isinstance(grace, bool) or grace < 0:
+    if not isinstance(grace, int) or isinstance(grace, bool) or not 0 <= grace <= MAX_GRACE_S:
         raise bad_request("'grace_seconds' must be a non-negative integer.", "invalid_type", "grace_seconds")
     key, secret = await rotate_key(gateway_of(request), key_id, grace)
     return json_response({**key.public(), "key": secret})
@@ -126,7 +131,10 @@ async def post_revoke(request: Request[Any, Any, Any], key_id: str) -> Response[
 
 @get("/usage")
 async def usage(
-    request: Request[Any, Any, Any], since_ms: int = 0, by: str = "model", project: str | None = None
+    request: Request[Any, Any, Any],
+    since_ms: Annotated[int, Parameter(ge=0, le=MAX_MS)] = 0,
+    by: str = "model",
+    project: str | None = None,
 ) -> Response[Any]:
     gw = gateway_of(request)
     if by not in USAGE_GROUPS:
