@@ -196,7 +196,9 @@ def _stripe_signature(payload: bytes) -> str:
 
 @settings(max_examples=800, deadline=None, suppress_health_check=list(HealthCheck))
 @given(route=st.sampled_from(sorted(ROUTES)), pick=st.integers(min_value=0), value=JSON_VALUES, whole=st.booleans())
-def test_no_body_of_the_wrong_shape_gets_a_5xx(gateway: Gateway, route: str, pick: int, value: Any, whole: bool) -> None:
+def test_no_body_of_the_wrong_shape_gets_a_5xx(
+    gateway: Gateway, route: str, pick: int, value: Any, whole: bool
+) -> None:
     path, example = ROUTES[route]
     places = _paths(example)
     body = value if whole and pick % 5 == 0 else _replace(example, places[pick % len(places)], value)
