@@ -10,8 +10,8 @@ outcome is recorded before the client sees the stream complete.
   finish, and is billed for the input plus the output delivered (estimated if no usage arrived).
 - A client that goes away (the generator is closed or cancelled) cancels the upstream call and is
   billed the same way; with `drain`, the rest is read (within the deadline) and billed whole instead.
-- While it runs, the characters delivered are checkpointed (first frame, then every half second), so a
-  crash bills what the client received.
+- While it runs, the characters delivered are checkpointed (first frame, first content, then every half
+  second), so a crash bills what the client received.
 - Usage: the provider's final count when it sent a sane one, else `metering.estimate` (marked estimated).
 """
 
@@ -129,9 +129,11 @@ class StreamRelay:
             ) from None
 
     def _progress(self) -> None:
+        """Checkpoint the first frame, the first content, then at most every CHECKPOINT_INTERVAL_S."""
         now = time.monotonic()
         delivered = self._adapter.delivered_chars
-        if now >= self._next_checkpoint and delivered != self._checkpointed:
+        first_content = delivered and self._checkpointed <= 0
+        if (now >= self._next_checkpoint or first_content) and delivered != self._checkpointed:
             self._next_checkpoint = now + CHECKPOINT_INTERVAL_S
             self._checkpointed = delivered
             self._sink.checkpoint(delivered)

@@ -101,3 +101,60 @@ def test_kill_9_mid_load_loses_no_acknowledged_usage(slow_upstream: UpstreamProc
         assert gateway.admin(f"/requests/{ok[0]}")["status"] == "ok"
     finally:
         gateway.stop()
+
+
+async def _streams_until_killed(url: str, key: str, gateway: GatewayProcess, count: int) -> dict[str, int]:
+    """Open `count` streams, read each until some content arrived, then kill the gateway; returns the
+    characters of content each stream received."""
+    received: dict[str, int] = {}
+    started = asyncio.Event()
+    async with httpx.AsyncClient(timeout=30) as http:
+
+        async def one(request_id: str) -> None:
+            body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": request_id}]}
+            headers = {"authorization": f"Bearer {key}", "x-request-id": request_id}
+            try:
+                async with http.stream("POST", f"{url}/v1/chat/completions", json=body, headers=headers) as answer:
+                    async for line in answer.aiter_lines():
+                        if line.startswith("data: {"):
+                            received[request_id] = received.get(request_id, 0) + len(line)
+                            if len(received) == count:
+                                started.set()
+            except httpx.HTTPError:
+                pass
+
+        tasks = [asyncio.create_task(one(str(uuid.uuid4()))) for _ in range(count)]
+        await asyncio.wait_for(started.wait(), 20)
+        await asyncio.sleep(0.3)  # let a checkpoint or two land while content flows
+        gateway.kill9()
+        await asyncio.gather(*tasks)
+    return received
+
+
+def test_kill_9_with_streams_mid_flight_bills_what_they_delivered(tmp_path: Path) -> None:
+    up = start_upstream_process()
+    up.set_behavior(reply_words=400, chunk_delay_ms=20)  # ~8 s per stream: all mid-flight at the kill
+    gateway = GatewayProcess(tmp_path, upstream_config(up), {"TEST_UPSTREAM_KEY": "sk-x"}).start()
+    try:
+        key = gateway.new_key("crash-streams")
+        received = asyncio.run(_streams_until_killed(gateway.url, key, gateway, 6))
+        assert len(received) == 6 and all(received.values())
+        gateway.start()
+        conn = sqlite3.connect(gateway.database)
+        try:
+            billed = dict(
+                conn.execute(
+                    "SELECT r.client_request_id, u.output_tokens FROM requests r JOIN usage u ON u.request_id = r.id"
+                    " WHERE r.status = 'interrupted' AND u.estimated = 1 AND u.cost_micro > 0"
+                ).fetchall()
+            )
+            open_holds = conn.execute("SELECT COUNT(*) FROM holds WHERE status = 'open'").fetchone()[0]
+        finally:
+            conn.close()
+        assert set(billed) == set(received), "every stream that delivered bytes is billed after the crash"
+        assert all(tokens > 0 for tokens in billed.values())
+        assert open_holds == 0
+        assert gateway.cli_json("ledger", "verify")["ok"] is True
+    finally:
+        gateway.stop()
+        up.stop()

@@ -9,6 +9,7 @@ from litestar.params import Parameter
 
 from server.api.common import gateway_of, json_body, json_response, money_field
 from server.billing.service import close_month, topup
+from server.clock import now_ms
 from server.errors import bad_request
 from server.operations import credit_wallet, find_project
 
@@ -61,6 +62,37 @@ async def ledger_verify(request: Request[Any, Any, Any]) -> Response[Any]:
     return json_response({"ok": all(r["ok"] for r in results), "projects": results})
 
 
+@post("/ledger/verify", status_code=200)
+async def ledger_verify_checkpoints(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Verify the chains, and that the history up to each given signed checkpoint was not rewritten."""
+    body = await json_body(request)
+    checkpoints = body.get("checkpoints")
+    if not isinstance(checkpoints, list) or not all(isinstance(c, dict) for c in checkpoints):
+        raise bad_request("'checkpoints' must be an array of checkpoint objects.", "invalid_type", "checkpoints")
+    gw = gateway_of(request)
+    results = await gw.store.verify_ledger()
+    problems: list[str] = []
+    for checkpoint in checkpoints:
+        entries = await gw.store.ledger_entries(str(checkpoint.get("project_id") or ""))
+        problems += gw.store.chain.verify_checkpoint(checkpoint, entries)
+    ok = all(r["ok"] for r in results) and not problems
+    return json_response(
+        {"ok": ok, "projects": results, "checkpoints": len(checkpoints), "checkpoint_problems": problems}
+    )
+
+
+@get("/ledger/checkpoints")
+async def ledger_checkpoints(
+    request: Request[Any, Any, Any], at_ms: Annotated[int | None, Parameter(ge=0, le=2**53)] = None
+) -> Response[Any]:
+    """Signed checkpoints of every project's ledger (now, or as it stood at `at_ms`): keep them outside
+    the database; `ledger verify --checkpoint` proves the history up to them was not rewritten."""
+    gw = gateway_of(request)
+    when = now_ms() if at_ms is None else at_ms
+    states = await gw.store.ledger_states(when + (1 if at_ms is None else 0))
+    return json_response({"at_ms": when, "checkpoints": [gw.store.chain.checkpoint(s, when) for s in states]})
+
+
 @post("/wallet/{ref:str}/topup", status_code=201)
 async def wallet_topup(request: Request[Any, Any, Any], ref: str) -> Response[Any]:
     body = await json_body(request)
@@ -79,4 +111,13 @@ async def invoices_close(request: Request[Any, Any, Any]) -> Response[Any]:
     return json_response({"month": body.get("month"), "invoices": documents})
 
 
-MONEY_HANDLERS = [wallet_balance, wallet_credit, wallet_history, wallet_topup, ledger_verify, invoices_close]
+MONEY_HANDLERS = [
+    wallet_balance,
+    wallet_credit,
+    wallet_history,
+    wallet_topup,
+    ledger_verify,
+    ledger_verify_checkpoints,
+    ledger_checkpoints,
+    invoices_close,
+]

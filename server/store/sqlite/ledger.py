@@ -87,6 +87,22 @@ def verify(conn: sqlite3.Connection, chain: Chain) -> list[dict[str, Any]]:
     return [chain.verify_project(project, entries(conn, project["id"])).as_dict() for project in projects(conn)]
 
 
+def state_at(conn: sqlite3.Connection, project_id: str, at_ms: int) -> dict[str, Any]:
+    """A project's ledger as it stood at `at_ms`: entries before it (in insertion order), balance and head."""
+    found = entries(conn, project_id)
+    count = 0
+    for position, entry in enumerate(found, start=1):
+        if entry["created_ms"] < at_ms:
+            count = position
+    last = found[count - 1] if count else None
+    return {
+        "id": project_id,
+        "ledger_entries": count,
+        "balance_micro": last["balance_after_micro"] if last else 0,
+        "ledger_head": last["hash"] if last else "",
+    }
+
+
 def rekey(conn: sqlite3.Connection, old: Chain, new: Chain) -> int:
     """Re-hash every entry with a new chain (inside the caller's transaction), after checking it with the
     old one; a ledger that does not verify is refused. Returns how many entries were re-hashed."""

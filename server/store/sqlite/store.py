@@ -177,3 +177,14 @@ class SqliteStore:
 
     async def verify_ledger(self) -> list[dict[str, Any]]:
         return await self.reader.call(lambda conn: ledger.verify(conn, self.chain))
+
+    async def ledger_states(self, at_ms: int) -> list[dict[str, Any]]:
+        """Every project's ledger as it stood at `at_ms` (count, balance, head): what a checkpoint signs."""
+
+        def read(conn: Any) -> list[dict[str, Any]]:
+            return [ledger.state_at(conn, project["id"], at_ms) for project in ledger.projects(conn)]
+
+        return await self.reader.call(read)
+
+    async def ledger_entries(self, project_id: str) -> list[dict[str, Any]]:
+        return await self.reader.call(lambda conn: ledger.entries(conn, project_id))
