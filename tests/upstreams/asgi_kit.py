@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import json
 import logging
 import socket
@@ -65,13 +66,16 @@ class FieldError(StandInError):
 class State:
     """Process-wide recordings and behaviour; one event loop, so no locking is needed.
 
-    Subclasses set ``defaults``: the behaviour keys a stand-in accepts and their resting values."""
+    Subclasses set ``defaults``: the behaviour keys a stand-in accepts and their resting values.
+    ``streams`` counts streamed answers that completed and those the caller abandoned (it closed the
+    connection mid-stream), with how long each abandoned one ran after the caller left."""
 
     defaults: dict[str, Any] = {"status": None, "delay_ms": 0, "times": None}
 
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
         self.behavior: dict[str, Any] = dict(self.defaults)
+        self.streams: dict[str, Any] = {"completed": 0, "abandoned": 0}
 
     def take_behavior(self) -> dict[str, Any]:
         """Return the behaviour for this request, counting down ``times`` and reverting at zero."""
@@ -162,6 +166,10 @@ async def send_json(
     await send({"type": "http.response.body", "body": data})
 
 
+_RECEIVE: contextvars.ContextVar[Receive | None] = contextvars.ContextVar("stand_in_receive", default=None)
+_STATE: contextvars.ContextVar[State | None] = contextvars.ContextVar("stand_in_state", default=None)
+
+
 async def stream(
     send: Send,
     pieces: list[bytes],
@@ -174,17 +182,36 @@ async def stream(
     """A 200 streamed piece by piece, ``chunk_delay_ms`` apart, then ``tail`` (if any) and the end.
 
     With ``fail_after`` set, only that many pieces go out and the handler returns mid-body, which makes
-    uvicorn close the socket: a broken stream, with no tail."""
-    await send({"type": "http.response.start", "status": 200, "headers": list(headers)})
-    for i, piece in enumerate(pieces):
-        if fail_after is not None and i >= fail_after:
-            return
-        if i and chunk_delay_ms:
-            await asyncio.sleep(chunk_delay_ms / 1000)
-        await send({"type": "http.response.body", "body": piece, "more_body": True})
-    if tail:
-        await send({"type": "http.response.body", "body": tail, "more_body": True})
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    uvicorn close the socket: a broken stream, with no tail. A caller that closes the connection
+    mid-stream stops it (counted in ``State.streams['abandoned']``)."""
+    receive, state = _RECEIVE.get(), _STATE.get()
+    left = asyncio.Event()
+
+    async def watch() -> None:
+        while receive is not None and (await receive())["type"] != "http.disconnect":
+            pass
+        left.set()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": list(headers)})
+        for i, piece in enumerate(pieces):
+            if fail_after is not None and i >= fail_after:
+                return
+            if i and chunk_delay_ms:
+                await asyncio.sleep(chunk_delay_ms / 1000)
+            if left.is_set():
+                if state is not None:
+                    state.streams["abandoned"] += 1
+                return
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        if tail:
+            await send({"type": "http.response.body", "body": tail, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if state is not None:
+            state.streams["completed"] += 1
+    finally:
+        watcher.cancel()
 
 
 async def control_route(
@@ -200,9 +227,12 @@ async def control_route(
         await reply(200, {"ok": True})
     elif (method, path) == ("GET", "/_received"):
         await reply(200, state.received)
+    elif (method, path) == ("GET", "/_streams"):
+        await reply(200, state.streams)
     elif (method, path) == ("POST", "/_reset"):
         state.received.clear()
         state.behavior = dict(state.defaults)
+        state.streams = {"completed": 0, "abandoned": 0}
         await reply(200, {"ok": True})
     elif (method, path) == ("POST", "/_behavior"):
         if not isinstance(body, dict) or set(body) - set(state.defaults):
@@ -237,6 +267,8 @@ async def json_app(
             return await control(request, send)
         request.headers = header_dict(scope, merge=merge_headers)
         state.received.append(request.recording())
+        _RECEIVE.set(receive)
+        _STATE.set(state)
         await handle(request, send)
     except StandInError as err:
         await reply_error(send, err)
@@ -270,6 +302,10 @@ class UpstreamProcess:
 
     def received(self) -> list[dict[str, Any]]:
         return httpx.get(f"{self.root_url}/_received").raise_for_status().json()
+
+    def streams(self) -> dict[str, Any]:
+        """Streamed answers completed and abandoned by the caller (see State.streams)."""
+        return httpx.get(f"{self.root_url}/_streams").raise_for_status().json()
 
     def clear(self) -> None:
         httpx.post(f"{self.root_url}/_reset").raise_for_status()
