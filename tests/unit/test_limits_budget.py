@@ -111,3 +111,21 @@ def test_idle_windows_are_pruned_so_memory_follows_active_clients() -> None:
         limiter.admit([Check(limiter.window(("ip", f"10.0.0.{n}"), 5, 60), 1, "ip", "requests")], 0.0)
     assert limiter.prune(30.0) == 0  # still inside their window
     assert limiter.prune(61.0) == 100
+
+
+def test_the_ip_net_paces_with_constant_memory_and_forgets_idle_clients() -> None:
+    limiter = RateLimiter()
+    pace = limiter.pace(("ip", "10.0.0.1"), 5, 60)
+    for _ in range(5):  # a burst of the limit passes
+        limiter.admit([Check(pace, 1, "ip", "requests")], 0.0)
+    with pytest.raises(GatewayError) as info:
+        limiter.admit([Check(pace, 1, "ip", "requests")], 0.0)
+    assert info.value.status == 429 and int(info.value.headers["retry-after"]) == 12  # one slot per 60/5 s
+    limiter.admit([Check(pace, 1, "ip", "requests")], 12.0)
+    for n in range(20_000):  # many clients, one request each: one float of state apiece, dropped when idle
+        limiter.admit(
+            [Check(limiter.pace(("ip", f"10.1.{n // 256}.{n % 256}"), 5000, 600), 1, "ip", "requests")], 100.0
+        )
+    assert len(limiter) >= 19_990 and not hasattr(limiter.pace(("ip", "10.0.0.1"), 5, 60), "entries")
+    limiter.prune(1000.0)
+    assert len(limiter) == 0

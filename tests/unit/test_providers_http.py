@@ -168,3 +168,55 @@ def test_error_message_reads_all_three_shapes() -> None:
     assert error_message(None) == "" and error_message({"type": "error", "message": "responses event"}) == (
         "responses event"
     )
+
+
+def _capped(handler: Handler, action: Callable[[OpenAIProvider], Awaitable[T]]) -> T:
+    settings = ProviderSettings(name="oai", kind="openai", base_url="http://upstream.test/v1", max_response_mb=1)
+
+    async def go() -> T:
+        provider = OpenAIProvider(settings, transport=httpx.MockTransport(handler))
+        try:
+            return await action(provider)
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(go())
+
+
+def test_an_answer_past_the_size_cap_is_a_502_before_it_is_buffered() -> None:
+    huge = b'{"choices": [], "padding": "' + b"x" * (3 << 20) + b'"}'
+
+    def declared(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=huge, headers={"content-type": "application/json"})
+
+    async def chunked_body() -> Any:
+        for _ in range(64):
+            yield b"x" * (64 << 10)
+
+    def undeclared(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=chunked_body())
+
+    for handler in (declared, undeclared):
+        with pytest.raises(UpstreamError) as info:
+            _capped(handler, lambda p: p.chat("m", {"messages": []}))
+        assert (info.value.status, info.value.upstream_status, info.value.retryable) == (502, "too_large", False)
+
+
+def test_a_stream_event_past_the_size_cap_is_a_502() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"data: " + b"x" * (2 << 20), headers={"content-type": "text/event-stream"})
+
+    with pytest.raises(UpstreamError) as info:
+        _capped(handler, lambda p: collect(p.chat_stream("m", {"messages": []})))
+    assert info.value.upstream_status == "too_large"
+
+
+def test_retry_after_that_is_not_a_finite_number_is_ignored() -> None:
+    for value in ("nan", "inf", "-5", "Wed, 21 Oct 2026 07:28:00 GMT"):
+
+        def handler(request: httpx.Request, value: str = value) -> httpx.Response:
+            return httpx.Response(429, json={"error": {"message": "slow down"}}, headers={"retry-after": value})
+
+        with pytest.raises(UpstreamError) as info:
+            _capped(handler, lambda p: p.chat("m", {"messages": []}))
+        assert info.value.retry_after is None

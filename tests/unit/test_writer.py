@@ -64,3 +64,30 @@ def test_submit_after_stop_fails_closed(tmp_path: Path) -> None:
             await writer.run(lambda c: None)
 
     asyncio.run(main())
+
+
+def test_the_wal_stays_bounded_while_a_reader_keeps_reading(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    sqlite3.connect(path).execute("CREATE TABLE t (id INTEGER PRIMARY KEY, pad TEXT)").connection.close()
+    limit = 1 << 20
+
+    async def main() -> int:
+        writer = Writer(path, synchronous="NORMAL", wal_limit_bytes=limit)
+        writer.checkpoint_interval_s = 0.05
+        writer.start()
+        reader = sqlite3.connect(path)
+        largest = 0
+        for batch in range(60):  # 60 groups of 50 rows of 1 KiB: ~3 MiB written in all
+            rows = [(batch * 50 + n, "x" * 1024) for n in range(50)]
+            await asyncio.gather(
+                *(writer.run(lambda c, r=r: c.execute("INSERT INTO t VALUES (?, ?)", r)) for r in rows)
+            )
+            reader.execute("SELECT COUNT(*) FROM t").fetchone()  # a reader between groups, as the admin API does
+            largest = max(largest, (tmp_path / "w.db-wal").stat().st_size)
+        reader.close()
+        await writer.stop()
+        return largest
+
+    largest = asyncio.run(main())
+    assert largest <= limit + 256 * 1024, largest  # at most the limit plus one group's pages
+    assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM t").fetchone()[0] == 3000
