@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+from server.capabilities import ENDPOINT_CLASSES
 from server.errors import GatewayError, bad_request
-from server.settings import ENDPOINT_CLASSES
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

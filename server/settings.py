@@ -18,6 +18,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from server.capabilities import CAPABILITIES
+from server.providers.kinds import CAPABILITIES as KIND_CAPABILITIES
+
+Capability = Literal[
+    "chat", "embeddings", "images", "speech", "transcription", "video", "music", "realtime", "tools", "vision", "json"
+]
+
 CONFIG_ENV = "GATEWAY_CONFIG"
 ADMIN_TOKEN_ENV = "GATEWAY_ADMIN_TOKEN"
 
@@ -151,9 +158,8 @@ class ModelSettings(_Strict):
     name: str = Field(min_length=1)
     targets: list[str] = Field(min_length=1)
     price: PriceCard = Field(default_factory=PriceCard)
-    capabilities: list[Literal["chat", "embeddings", "tools", "vision", "json"]] = Field(
-        default_factory=lambda: ["chat", "tools", "json"]
-    )
+    # What the model serves; unset: whatever every one of its targets' providers can serve.
+    capabilities: list[Capability] | None = None
     context_window: int = Field(128_000, ge=1)
 
     @field_validator("targets")
@@ -166,13 +172,13 @@ class ModelSettings(_Strict):
         return targets
 
 
-ENDPOINT_CLASSES = ("chat", "embeddings", "images", "audio", "files", "realtime")
+EndpointClass = Literal["chat", "embeddings", "images", "audio", "files", "video", "realtime"]
 
 
 class PlanSettings(_Strict):
     """Per endpoint class requests per minute, and tokens per minute, for every project on the plan."""
 
-    rpm: dict[Literal["chat", "embeddings", "images", "audio", "files", "realtime"], int] = Field(default_factory=dict)
+    rpm: dict[EndpointClass, int] = Field(default_factory=dict)
     tpm: int | None = Field(None, ge=1)
 
     @field_validator("rpm")
@@ -282,6 +288,23 @@ class Settings(BaseSettings):
         model_names = [m.name for m in self.models]
         if len(model_names) != len(set(model_names)):
             raise ValueError("models: names must be unique")
+        kinds = {p.name: p.kind for p in self.providers}
+        for model in self.models:
+            served = _served_by(model, kinds)
+            if model.capabilities is None:
+                model.capabilities = [c for c in CAPABILITIES if c in served]  # type: ignore[misc]
+                continue
+            for capability in model.capabilities:
+                if capability not in served:
+                    provider = next(
+                        t.partition(":")[0]
+                        for t in model.targets
+                        if capability not in KIND_CAPABILITIES[kinds[t.partition(":")[0]]]
+                    )
+                    raise ValueError(
+                        f"models: {model.name!r} lists {capability!r} but its target provider {provider!r}"
+                        f" ({kinds[provider]}) cannot serve it"
+                    )
         return self
 
     @property
@@ -297,6 +320,14 @@ class Settings(BaseSettings):
     def ledger_key_path(self) -> Path:
         path = self.billing.ledger_key_file
         return path if path.is_absolute() else (self.config_dir / path)
+
+
+def _served_by(model: ModelSettings, kinds: dict[str, str]) -> frozenset[str]:
+    """What every target of a model can serve (a fallback must be able to answer what the first one does)."""
+    served = frozenset(CAPABILITIES)
+    for target in model.targets:
+        served &= KIND_CAPABILITIES[kinds[target.partition(":")[0]]]
+    return served
 
 
 def _describe(error: ValidationError) -> str:

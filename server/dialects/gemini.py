@@ -34,7 +34,7 @@ def gemini_usage(meta: Any) -> Usage | None:
 
 
 def _native(provider: Provider) -> bool:
-    return provider.native_format == "gemini"
+    return "gemini" in provider.dialects
 
 
 def _frame(fragment: dict[str, Any]) -> bytes:
@@ -136,7 +136,7 @@ class GeminiDialect:
         public = str(body.get("model") or model)
         request = {k: v for k, v in body.items() if k != "model"}
         if _native(provider):
-            result = await provider.generate_content(model, request)  # type: ignore[attr-defined]
+            result = await provider.generate_content(model, request)
             return result, gemini_usage(result.get("usageMetadata"))
         chat = translated(tr.generate_content_request_to_chat, request, public)
         answer = await provider.chat(model, {**chat, "stream": False})
@@ -145,7 +145,7 @@ class GeminiDialect:
     async def open(self, provider: Provider, model: str, body: dict[str, Any]) -> Any:
         request = {k: v for k, v in body.items() if k not in ("model", "stream")}
         if _native(provider):
-            return await provider.stream_generate_content(model, request)  # type: ignore[attr-defined]
+            return await provider.stream_generate_content(model, request)
         chat = translated(tr.generate_content_request_to_chat, request, str(body.get("model") or model))
         return await provider.chat_stream(model, chat)
 

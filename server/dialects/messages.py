@@ -29,7 +29,7 @@ def anthropic_usage(data: Any) -> Usage | None:
 
 
 def _native(provider: Provider) -> bool:
-    return provider.native_format == "anthropic"
+    return "messages" in provider.dialects
 
 
 def _content_chars(message: dict[str, Any]) -> int:
@@ -131,7 +131,7 @@ class MessagesDialect:
 
     async def unary(self, provider: Provider, model: str, body: dict[str, Any]) -> tuple[dict[str, Any], Usage | None]:
         if _native(provider):
-            result = await provider.messages(model, body)  # type: ignore[attr-defined]
+            result = await provider.messages(model, body)
             return result, anthropic_usage(result.get("usage"))
         chat = translated(tr.messages_request_to_chat, body)
         answer = await provider.chat(model, {**chat, "stream": False})
@@ -139,7 +139,7 @@ class MessagesDialect:
 
     async def open(self, provider: Provider, model: str, body: dict[str, Any]) -> Any:
         if _native(provider):
-            return await provider.messages_stream(model, body)  # type: ignore[attr-defined]
+            return await provider.messages_stream(model, body)
         return await provider.chat_stream(model, translated(tr.messages_request_to_chat, body))
 
     def adapter(self, body: dict[str, Any], provider: Provider) -> NativeMessagesAdapter:

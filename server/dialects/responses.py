@@ -20,7 +20,7 @@ TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
 def _native(provider: Provider) -> bool:
-    return provider.native_format == "openai"
+    return "responses" in provider.dialects
 
 
 def _new_id() -> str:
@@ -139,7 +139,7 @@ class ResponsesDialect:
 
     async def unary(self, provider: Provider, model: str, body: dict[str, Any]) -> tuple[dict[str, Any], Usage | None]:
         if _native(provider):
-            result = await provider.responses(model, body)  # type: ignore[attr-defined]
+            result = await provider.responses(model, body)
             return result, _response_usage(result)
         chat = translated(tr.responses_to_chat, body)
         answer = await provider.chat(model, {**chat, "stream": False})
@@ -148,7 +148,7 @@ class ResponsesDialect:
 
     async def open(self, provider: Provider, model: str, body: dict[str, Any]) -> Any:
         if _native(provider):
-            return await provider.responses_stream(model, body)  # type: ignore[attr-defined]
+            return await provider.responses_stream(model, body)
         return await provider.chat_stream(model, translated(tr.responses_to_chat, body))
 
     def adapter(self, body: dict[str, Any], provider: Provider) -> NativeResponsesAdapter | TranslatedResponsesAdapter:

@@ -11,7 +11,7 @@ Every request carries `x-api-key` and `anthropic-version`; a stream is complete 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from server.errors import UpstreamError
 from server.providers.http import JSON, HttpProvider, MappedStream, SseStream, translation_error, typed_events
@@ -23,8 +23,7 @@ def _message_stop(event: JSON) -> bool:
     return event.get("type") == "message_stop"
 
 
-class AnthropicProvider(HttpProvider):
-    native_format: ClassVar[str | None] = "anthropic"
+class AnthropicProvider(HttpProvider, kind="anthropic"):
 
     def _base_url(self, configured: str) -> str:
         base = configured.rstrip("/")

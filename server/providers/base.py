@@ -6,28 +6,31 @@ A request the provider cannot express (say, audio to Anthropic) is a final Upstr
 translator's status and code (400 `audio_not_supported_by_model`). A stream that ends before its
 terminal event raises UpstreamError ("truncated") from the iterator; so does an error event in it.
 
-Every provider serves OpenAI shapes (`chat`, `chat_stream`, `embeddings`). A provider whose wire
-format matches one of the gateway's front doors also offers native pass-through methods, so a body
-in that format is forwarded as received (only the model mapped) and unknown fields survive. Its class
-attribute `native_format` says which set it has ("openai" | "anthropic" | "gemini"; None for mock):
+Every provider serves OpenAI chat shapes (`chat`, `chat_stream`). A provider whose wire format
+matches one of the gateway's front doors also serves that dialect natively, so a body in that format
+is forwarded as received (only the model mapped) and unknown fields survive. Its `dialects` say which
+(server.providers.kinds); the native methods:
 
-    "openai"    responses(model, body) -> dict                       POST /responses
+    "responses" responses(model, body) -> dict                       POST /responses
                 responses_stream(model, body) -> EventStream[(event_type, data)]
                     ends with response.completed / response.incomplete / response.failed
-    "anthropic" messages(model, body, headers=None) -> dict          POST /v1/messages
+    "messages"  messages(model, body, headers=None) -> dict          POST /v1/messages
                 messages_stream(model, body, headers=None) -> EventStream[(event_name, data)]
                     ends with message_stop
     "gemini"    generate_content(model, body) -> dict                models/{model}:generateContent
                 stream_generate_content(model, body) -> EventStream[fragment dict]
                     ends after the fragment carrying a finishReason
 
-The gateway checks `provider.native_format == <front door's format>` (or hasattr) before using them.
+A dialect uses them when its name is in the provider's `dialects`.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from server.errors import UpstreamError
+from server.providers.kinds import CAPABILITIES, DIALECTS
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -44,8 +47,12 @@ ChatStream = EventStream[dict[str, Any]]  # parsed OpenAI chunk dicts
 
 
 class Provider(Protocol):
+    """Every provider has every method; `capabilities` and `dialects` say which it really serves (checked
+    when the config loads), and a method it does not serve fails with a final UpstreamError (400)."""
+
     name: str
-    native_format: str | None
+    capabilities: frozenset[str]  # what a model routed here may serve: chat, embeddings, tools, vision, json
+    dialects: frozenset[str]  # front doors it speaks natively: chat, embeddings, responses, messages, gemini
 
     async def chat(self, model: str, body: dict[str, Any]) -> dict[str, Any]: ...
 
@@ -53,32 +60,76 @@ class Provider(Protocol):
 
     async def embeddings(self, model: str, body: dict[str, Any]) -> dict[str, Any]: ...
 
-    async def aclose(self) -> None: ...
+    async def responses(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /responses with the body as received (dialect "responses")."""
+        ...
 
-
-class OpenAINative(Protocol):
-    """Pass-through for the /v1/responses front door."""
-
-    async def responses(self, model: str, body: dict[str, Any]) -> dict[str, Any]: ...
-
-    async def responses_stream(self, model: str, body: dict[str, Any]) -> EventStream[tuple[str, dict[str, Any]]]: ...
-
-
-class AnthropicNative(Protocol):
-    """Pass-through for the Anthropic-compatible /v1/messages front door."""
+    async def responses_stream(self, model: str, body: dict[str, Any]) -> EventStream[tuple[str, dict[str, Any]]]:
+        """`(event_type, data)` pairs ending with response.completed / incomplete / failed."""
+        ...
 
     async def messages(
         self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> dict[str, Any]: ...
+    ) -> dict[str, Any]:
+        """POST /v1/messages with the body as received (dialect "messages")."""
+        ...
 
     async def messages_stream(
         self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> EventStream[tuple[str, dict[str, Any]]]: ...
+    ) -> EventStream[tuple[str, dict[str, Any]]]:
+        """`(event_name, data)` pairs ending with message_stop."""
+        ...
+
+    async def generate_content(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
+        """models/{model}:generateContent with the body as received (dialect "gemini")."""
+        ...
+
+    async def stream_generate_content(self, model: str, body: dict[str, Any]) -> EventStream[dict[str, Any]]:
+        """Fragments, ending after the one carrying a finishReason."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
-class GeminiNative(Protocol):
-    """Pass-through for the Gemini-compatible front door."""
+class ProviderBase:
+    """What every kind inherits: a method the kind does not serve is a final, clear 400."""
 
-    async def generate_content(self, model: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    name: str
+    kind: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]]
+    dialects: ClassVar[frozenset[str]]
 
-    async def stream_generate_content(self, model: str, body: dict[str, Any]) -> EventStream[dict[str, Any]]: ...
+    def __init_subclass__(cls, kind: str = "", **rest: Any) -> None:
+        super().__init_subclass__(**rest)
+        if kind:
+            cls.kind, cls.capabilities, cls.dialects = kind, CAPABILITIES[kind], DIALECTS[kind]
+
+    def _not_served(self, what: str) -> UpstreamError:
+        return UpstreamError(
+            400, f"provider {self.name} ({self.kind}) does not serve {what}", retryable=False, upstream_status=400
+        )
+
+    async def embeddings(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
+        raise self._not_served("embeddings")
+
+    async def responses(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
+        raise self._not_served("the Responses API natively")
+
+    async def responses_stream(self, model: str, body: dict[str, Any]) -> EventStream[tuple[str, dict[str, Any]]]:
+        raise self._not_served("the Responses API natively")
+
+    async def messages(
+        self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        raise self._not_served("the Anthropic Messages API natively")
+
+    async def messages_stream(
+        self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> EventStream[tuple[str, dict[str, Any]]]:
+        raise self._not_served("the Anthropic Messages API natively")
+
+    async def generate_content(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
+        raise self._not_served("Gemini generateContent natively")
+
+    async def stream_generate_content(self, model: str, body: dict[str, Any]) -> EventStream[dict[str, Any]]:
+        raise self._not_served("Gemini generateContent natively")

@@ -12,7 +12,7 @@ promptFeedback.blockReason), so a stream that ends without one is treated as tru
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import quote
 
 from server.errors import UpstreamError
@@ -47,8 +47,7 @@ def _path(model: str, method: str) -> str:
     return f"/models/{quote(name, safe='-._~')}:{method}"
 
 
-class GeminiProvider(HttpProvider):
-    native_format: ClassVar[str | None] = "gemini"
+class GeminiProvider(HttpProvider, kind="gemini"):
 
     def _auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"x-goog-api-key": api_key} if api_key else {}

@@ -27,12 +27,13 @@ import math
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx2 as httpx
 import orjson
 
 from server.errors import UpstreamError
+from server.providers.base import ProviderBase
 from server.providers.transport import LeanTransport
 from server.redact import scrub
 from server.settings import ProviderSettings
@@ -42,10 +43,8 @@ from server.translate.errors import TranslationError
 JSON = dict[str, Any]
 
 
-class HttpProvider:
-    """Base for HTTP provider kinds: subclasses set `native_format` and their auth headers and URLs."""
-
-    native_format: ClassVar[str | None] = None
+class HttpProvider(ProviderBase):
+    """Base for HTTP provider kinds: subclasses name their kind and set their auth headers and URLs."""
 
     def __init__(self, settings: ProviderSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.name = settings.name

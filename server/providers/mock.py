@@ -11,10 +11,11 @@ import hashlib
 import struct
 import time
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import Any
 
 from server.errors import UpstreamError
 from server.metering import tokens_in
+from server.providers.base import ProviderBase
 from server.settings import ProviderSettings
 
 DEFAULT_DIMENSIONS = 16
@@ -83,8 +84,8 @@ def _vector(item: Any, dimensions: int) -> list[float]:
     return out[:dimensions]
 
 
-class MockProvider:
-    native_format: ClassVar[str | None] = None  # serves OpenAI shapes only; front doors translate
+class MockProvider(ProviderBase, kind="mock"):
+    """Serves OpenAI shapes only; the other front doors translate through chat."""
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.name = settings.name

@@ -7,7 +7,7 @@ gateway's `/v1/responses` front door by pass-through when the routed provider sp
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from server.providers.http import JSON, HttpProvider, MappedStream, SseStream, typed_events
 
@@ -22,8 +22,7 @@ def _responses_terminal(event: JSON) -> bool:
     return event.get("type") in _RESPONSES_TERMINAL
 
 
-class OpenAIProvider(HttpProvider):
-    native_format: ClassVar[str | None] = "openai"
+class OpenAIProvider(HttpProvider, kind="openai"):
 
     def _auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"authorization": f"Bearer {api_key}"} if api_key else {}

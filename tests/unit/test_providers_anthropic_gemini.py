@@ -244,7 +244,7 @@ def test_anthropic_native_pass_through_returns_raw_shapes(
     anth: ProviderSettings, anthropic_up: AnthropicUpstreamProcess
 ) -> None:
     provider_type: type = AnthropicProvider
-    assert provider_type.native_format == "anthropic"
+    assert "messages" in provider_type.dialects
     message = run(anth, lambda p: p.messages("claude-test", {**_native_body(), "top_k": 3}))
     sent = anthropic_up.received()[-1]["json"]
     assert sent == {**_native_body(), "model": "claude-test", "top_k": 3}  # untouched apart from the model
@@ -346,7 +346,7 @@ def test_gemini_embeddings(gem: ProviderSettings, gemini_up: GeminiUpstreamProce
 
 def test_gemini_native_pass_through_returns_raw_shapes(gem: ProviderSettings, gemini_up: GeminiUpstreamProcess) -> None:
     provider_type: type = GeminiProvider
-    assert provider_type.native_format == "gemini"
+    assert "gemini" in provider_type.dialects
     native = {
         "contents": [{"role": "user", "parts": [{"text": "hello there"}]}],
         "generationConfig": {"temperature": 0.2},

@@ -12,7 +12,6 @@ import pytest
 
 from server.errors import UpstreamError
 from server.providers.http import error_message
-from server.providers.mock import MockProvider
 from server.providers.openai import OpenAIProvider
 from server.providers.registry import KINDS
 from server.settings import ProviderSettings
@@ -47,13 +46,9 @@ async def collect(opening: Awaitable[Any]) -> list[Any]:
 
 def test_every_kind_has_one_registry_line_and_says_its_native_format() -> None:
     assert set(KINDS) == {"openai", "anthropic", "gemini", "mock"}
-    assert {kind: cls.native_format for kind, cls in KINDS.items()} == {
-        "openai": "openai",
-        "anthropic": "anthropic",
-        "gemini": "gemini",
-        "mock": None,
-    }
-    assert not hasattr(MockProvider, "responses") and hasattr(OpenAIProvider, "responses_stream")
+    native = {kind: cls.dialects - {"chat", "embeddings"} for kind, cls in KINDS.items()}
+    assert native == {"openai": {"responses"}, "anthropic": {"messages"}, "gemini": {"gemini"}, "mock": set()}
+    assert "embeddings" not in KINDS["anthropic"].capabilities and "embeddings" in KINDS["mock"].capabilities
 
 
 def test_responses_passes_the_body_through_with_only_the_model_mapped(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -57,3 +57,31 @@ def test_documented_config_covers_every_settings_key() -> None:
     for model in (ServerSettings, StorageSettings, ProviderSettings, Timeouts):
         for name in model.model_fields:
             assert name in text, f"{model.__name__}.{name} is not documented in config.example.toml"
+
+
+ANTHROPIC = '[[providers]]\nname = "claude"\nkind = "anthropic"\nbase_url = "http://127.0.0.1:9"\n'
+MOCK = '[[providers]]\nname = "mock"\nkind = "mock"\n'
+
+
+def test_a_model_routed_to_a_provider_that_cannot_serve_it_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        ANTHROPIC + MOCK + '[[models]]\nname = "emb"\ntargets = ["mock:e", "claude:c"]\ncapabilities = ["embeddings"]\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    message = str(info.value)
+    assert "\n" not in message and "'emb'" in message and "'claude'" in message and "embeddings" in message
+
+
+def test_a_model_without_capabilities_serves_what_all_its_providers_serve(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        ANTHROPIC
+        + MOCK
+        + '[[models]]\nname = "text-embedding-3-small"\ntargets = ["mock:e"]\n'
+        + '[[models]]\nname = "smart"\ntargets = ["claude:c", "mock:m"]\n'
+    )
+    models = {m.name: set(m.capabilities or ()) for m in load_settings(path).models}
+    assert "embeddings" in models["text-embedding-3-small"]  # a new user's hand-written embeddings model works
+    assert "chat" in models["smart"] and "embeddings" not in models["smart"]
