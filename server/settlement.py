@@ -18,6 +18,7 @@ from typing import Any
 
 from server.budget import Budgets, Crossing, Hold
 from server.clock import now_ms
+from server.dialects.base import Dialect
 from server.events.outbox import threshold_event
 from server.limits import Admission
 from server.metering import Rates, charge
@@ -38,7 +39,7 @@ class Ticket:
     caller: Caller
     call: Call
     model: ModelEntry
-    dialect: Any  # server.dialects.base.Dialect (imported lazily there: dialects import the relay)
+    dialect: Dialect
     admission: Admission
     hold: Hold
     intent: Intent

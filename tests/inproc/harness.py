@@ -104,17 +104,22 @@ async def _lifespan(app: Any) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def running(directory: Path, config: str = BASE_CONFIG, server_extra: str = "") -> AsyncIterator[InProc]:
-    """Start the gateway on `directory` with `config`; openai-kind providers reach the OpenAI stand-in app."""
+async def running(
+    directory: Path, config: str = BASE_CONFIG, server_extra: str = "", *, fresh: bool = True
+) -> AsyncIterator[InProc]:
+    """Start the gateway on `directory` with `config` (or, not `fresh`, restart it on what is there);
+    openai-kind providers reach the OpenAI stand-in app."""
     os.environ["INPROC_UPSTREAM_KEY"] = UPSTREAM_KEY
     path = directory / "config.toml"
-    path.write_text(f'[server]\ndata_dir = "data"\n{server_extra}\n{config}')
+    if fresh:
+        path.write_text(f'[server]\ndata_dir = "data"\n{server_extra}\n{config}')
     settings = load_settings(path)
     token = new_secret(ADMIN_PREFIX)
     settings.database_path.parent.mkdir(parents=True, exist_ok=True)
     add_admin_token(settings.database_path, new_id("adm"), hash_secret(token), display_prefix(token), now_ms())
-    openai_upstream.STATE.received.clear()
-    openai_upstream.STATE.behavior = dict(openai_upstream.STATE.defaults)
+    if fresh:
+        openai_upstream.STATE.received.clear()
+        openai_upstream.STATE.behavior = dict(openai_upstream.STATE.defaults)
     app = create_app(settings)
     asgi = request_id_middleware(app)
     async with asynccontextmanager(_lifespan)(asgi):
