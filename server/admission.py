@@ -18,7 +18,7 @@ from server.events.outbox import RateLimitedSampler, rate_limited_event
 from server.keys import authenticate
 from server.limits import Admission, Check, RateLimiter
 from server.settings import LimitSettings, PlanSettings
-from server.snapshot import ModelEntry, Snapshot
+from server.snapshot import NO_MODEL, ModelEntry, Snapshot
 from server.store.protocol import Event
 from server.types import Call, Caller
 
@@ -51,8 +51,12 @@ class Gatekeeper:
         return Caller(project_id=project.id, key_id=entry.id, client_ip=client_ip, key=entry, project=project)
 
     def authorize(self, caller: Caller, call: Call, capability: str, endpoint_class: str) -> ModelEntry:
-        model = self.snapshot.models.get(call.model)
+        """The model a call may use (scopes checked); a call without a model (files) is scoped by class only."""
         assert caller.key is not None
+        if not call.model:
+            caller.key.scopes.check_call(endpoint_class, None)
+            return NO_MODEL
+        model = self.snapshot.models.get(call.model)
         caller.key.scopes.check_call(endpoint_class, call.model)
         if model is None:
             raise model_not_found(call.model)

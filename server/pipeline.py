@@ -212,6 +212,16 @@ class RequestPath:
             self._internal_error(ticket, attempts)
             raise
 
+    async def complete(self, ticket: Ticket, usage: Usage) -> Charge:
+        """Close a call the gateway served itself (no upstream: a stored file, say), metered like any other."""
+        outcome = conclude(ticket.model.rates, [], status=OK, http_status=200, usage=usage)
+        try:
+            await asyncio.shield(self.settlement.close(ticket, outcome))
+        except Exception as exc:
+            raise metering_unavailable() from exc
+        assert outcome.charge is not None
+        return outcome.charge
+
     def _internal_error(self, ticket: Ticket, attempts: list[Attempt]) -> None:
         outcome = conclude(ticket.model.rates, attempts, status=ERROR, http_status=500, error_code="internal_error")
         self.settlement.close(ticket, outcome)

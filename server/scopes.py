@@ -75,12 +75,12 @@ class KeyScopes:
                 403, f"This API key may not be used from {client_ip or 'this address'}.", code="ip_not_allowed"
             )
 
-    def check_call(self, endpoint_class: str, model: str) -> None:
+    def check_call(self, endpoint_class: str, model: str | None) -> None:
         if self.endpoints and endpoint_class not in self.endpoints:
             raise GatewayError(
                 403, f"This API key may not call {endpoint_class} endpoints.", code="endpoint_not_allowed"
             )
-        if self.models and not any(fnmatchcase(model, pattern) for pattern in self.models):
+        if model is not None and self.models and not any(fnmatchcase(model, pattern) for pattern in self.models):
             raise GatewayError(
                 403, f"This API key may not use the model '{model}'.", code="model_not_allowed", param="model"
             )

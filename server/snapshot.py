@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.metering import Rates
+from server.metering import FREE, Rates
 from server.scopes import KeyScopes
 from server.settings import Settings
 from server.store.protocol import Loaded
@@ -88,6 +88,9 @@ class ModelEntry:
     rates: Rates
     capabilities: tuple[str, ...]
     context_window: int
+
+
+NO_MODEL = ModelEntry(name="", targets=(), rates=FREE, capabilities=(), context_window=0)  # calls without a model
 
 
 @dataclass

@@ -46,10 +46,13 @@ async def json_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return body
 
 
-def new_call(request: Request[Any, Any, Any], dialect: Dialect, body: dict[str, Any]) -> Call:
-    """A Call for `body` in `dialect`: the public model, the stream flag and the body's size (its input bound)."""
+def new_call(
+    request: Request[Any, Any, Any], dialect: Dialect, body: dict[str, Any], *, model_required: bool = True
+) -> Call:
+    """A Call for `body` in `dialect`: the public model (none for calls such as file uploads), the stream flag
+    and the body's size (its input bound)."""
     model = body.get("model")
-    if not isinstance(model, str) or not model:
+    if model_required and (not isinstance(model, str) or not model):
         raise bad_request("you must provide a model parameter", "missing_model", "model")
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
@@ -58,7 +61,7 @@ def new_call(request: Request[Any, Any, Any], dialect: Dialect, body: dict[str, 
         request_id=request.scope.get(REQUEST_ID_SCOPE_KEY) or str(uuid.uuid4()),  # type: ignore[typeddict-item]
         client_request_id=request.scope.get(CLIENT_ID_SCOPE_KEY),  # type: ignore[typeddict-item]
         endpoint=dialect.name,
-        model=model,
+        model=model if isinstance(model, str) else "",
         body=body,
         stream=stream,
         started_ms=now_ms(),

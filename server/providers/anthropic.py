@@ -24,7 +24,6 @@ def _message_stop(event: JSON) -> bool:
 
 
 class AnthropicProvider(HttpProvider, kind="anthropic"):
-
     def _base_url(self, configured: str) -> str:
         base = configured.rstrip("/")
         return base if base.endswith("/v1") else f"{base}/v1"

@@ -68,9 +68,7 @@ class Provider(Protocol):
         """`(event_type, data)` pairs ending with response.completed / incomplete / failed."""
         ...
 
-    async def messages(
-        self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> dict[str, Any]:
+    async def messages(self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
         """POST /v1/messages with the body as received (dialect "messages")."""
         ...
 
@@ -118,9 +116,7 @@ class ProviderBase:
     async def responses_stream(self, model: str, body: dict[str, Any]) -> EventStream[tuple[str, dict[str, Any]]]:
         raise self._not_served("the Responses API natively")
 
-    async def messages(
-        self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> dict[str, Any]:
+    async def messages(self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
         raise self._not_served("the Anthropic Messages API natively")
 
     async def messages_stream(

@@ -48,7 +48,6 @@ def _path(model: str, method: str) -> str:
 
 
 class GeminiProvider(HttpProvider, kind="gemini"):
-
     def _auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"x-goog-api-key": api_key} if api_key else {}
 

@@ -23,7 +23,6 @@ def _responses_terminal(event: JSON) -> bool:
 
 
 class OpenAIProvider(HttpProvider, kind="openai"):
-
     def _auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"authorization": f"Bearer {api_key}"} if api_key else {}
 

@@ -64,3 +64,35 @@ async def test_a_threshold_event_is_committed_with_the_usage_that_crossed_it(tmp
                 return
             assert not events
         raise AssertionError("the budget's half was never crossed")
+
+
+async def test_a_call_without_a_model_goes_through_the_same_admission_limits_and_metering(tmp_path: Path) -> None:
+    from server.metering import Declared
+    from server.types import Call, Unit, Usage
+
+    class FilesDialect:  # the shape of a front door with no model (file uploads)
+        name, capability = "files", "files"
+
+        def declare(self, body: dict[str, object]) -> Declared:
+            return Declared(output_cap=0)
+
+    async with running(tmp_path) as gw:
+        project = await gw.project("p")
+        key = await gw.key("p", endpoints=["chat"])
+        path = gw.gateway.path
+        caller = path.admit(key, "127.0.0.1")
+        call = Call(request_id="req-file-1", endpoint="files", model="", body={}, started_ms=now_ms())
+        try:
+            path.start(caller, call, FilesDialect())  # type: ignore[arg-type]
+        except Exception as exc:  # the key's scope leaves out the files class
+            assert getattr(exc, "code", None) == "endpoint_not_allowed"
+        else:
+            raise AssertionError("a key scoped to chat uploaded a file")
+        files_key = await gw.key("p", endpoints=["files"])
+        ticket = path.start(path.admit(files_key, "127.0.0.1"), call, FilesDialect())  # type: ignore[arg-type]
+        charge = await path.complete(ticket, Usage({Unit.STORED_BYTES: 1234}))
+        assert charge.micro == 0
+        assert _db(gw.database, "SELECT endpoint, status FROM requests") == [("files", "ok")]
+        assert _db(gw.database, "SELECT quantities FROM usage WHERE project_id = ?", (project["id"],)) == [
+            ('{"stored_bytes":1234}',)
+        ]
