@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 CONFIG_ENV = "GATEWAY_CONFIG"
 ADMIN_TOKEN_ENV = "GATEWAY_ADMIN_TOKEN"
+MAX_PRICE_PER_1M = Decimal(1_000_000)  # a currency unit per token: anything above is a typo
 
 
 class ConfigError(Exception):
@@ -36,6 +37,7 @@ class ServerSettings(_Strict):
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     workers: int = Field(1, ge=1)
     trusted_proxies: list[str] = Field(default_factory=list)
+    access_log: bool = True
 
 
 class StorageSettings(_Strict):
@@ -87,6 +89,10 @@ class PriceCard(_Strict):
     def _non_negative(cls, value: Decimal | None) -> Decimal | None:
         if value is not None and value < 0:
             raise ValueError("prices cannot be negative")
+        if value is not None and value > MAX_PRICE_PER_1M:
+            raise ValueError(f"prices above {MAX_PRICE_PER_1M:,} per 1M tokens are refused (a typo?)")
+        if value is not None and value != value.quantize(Decimal("0.000001")):
+            raise ValueError("prices are exact to 0.000001 (one micro-unit) per 1M tokens")
         return value
 
 
@@ -149,6 +155,23 @@ class BillingSettings(_Strict):
     timezone: str = "UTC"
     currency: str = Field("USD", min_length=3, max_length=3)
     invoice_prefix: str = "INV-"
+    # Who sends the invoices (the issuer block); address lines separated by newlines.
+    issuer_name: str = ""
+    issuer_address: str = ""
+    issuer_tax_id: str = ""
+    issuer_email: str = ""
+    payment_terms_days: int = Field(30, ge=0, le=365)
+    payment_note: str = ""
+    # Tax added to invoices: a percent (exact decimal); unset adds no tax line. Projects may override it.
+    tax_name: str = "Tax"
+    tax_rate: Decimal | None = Field(None, ge=0, le=100)
+
+    @field_validator("tax_rate")
+    @classmethod
+    def _rate_places(cls, rate: Decimal | None) -> Decimal | None:
+        if rate is not None and rate != rate.quantize(Decimal("0.0001")):
+            raise ValueError("tax_rate takes at most 4 decimals (a percent, e.g. 20 or 7.25)")
+        return rate
 
     @field_validator("timezone")
     @classmethod
