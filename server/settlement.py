@@ -17,6 +17,7 @@ from server.admission import Ticket
 from server.clock import now_ms
 from server.events.outbox import threshold_event
 from server.gateway import Gateway
+from server.request_facts import note_cost
 from server.types import Outcome
 
 log = logging.getLogger("gateway.settlement")
@@ -24,6 +25,8 @@ log = logging.getLogger("gateway.settlement")
 
 def record(gw: Gateway, ticket: Ticket, outcome: Outcome) -> asyncio.Future[Any]:
     outcome.ended_ms = now_ms()
+    if outcome.charge is not None:
+        note_cost(outcome.charge.micro)  # for the access log line
     future = gw.store.record_outcome(ticket.caller, ticket.call, outcome)
 
     def settle(done: asyncio.Future[Any]) -> None:

@@ -14,8 +14,9 @@ from server.admission import Ticket
 from server.clock import now_ms
 from server.errors import bad_request
 from server.gateway import Gateway
-from server.money import format_credits, to_micro
+from server.money import format_credits, parse_amount
 from server.pipeline import OpenedStream, Served, open_stream, serve_unary
+from server.request_facts import note_model
 from server.types import Call
 
 REQUEST_ID_SCOPE_KEY = "gateway.request_id"
@@ -62,6 +63,7 @@ def new_call(
         body_bytes=len(orjson.dumps(body)),
     )
     request.scope[EXTRA_HEADERS_SCOPE_KEY] = call.headers  # type: ignore[literal-required]
+    note_model(model)
     return call
 
 
@@ -112,11 +114,17 @@ def json_response(body: Any, headers: dict[str, str] | None = None, status: int 
     return Response(content=orjson.dumps(body), media_type="application/json", headers=headers, status_code=status)
 
 
-def money_field(value: Any, name: str) -> int | None:
-    """Currency amounts arrive as decimal strings or numbers and become integer micro-units."""
+def money_field(value: Any, name: str, *, negative: bool = False, zero: bool = True) -> int | None:
+    """Currency amounts arrive as decimal strings or numbers and become integer micro-units.
+
+    Refused with a 400 naming the field: anything that is not a finite decimal, finer than a
+    micro-unit, larger than the accepted maximum, negative unless `negative`, zero unless `zero`
+    (the same rules as the CLI's, from server.money.parse_amount)."""
     if value is None:
         return None
+    if isinstance(value, float):
+        value = repr(value)  # 0.1 stays '0.1', not its binary expansion
     try:
-        return to_micro(str(value))
-    except (ValueError, ArithmeticError):
-        raise bad_request(f"'{name}' must be an amount like 20 or 0.50.", "invalid_amount", name) from None
+        return parse_amount(value, negative=negative, zero=zero)
+    except ValueError as exc:
+        raise bad_request(f"'{name}': {exc}.", "invalid_amount", name) from None
