@@ -50,10 +50,30 @@ def test_invalid_config_is_one_line_naming_the_key(tmp_path: Path, text: str, na
 
 
 def test_documented_config_covers_every_settings_key() -> None:
-    """A key added to the settings must be documented in config.example.toml."""
-    from server.settings import ProviderSettings, ServerSettings, StorageSettings, Timeouts
+    """A key added to the settings must be documented in config.example.toml (and named in the README)."""
+    from server.settings import (
+        BillingSettings,
+        LimitSettings,
+        ProviderSettings,
+        RoutingSettings,
+        ServerSettings,
+        StorageSettings,
+        StripeSettings,
+        Timeouts,
+    )
 
     text = (REPO / "config.example.toml").read_text()
-    for model in (ServerSettings, StorageSettings, ProviderSettings, Timeouts):
+    readme = (REPO / "README.md").read_text()
+    for model in (
+        ServerSettings,
+        StorageSettings,
+        ProviderSettings,
+        Timeouts,
+        LimitSettings,
+        RoutingSettings,
+        BillingSettings,
+        StripeSettings,
+    ):
         for name in model.model_fields:
             assert name in text, f"{model.__name__}.{name} is not documented in config.example.toml"
+            assert f"`{name}`" in readme, f"{model.__name__}.{name} is not in README's configuration table"
