@@ -2,9 +2,10 @@
 
 Both run with umask 077: config.toml holds settings an attacker could use (and may be edited to hold
 more), the data dir holds the database (key hashes, the admin token hash, the ledger, request logs),
-so they are created 0600 and 0700. `serve` takes the data dir's lock before the database is opened
-(a second server refuses at once and touches nothing), binds its socket before the app starts (a
-port in use fails before anything is opened), then says what it serves.
+so they are created 0600 and 0700. Both take the data dir's lock before the database is opened (a
+second server, or an init beside a running one, refuses at once and touches nothing); `serve` binds
+its socket before the app starts (a port in use fails before anything is opened), then says what it
+serves.
 """
 
 from __future__ import annotations
@@ -55,6 +56,18 @@ def _private(path: Path, mode: int) -> None:
         path.chmod(mode)
 
 
+def _lock(data_path: Path) -> Any:
+    """The data dir's lock (server/datadir_lock.py), or a one-line refusal naming who holds it."""
+    from server.datadir_lock import DataDirLocked, acquire
+
+    try:
+        return acquire(data_path)
+    except DataDirLocked as exc:
+        raise CliError(str(exc), code="data_dir_locked") from None
+    except OSError as exc:
+        raise CliError(f"cannot lock the data dir {data_path}: {exc.strerror or exc}") from None
+
+
 def init(
     directory: Annotated[Path, typer.Option("--dir", help="Folder for config.toml and the data folder.")] = Path("."),
     new_token: Annotated[bool, typer.Option("--new-token", help="Create another admin token.")] = False,
@@ -75,18 +88,21 @@ def init(
         config.chmod(0o600)
     settings = _settings(config)
     db = settings.database_path
-    settings.data_path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    had_token = has_admin_token(db)
-    prepare(db)
-    _private(settings.data_path, 0o700)
-    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-        _private(path, 0o600)
+    lock = _lock(settings.data_path)  # a running server would be told its in-flight requests were interrupted
+    try:
+        had_token = has_admin_token(db)
+        prepare(db)
+        _private(settings.data_path, 0o700)
+        for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            _private(path, 0o600)
+        token = None
+        if new_token or not had_token:
+            token = new_secret(ADMIN_PREFIX)
+            add_admin_token(db, new_id("adm"), hash_secret(token), display_prefix(token), now_ms())
+    finally:
+        lock.release()
     url = f"http://{settings.server.host}:{settings.server.port}"
     result: dict[str, object] = {"config": str(config.resolve()), "database": str(db.resolve()), "url": url}
-    token = None
-    if new_token or not had_token:
-        token = new_secret(ADMIN_PREFIX)
-        add_admin_token(db, new_id("adm"), hash_secret(token), display_prefix(token), now_ms())
     stored = bool(token) and store_token(url, token or "")
     result.update(admin_token=token, keyring=stored)
     if json_out:
@@ -144,19 +160,13 @@ def serve(
     import uvicorn
 
     from server.app import create_asgi
-    from server.datadir_lock import DataDirLocked, acquire
 
     os.umask(PRIVATE)
     chosen = config or (Path(os.environ["GATEWAY_CONFIG"]) if os.environ.get("GATEWAY_CONFIG") else None)
     if chosen is None and Path("config.toml").is_file():
         chosen = Path("config.toml")
     settings = _settings(chosen)
-    try:
-        lock = acquire(settings.data_path)
-    except DataDirLocked as exc:
-        raise CliError(str(exc)) from None
-    except OSError as exc:
-        raise CliError(f"cannot lock the data dir {settings.data_path}: {exc.strerror}") from None
+    lock = _lock(settings.data_path)
     listen_host, listen_port = host or settings.server.host, port or settings.server.port
     sock = _bind(listen_host, listen_port)
     shown_host = f"[{listen_host}]" if ":" in listen_host else listen_host

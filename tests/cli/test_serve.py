@@ -111,6 +111,10 @@ def test_a_second_server_on_the_same_data_dir_refuses_at_once_and_touches_nothin
     assert "gateway listening" not in second.stderr + second.stdout
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+    beside = subprocess.run(  # init beside a running server would have closed its requests too
+        [GATEWAYCTL, "init", "--dir", str(served.dir), "--new-token"], capture_output=True, text=True, timeout=30
+    )
+    assert beside.returncode == 1 and "another gateway" in beside.stderr and "gwa_" not in beside.stdout
     caller.join(30)
     assert answers == [200]
     assert _rows(served, "SELECT COUNT(*) FROM requests WHERE status = 'interrupted'") == [(0,)]

@@ -37,6 +37,24 @@ def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch) -> None
         ('[[providers]]\nname = "p"\nkind = "mock"\n[[models]]\nname = "m"\ntargets = ["p"]\n', "targets"),
         ("[server]\nporrt = 1\n", "server.porrt"),
         ("[server\n", "invalid TOML"),
+        (
+            '[[providers]]\nname = "p"\nkind = "mock"\n[[models]]\nname = "m"\ntargets = ["p:m"]\n'
+            "price = { input = -1 }\n",
+            "prices cannot be negative",
+        ),
+        (
+            '[[providers]]\nname = "p"\nkind = "mock"\n[[models]]\nname = "m"\ntargets = ["p:m"]\n'
+            "price = { output = 2000000 }\n",
+            "refused (a typo?)",
+        ),
+        (
+            '[[providers]]\nname = "p"\nkind = "mock"\n[[models]]\nname = "m"\ntargets = ["p:m"]\n'
+            "price = { input = 0.0000001 }\n",
+            "exact to 0.000001",
+        ),
+        ("[billing]\ntax_rate = 120\n", "billing.tax_rate"),
+        ("[billing]\ntax_rate = 7.123456\n", "at most 4 decimals"),
+        ("[billing]\npayment_terms_days = -1\n", "billing.payment_terms_days"),
     ],
 )
 def test_invalid_config_is_one_line_naming_the_key(tmp_path: Path, text: str, named: str) -> None:
