@@ -42,6 +42,12 @@ def _log(gw: GatewayProcess) -> str:
     return gw.log.read_text()
 
 
+def _wait_for(gw: GatewayProcess, text: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and text not in _log(gw):
+        time.sleep(0.05)
+
+
 def test_serve_says_where_it_listens_and_what_it_loaded(served: GatewayProcess) -> None:
     log = _log(served)
     assert f"gateway listening on http://127.0.0.1:{served.port}" in log
@@ -61,9 +67,8 @@ def test_one_access_log_line_per_request_without_secrets(served: GatewayProcess)
     request_id = reply.headers["x-request-id"]
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{served.url}/v1", api_key="gw_live_not-a-real-key", max_retries=0).models.list()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and request_id not in _log(served):
-        time.sleep(0.05)
+    _wait_for(served, f"request={request_id}")
+    _wait_for(served, "path=/v1/models status=401")  # each line is written once its response has ended
     [line] = [line for line in _log(served).splitlines() if f"request={request_id}" in line]
     assert "gateway.access" in line and "method=POST path=/v1/chat/completions status=200" in line
     assert f"key={created['prefix']} model=mock-chat latency_ms=" in line
