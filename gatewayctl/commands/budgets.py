@@ -77,7 +77,10 @@ def budgets_set(
 def budgets_show(
     project: OptionalProject = None, key: Key = None, json_out: Json = False, url: Url = None, token: Token = None
 ) -> None:
-    """One project's or key's budget, its spend this month and what is reserved by requests in flight."""
+    """Show one budget.
+
+    A project's or key's budget, its spend this month and what requests in flight reserve.
+    """
     client = admin(url, token)
     result = client.get("/budgets", **_scope(project, key))
     if json_out:
@@ -89,7 +92,10 @@ def budgets_show(
 
 @app.command("list")
 def budgets_list(ids: Ids = False, json_out: Json = False, url: Url = None, token: Token = None) -> None:
-    """Every project and key with a monthly budget, and how much of it this month used."""
+    """List budgets.
+
+    Every project and key with a monthly budget, and how much of it this month used.
+    """
     client = admin(url, token)
     result = client.get("/budgets")
     if json_out:

@@ -55,7 +55,10 @@ def export(
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Write every project's invoice for the month; re-exporting a closed month gives identical files."""
+    """Export a month's invoices.
+
+    One CSV, JSON and PDF per project; re-exporting an ended month gives identical files.
+    """
     from server.money import format_credits
 
     client = admin(url, token)

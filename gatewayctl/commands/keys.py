@@ -76,7 +76,10 @@ def create(
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Create a key and print it (the only time it is shown): the key alone on stdout."""
+    """Create a key and print it once.
+
+    The key alone on stdout (KEY=$(gatewayctl keys create ...)); advice on stderr.
+    """
     from server.money import format_credits
 
     body = {
@@ -101,7 +104,10 @@ def list_(
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """List keys by name and project (display prefixes only, never secrets)."""
+    """List keys.
+
+    By display prefix and name, with their project, status, last use and expiry; never secrets.
+    """
     data = admin(url, token).get("/keys", project=project)["data"]
     if json_out:
         emit_json(data)
@@ -133,7 +139,10 @@ def list_(
 
 @app.command("show")
 def show(key_id: KeyId, json_out: Json = False, url: Url = None, token: Token = None) -> None:
-    """One key: project, status, last use, expiry, grace deadline after rotation, scopes."""
+    """Show one key.
+
+    Project, status, last use, expiry, the grace deadline after a rotation, and scopes.
+    """
     client = admin(url, token)
     key = client.get(f"/keys/{key_id}")
     if json_out:
@@ -168,7 +177,10 @@ def rotate(
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """New secret, same id and scopes; the old secret is refused at once (or after --grace)."""
+    """Give a key a new secret.
+
+    Same id and scopes; the old secret is refused at once (or after --grace).
+    """
     grace_seconds = span_seconds(grace, "--grace") if grace else 0
     key = admin(url, token).post(f"/keys/{key_id}/rotate", {"grace_seconds": grace_seconds})
     _print_secret(key, json_out, "rotated key")

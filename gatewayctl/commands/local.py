@@ -73,7 +73,11 @@ def init(
     new_token: Annotated[bool, typer.Option("--new-token", help="Create another admin token.")] = False,
     json_out: Json = False,
 ) -> None:
-    """Write DIR/config.toml (from the example, if absent), create the database and an admin token."""
+    """Create config.toml, the database and an admin token.
+
+    Writes DIR/config.toml from the example (if absent), creates or migrates the database and
+    creates an admin token (kept in the keyring where one works, else printed once).
+    """
     from gatewayctl.credentials import keyring_problem, store_token
     from server.clock import now_ms
     from server.keys import ADMIN_PREFIX, display_prefix, hash_secret, new_id, new_secret
@@ -154,7 +158,10 @@ def serve(
     host: Annotated[str | None, typer.Option("--host", help="Override server.host.")] = None,
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="Override server.port.")] = None,
 ) -> None:
-    """Run the gateway in the foreground (one worker process); SIGTERM drains and exits 0."""
+    """Run the gateway in the foreground.
+
+    One worker process; it refuses to start beside another on the same data; SIGTERM drains and exits 0.
+    """
     import logging
 
     import uvicorn

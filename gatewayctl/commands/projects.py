@@ -93,7 +93,10 @@ def list_(ids: Ids = False, json_out: Json = False, url: Url = None, token: Toke
 
 @app.command("show")
 def show(name: ProjectName, json_out: Json = False, url: Url = None, token: Token = None) -> None:
-    """One project: plan, billing mode, budget, Stripe customer and billing details."""
+    """Show one project.
+
+    Plan, billing mode, budget, Stripe customer and billing details.
+    """
     client = admin(url, token)
     _print(client.get(f"/projects/{name}"), json_out, client.currency)
 
@@ -105,7 +108,10 @@ def _patch(name: str, body: dict[str, Any], json_out: bool, url: str | None, tok
 
 @app.command("set-plan")
 def set_plan(name: ProjectName, plan: str, json_out: Json = False, url: Url = None, token: Token = None) -> None:
-    """Put a project on a plan from config.toml (its per-endpoint limits apply at once)."""
+    """Put a project on a plan.
+
+    A plan from config.toml; its per-endpoint limits apply at once.
+    """
     _patch(name, {"plan": plan}, json_out, url, token)
 
 
@@ -113,7 +119,10 @@ def set_plan(name: ProjectName, plan: str, json_out: Json = False, url: Url = No
 def set_billing(
     name: ProjectName, billing: Billing, json_out: Json = False, url: Url = None, token: Token = None
 ) -> None:
-    """Switch a project between postpaid and prepaid (prepaid needs wallet balance per request)."""
+    """Switch between postpaid and prepaid.
+
+    A prepaid project needs wallet balance for each request's worst-case cost.
+    """
     _patch(name, {"billing": billing.value}, json_out, url, token)
 
 
@@ -121,7 +130,10 @@ def set_billing(
 def set_customer(
     name: ProjectName, customer: str, json_out: Json = False, url: Url = None, token: Token = None
 ) -> None:
-    """Link a project to its Stripe customer id (cus_...), for `invoices export --push-stripe`."""
+    """Link a project to its Stripe customer.
+
+    The customer id (cus_...) is used by `invoices export --push-stripe`.
+    """
     _patch(name, {"stripe_customer_id": customer}, json_out, url, token)
 
 
@@ -139,7 +151,10 @@ def set_billing_details(
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Who the project's invoices are addressed to; options not given keep their value ('' clears one)."""
+    """Set who the project's invoices go to.
+
+    Name, address, tax id, email and the tax rate; options not given keep their value ('' clears one).
+    """
     given = {"name": legal_name, "address": address, "tax_id": tax_id, "email": email, "tax_rate": tax_rate}
     body: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if "address" in body:

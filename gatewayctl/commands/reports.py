@@ -26,7 +26,10 @@ class UsageGroup(StrEnum):
 
 @models_app.command("list")
 def models_list(json_out: Json = False, url: Url = None, token: Token = None) -> None:
-    """List public models with their targets, prices (per 1M tokens) and capabilities."""
+    """List public models.
+
+    With their prices (per 1M tokens), targets and capabilities.
+    """
     client = admin(url, token)
     data = client.get("/models")["data"]
     if json_out:
@@ -72,7 +75,10 @@ def usage(
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Requests, tokens and cost totals since a time, grouped by model (or key, project, day)."""
+    """Requests, tokens and cost over a period.
+
+    Totals since a time, grouped by model (or key, project, day).
+    """
     from server.money import format_credits
 
     client = admin(url, token)
@@ -149,7 +155,9 @@ def requests_show(
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Show a request (by gateway id or the client's x-request-id) with its usage, cost and attempts.
+    """Show a request.
+
+    By gateway id or the client's x-request-id, with its usage, cost and attempts.
 
     A client may reuse its x-request-id: then every request carrying it is listed, newest first
     (with --json: the newest, and `match_ids` naming them all).

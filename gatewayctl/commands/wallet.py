@@ -12,13 +12,16 @@ from gatewayctl.options import Ids, Json, Project, Token, Url, admin, amount, gr
 from gatewayctl.output import emit_json, fields, note, say, table
 from gatewayctl.table import Column
 
-wallet_app = group("Project wallets: balance, operator credits, history, Stripe top-ups.")
+wallet_app = group("Project wallets: balance, credits, history, top-ups.")
 ledger_app = group("The append-only ledger.")
 
 
 @wallet_app.command("balance")
 def wallet_balance(project: Project, json_out: Json = False, url: Url = None, token: Token = None) -> None:
-    """A project's balance (the sum of its ledger entries), reservations and month-to-date spend."""
+    """Show a project's balance.
+
+    The sum of its ledger entries, what requests in flight reserve, and the month's spend.
+    """
     client = admin(url, token)
     result = client.get(f"/wallet/{project}")
     if json_out:
@@ -55,7 +58,10 @@ def wallet_credit(
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """An operator adjustment to a project's wallet (audited in the ledger; idempotent with --id)."""
+    """Credit (or debit) a project's wallet.
+
+    An operator adjustment, kept in the ledger with its reason; idempotent with --id.
+    """
     from server.money import format_credits
 
     body = {"amount": format_credits(amount_micro), "reason": reason, "id": adjustment_id}
@@ -123,7 +129,10 @@ def wallet_topup(
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Open a Stripe Checkout Session for a top-up and print its URL; the wallet is credited when Stripe confirms."""
+    """Open a Stripe Checkout for a top-up.
+
+    Prints the Checkout URL; the wallet is credited when Stripe confirms the payment.
+    """
     from server.money import format_credits
 
     result = admin(url, token).post(f"/wallet/{project}/topup", {"amount": format_credits(amount_micro)})
@@ -136,7 +145,10 @@ def wallet_topup(
 
 @ledger_app.command("verify")
 def ledger_verify(json_out: Json = False, url: Url = None, token: Token = None) -> None:
-    """Prove every balance equals the sum of its entries and no entry was altered or removed."""
+    """Verify the ledger.
+
+    Proves every balance equals the sum of its entries and no entry was altered or removed.
+    """
     client = admin(url, token)
     result = client.get("/ledger/verify")
     if json_out:
