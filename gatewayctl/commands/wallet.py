@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -152,14 +153,17 @@ def ledger_verify(json_out: Json = False, url: Url = None, token: Token = None) 
     client = admin(url, token)
     result = client.get("/ledger/verify")
     if json_out:
-        emit_json(result)
-    else:
-        for project in result["projects"]:
-            status = "ok" if project["ok"] else "FAILED"
-            balance = humanize.money(project["balance_micro"], client.currency)
-            name = project.get("project_name") or project["project_id"]
-            say(f"{name}: {status}, {project['entries']:,} entries, balance {balance}")
-            for problem in project["problems"]:
-                say(f"  - {problem}")
+        emit_json(result)  # the answer says ok: false; no second JSON document for the exit code
+        if not result["ok"]:
+            sys.stderr.write("error: ledger verification failed\n")
+            raise typer.Exit(1)
+        return
+    for project in result["projects"]:
+        status = "ok" if project["ok"] else "FAILED"
+        balance = humanize.money(project["balance_micro"], client.currency)
+        name = project.get("project_name") or project["project_id"]
+        say(f"{name}: {status}, {project['entries']:,} entries, balance {balance}")
+        for problem in project["problems"]:
+            say(f"  - {problem}")
     if not result["ok"]:
         raise CliError("ledger verification failed", code="ledger_verification_failed")
