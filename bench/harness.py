@@ -221,7 +221,7 @@ def setup_gateway(
     key = run_ctl(["keys", "create", "--project", "bench", *scopes, "--json"], cli_env, tmp).get("key")
     if not key:
         raise SetupError("`gatewayctl keys create --json` printed no `key` field")
-    return {"url": url, "pid": proc.pid, "key": str(key), "log": log}
+    return {"url": url, "pid": proc.pid, "key": str(key), "log": log, "admin_token": token}
 
 
 def start_upstream(children: Children, tmp: Path) -> tuple[int, int]:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import harness  # noqa: E402
-import loadgen  # noqa: E402
+import harness
+import loadgen
 
 BODY = json.dumps({"model": "bench-model", "messages": [{"role": "user", "content": "hello"}]}).encode()
 

@@ -9,24 +9,39 @@ from gatewayctl.errors import CliError
 
 KEYRING_SERVICE = "gatewayctl"
 DEFAULT_URL = "http://127.0.0.1:8080"
+CONFIG_ENV = "GATEWAY_CONFIG"
+
+
+def config_path(flag: Path | None = None) -> Path:
+    """--config, else GATEWAY_CONFIG, else ./config.toml (which may not exist)."""
+    if flag:
+        return flag
+    return Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else Path("config.toml")
 
 
 def server_url(flag: str | None, config: Path | None = None) -> str:
+    """--url, else GATEWAY_URL, else host and port from config.toml (read with tomllib alone: the full
+    settings model costs a noticeable start-up time and the CLI needs two keys), else the default."""
     if flag:
         return flag.rstrip("/")
     if os.environ.get("GATEWAY_URL"):
         return os.environ["GATEWAY_URL"].rstrip("/")
-    from server.settings import ConfigError, load_settings
+    path = config_path(config)
+    if not path.is_file():
+        return DEFAULT_URL
+    import tomllib
 
-    path = config or (Path(os.environ["GATEWAY_CONFIG"]) if os.environ.get("GATEWAY_CONFIG") else Path("config.toml"))
-    if path.is_file():
-        try:
-            settings = load_settings(path)
-        except ConfigError as exc:
-            raise CliError(str(exc), 2) from None
-        host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host
-        return f"http://{host}:{settings.server.port}"
-    return DEFAULT_URL
+    try:
+        server = tomllib.loads(path.read_text()).get("server") or {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CliError(f"{path}: cannot read the config: {exc}", 2) from None
+    host = str(os.environ.get("GATEWAY_SERVER__HOST") or server.get("host") or "127.0.0.1")
+    port = os.environ.get("GATEWAY_SERVER__PORT") or server.get("port") or 8080
+    if not str(port).isdigit() or not 1 <= int(port) <= 65535:
+        raise CliError(f"invalid config: server.port: {port!r} is not a port number", 2)
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{int(port)}"
 
 
 def keyring_problem() -> str | None:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.types import ASGIApp
 
+from server.api.access_log import access_log_middleware
 from server.api.admin.routes import admin_router
 from server.api.anthropic import messages
 from server.api.error_handlers import OPENAI_ERRORS
@@ -21,12 +22,15 @@ from server.api.openai.responses import responses
 from server.api.request_id import request_id_middleware
 from server.api.stripe_webhook import stripe_webhook
 from server.gateway import Gateway
+from server.key_activity import LastUsedFlusher
 from server.settings import Settings
 
 
 def create_asgi(settings: Settings) -> ASGIApp:
-    """The served app: the request-id layer wraps everything, unknown routes included."""
-    return request_id_middleware(create_app(settings))
+    """The served app: the request-id layer wraps everything, unknown routes included, and the access
+    log (unless `[server] access_log = false`) wraps that, so its line carries the request id."""
+    app = request_id_middleware(create_app(settings))
+    return access_log_middleware(app) if settings.server.access_log else app
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -34,6 +38,8 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         gateway = await Gateway.start(settings)
         app.state.gateway = gateway
+        last_used = LastUsedFlusher(gateway.snapshot, gateway.store.touch_keys)
+        last_used.start()
         # Long-lived startup objects leave the GC's view, and young collections run less often:
         # per-request garbage is short-lived, and full collections were the p99 latency spikes.
         gc.freeze()
@@ -41,6 +47,7 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
+            await last_used.stop()
             await gateway.close()
 
     return Litestar(

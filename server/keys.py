@@ -11,6 +11,7 @@ import hmac
 import secrets
 
 from server.errors import GatewayError, invalid_api_key
+from server.request_facts import note_key
 from server.snapshot import KeyEntry, Snapshot
 
 KEY_PREFIX = "gw_live_"
@@ -63,6 +64,8 @@ def authenticate(snapshot: Snapshot, secret: str | None, now_ms: int) -> KeyEntr
         raise GatewayError(403, "This API key has been revoked.", code="key_revoked")
     if entry.expires_ms is not None and entry.expires_ms <= now_ms:
         raise GatewayError(403, "This API key has expired.", code="key_expired")
+    entry.last_used_ms = now_ms  # in memory only; key_activity.py persists it in batches
+    note_key(entry.prefix)
     return entry
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from server.billing.invoices import parse_tax_rate
 from server.clock import now_ms
 from server.errors import GatewayError, bad_request
 from server.events.outbox import key_revoked_event
 from server.gateway import Gateway
-from server.keys import display_prefix, hash_secret, new_id, new_secret
+from server.keys import KEY_PREFIX, display_prefix, hash_secret, new_id, new_secret
 from server.scopes import KeyScopes
 from server.snapshot import KeyEntry, ProjectEntry
 from server.store.protocol import Event
@@ -28,11 +29,19 @@ def find_project(gw: Gateway, ref: str) -> ProjectEntry:
     return project
 
 
-def find_key(gw: Gateway, key_id: str) -> KeyEntry:
-    key = gw.snapshot.keys_by_id.get(key_id)
-    if key is None:
-        raise _not_found("key", key_id)
-    return key
+def find_key(gw: Gateway, ref: str) -> KeyEntry:
+    """A key by id, or by its display prefix as `keys list` shows it (gw_live_AbCd, with or without …)."""
+    key = gw.snapshot.keys_by_id.get(ref)
+    if key is not None:
+        return key
+    prefix = ref.rstrip("….")
+    matches = [k for k in gw.snapshot.keys_by_id.values() if prefix.startswith(KEY_PREFIX) and k.prefix == prefix]
+    if len(matches) > 1:
+        ids = ", ".join(sorted(k.id for k in matches))
+        raise GatewayError(409, f"Several keys start with '{prefix}' ({ids}); use the id.", code="ambiguous_key")
+    if not matches:
+        raise _not_found("key", ref)
+    return matches[0]
 
 
 def _check_plan(gw: Gateway, plan: str | None) -> None:
@@ -72,6 +81,35 @@ async def set_project(gw: Gateway, ref: str, **values: Any) -> ProjectEntry:
     for name, value in values.items():
         setattr(project, name, value)
     return project
+
+
+_DETAIL_LIMITS = {"name": 200, "address": 1000, "tax_id": 64, "email": 254}
+
+
+async def set_billing_details(gw: Gateway, ref: str, values: dict[str, Any]) -> ProjectEntry:
+    """Who the project's invoices are addressed to (name, address, tax id, email) and its own tax rate.
+    Only the fields given change; '' clears a text field, a null tax_rate falls back to the default."""
+    columns: dict[str, Any] = {}
+    unknown = set(values) - {*_DETAIL_LIMITS, "tax_rate"}
+    if unknown:
+        raise bad_request(f"Unknown billing detail(s): {', '.join(sorted(unknown))}.", "invalid_field")
+    for name, limit in _DETAIL_LIMITS.items():
+        if name not in values:
+            continue
+        value = values[name]
+        if value is not None and not isinstance(value, str):
+            raise bad_request(f"'{name}' must be a string.", "invalid_type", name)
+        text = (value or "").strip()
+        if len(text) > limit:
+            raise bad_request(f"'{name}' is longer than {limit} characters.", "too_long", name)
+        if name == "email" and text and ("@" not in text or any(c.isspace() for c in text)):
+            raise bad_request(f"'{text}' is not an email address.", "invalid_email", name)
+        columns[f"billing_{name}"] = text or None
+    if "tax_rate" in values:
+        columns["tax_rate"] = parse_tax_rate(values["tax_rate"])
+    if not columns:
+        raise bad_request("Nothing to change: give name, address, tax_id, email or tax_rate.", "empty_update")
+    return await set_project(gw, ref, **columns)
 
 
 async def set_key_budget(gw: Gateway, key_id: str, monthly_budget_micro: int | None) -> KeyEntry:
@@ -151,16 +189,30 @@ async def revoke_key(gw: Gateway, key_id: str) -> KeyEntry:
 
 
 async def credit_wallet(gw: Gateway, ref: str, amount_micro: int, reason: str, source_id: str | None) -> dict[str, Any]:
-    """An operator adjustment (positive or negative), audited by its reason and unique by its id."""
+    """An operator adjustment (positive or negative), audited by its reason and unique by its id.
+
+    Idempotent: a retry with the same id, project and amount returns the recorded entry (marked
+    `replayed`) and moves nothing; the same id with another amount or project is a 409."""
     project = find_project(gw, ref)
     if not reason.strip():
         raise bad_request("An adjustment needs a reason.", "missing_reason", "reason")
     if amount_micro == 0:
         raise bad_request("The amount must not be zero.", "invalid_amount", "amount")
-    entry = await gw.store.append_ledger(
+    if source_id is not None and (
+        not isinstance(source_id, str) or not 0 < len(source_id) <= 200 or not source_id.isprintable()
+    ):
+        raise bad_request("An adjustment id is 1-200 printable characters.", "invalid_id", "id")
+    entry, created = await gw.store.append_ledger(
         project.id, "adjustment", source_id or new_id("adj"), amount_micro, reason.strip(), now_ms()
     )
-    if entry is None:
-        raise GatewayError(409, f"Adjustment '{source_id}' was already recorded.", code="duplicate_adjustment")
-    gw.budgets.credit(project.id, amount_micro)
-    return entry
+    if created:
+        gw.budgets.credit(project.id, amount_micro)
+        return {**entry, "replayed": False}
+    if entry["project_id"] != project.id or entry["amount_micro"] != amount_micro:
+        raise GatewayError(
+            409,
+            f"Adjustment '{source_id}' was already recorded with another amount or project; use a new id.",
+            code="duplicate_adjustment",
+            param="id",
+        )
+    return {**entry, "replayed": True}

@@ -27,6 +27,7 @@ Capability = Literal[
 
 CONFIG_ENV = "GATEWAY_CONFIG"
 ADMIN_TOKEN_ENV = "GATEWAY_ADMIN_TOKEN"
+MAX_PRICE_PER_1M = Decimal(1_000_000)  # a currency unit per token: anything above is a typo
 
 
 class ConfigError(Exception):
@@ -46,6 +47,7 @@ class ServerSettings(_Strict):
     trusted_proxies: list[str] = Field(default_factory=list)
     # A streaming client that reads nothing for this long is treated as gone (its upstream call is cancelled).
     stream_write_timeout_s: float = Field(30.0, gt=0)
+    access_log: bool = True
 
 
 class StorageSettings(_Strict):
@@ -141,6 +143,10 @@ class PriceCard(_Strict):
     def _non_negative(cls, value: Decimal | None) -> Decimal | None:
         if value is not None and value < 0:
             raise ValueError("prices cannot be negative")
+        if value is not None and value > MAX_PRICE_PER_1M:
+            raise ValueError(f"prices above {MAX_PRICE_PER_1M:,} per 1M tokens are refused (a typo?)")
+        if value is not None and value != value.quantize(Decimal("0.000001")):
+            raise ValueError("prices are exact to 0.000001 (one micro-unit) per 1M tokens")
         return value
 
     @field_validator("per_image")
@@ -149,8 +155,8 @@ class PriceCard(_Strict):
         for size, value in prices.items():
             if not re.fullmatch(r"\d+x\d+(/[a-z]+)?|auto(/[a-z]+)?", size):
                 raise ValueError(f"per_image key {size!r} must look like '1024x1024' or '1024x1024/hd'")
-            if value < 0:
-                raise ValueError("prices cannot be negative")
+            if value < 0 or value > MAX_PRICE_PER_1M or value != value.quantize(Decimal("0.000001")):
+                raise ValueError(f"per_image {size!r}: a price from 0 to {MAX_PRICE_PER_1M:,}, exact to 0.000001")
         return prices
 
 
@@ -214,6 +220,23 @@ class BillingSettings(_Strict):
     invoice_prefix: str = "INV-"
     # The key of the ledger's hash chain (HMAC), kept outside the database; relative to config.toml's folder.
     ledger_key_file: Path = Path("ledger.key")
+    # Who sends the invoices (the issuer block); address lines separated by newlines.
+    issuer_name: str = ""
+    issuer_address: str = ""
+    issuer_tax_id: str = ""
+    issuer_email: str = ""
+    payment_terms_days: int = Field(30, ge=0, le=365)
+    payment_note: str = ""
+    # Tax added to invoices: a percent (exact decimal); unset adds no tax line. Projects may override it.
+    tax_name: str = "Tax"
+    tax_rate: Decimal | None = Field(None, ge=0, le=100)
+
+    @field_validator("tax_rate")
+    @classmethod
+    def _rate_places(cls, rate: Decimal | None) -> Decimal | None:
+        if rate is not None and rate != rate.quantize(Decimal("0.0001")):
+            raise ValueError("tax_rate takes at most 4 decimals (a percent, e.g. 20 or 7.25)")
+        return rate
 
     @field_validator("timezone")
     @classmethod

@@ -22,6 +22,7 @@ from server.dialects.base import Dialect
 from server.events.outbox import threshold_event
 from server.limits import Admission
 from server.metering import Rates, charge
+from server.request_facts import note_cost
 from server.snapshot import ModelEntry
 from server.store.protocol import Closing, Event, Intent, StoreUnavailable
 from server.store.sqlite.store import SqliteStore
@@ -103,6 +104,7 @@ class Settlement:
         caller, hold = ticket.caller, ticket.hold
         assert caller.key is not None and caller.project is not None
         if outcome.charge is not None:
+            note_cost(outcome.charge.micro)  # for the access log line
             crossings = self._budgets.settle(
                 hold,
                 outcome.charge.micro,

@@ -29,6 +29,7 @@ class KeyEntry:
     revoked_ms: int | None = None
     prev_key_hash: str | None = None
     prev_valid_until_ms: int | None = None
+    last_used_ms: int | None = None  # set in memory on each authenticated request; persisted in batches
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> KeyEntry:
@@ -47,6 +48,8 @@ class KeyEntry:
             "created_ms": self.created_ms,
             "expires_ms": self.expires_ms,
             "revoked_ms": self.revoked_ms,
+            "prev_valid_until_ms": self.prev_valid_until_ms if self.prev_key_hash else None,
+            "last_used_ms": self.last_used_ms,
             "status": "revoked" if self.revoked_ms is not None else "active",
         }
 
@@ -60,6 +63,11 @@ class ProjectEntry:
     created_ms: int
     monthly_budget_micro: int | None = None
     stripe_customer_id: str | None = None
+    billing_name: str | None = None
+    billing_address: str | None = None
+    billing_tax_id: str | None = None
+    billing_email: str | None = None
+    tax_rate: str | None = None  # percent as exact decimal text; None: the configured default
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ProjectEntry:
@@ -78,6 +86,13 @@ class ProjectEntry:
             "created_ms": self.created_ms,
             "monthly_budget_micro": self.monthly_budget_micro,
             "stripe_customer_id": self.stripe_customer_id,
+            "billing_details": {
+                "name": self.billing_name,
+                "address": self.billing_address,
+                "tax_id": self.billing_tax_id,
+                "email": self.billing_email,
+                "tax_rate": self.tax_rate,
+            },
         }
 
 

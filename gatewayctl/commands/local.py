@@ -1,21 +1,32 @@
-"""init and serve: the only commands that touch local files instead of the admin API."""
+"""init and serve: the only commands that touch local files instead of the admin API.
+
+Both run with umask 077: config.toml holds settings an attacker could use (and may be edited to hold
+more), the data dir holds the database (key hashes, the admin token hash, the ledger, request logs),
+so they are created 0600 and 0700. Both take the data dir's lock before the database is opened (a
+second server, or an init beside a running one, refuses at once and touches nothing); `serve` binds
+its socket before the app starts (a port in use fails before anything is opened), then says what it
+serves.
+"""
 
 from __future__ import annotations
 
-import logging
+import os
 import shutil
+import signal
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gatewayctl.credentials import keyring_problem, store_token
 from gatewayctl.errors import CliError
 from gatewayctl.options import Config, Json
-from gatewayctl.output import console, emit_json
-from server.clock import now_ms
-from server.keys import ADMIN_PREFIX, display_prefix, hash_secret, new_id, new_secret
-from server.settings import ConfigError, Settings, load_settings
+from gatewayctl.output import emit_json, say
+
+if TYPE_CHECKING:
+    from server.settings import Settings
+
+PRIVATE = 0o077
 
 
 def example_config() -> Path:
@@ -28,10 +39,33 @@ def example_config() -> Path:
 
 
 def _settings(path: Path | None) -> Settings:
+    from server.settings import ConfigError, load_settings
+
     try:
-        return load_settings(path)
+        settings = load_settings(path)
     except ConfigError as exc:
         raise CliError(str(exc), 2) from None
+    if settings.server.workers != 1:
+        raise CliError("server.workers must be 1: limits and reservations live in one process", 2)
+    return settings
+
+
+def _private(path: Path, mode: int) -> None:
+    """Tighten a file or folder we own to `mode` (an older version created them world-readable)."""
+    if path.exists() and path.stat().st_uid == os.geteuid():
+        path.chmod(mode)
+
+
+def _lock(data_path: Path) -> Any:
+    """The data dir's lock (server/datadir_lock.py), or a one-line refusal naming who holds it."""
+    from server.datadir_lock import DataDirLocked, acquire
+
+    try:
+        return acquire(data_path)
+    except DataDirLocked as exc:
+        raise CliError(str(exc), code="data_dir_locked") from None
+    except OSError as exc:
+        raise CliError(f"cannot lock the data dir {data_path}: {exc.strerror or exc}") from None
 
 
 def init(
@@ -39,74 +73,144 @@ def init(
     new_token: Annotated[bool, typer.Option("--new-token", help="Create another admin token.")] = False,
     json_out: Json = False,
 ) -> None:
-    """Write DIR/config.toml (from the example, if absent), create the database and an admin token."""
+    """Create config.toml, the database, the ledger key and an admin token.
+
+    Writes DIR/config.toml from the example (if absent), creates or migrates the database, creates the
+    ledger's key next to the config (if absent) and an admin token (kept in the keyring where one works,
+    else printed once).
+    """
+    from gatewayctl.credentials import keyring_problem, store_token
     from server.billing.ledger import open_chain
+    from server.clock import now_ms
+    from server.keys import ADMIN_PREFIX, display_prefix, hash_secret, new_id, new_secret
     from server.store.sqlite.store import add_admin_token, has_admin_token, prepare
 
+    os.umask(PRIVATE)
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "config.toml"
     created_config = not config.exists()
     if created_config:
         shutil.copyfile(example_config(), config)
+        config.chmod(0o600)
     settings = _settings(config)
-    if settings.server.workers != 1:
-        raise CliError("server.workers must be 1: limits and reservations live in one process", 2)
     db = settings.database_path
-    had_token = has_admin_token(db)
-    chain, rekey_from = open_chain(settings.ledger_key_path)  # the ledger's key, next to the config
-    prepare(db, chain, rekey_from=rekey_from)
+    lock = _lock(settings.data_path)  # a running server would be told its in-flight requests were interrupted
+    try:
+        had_token = has_admin_token(db)
+        chain, rekey_from = open_chain(settings.ledger_key_path)  # the ledger's key, next to the config
+        prepare(db, chain, rekey_from=rekey_from)
+        _private(settings.data_path, 0o700)
+        for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            _private(path, 0o600)
+        token = None
+        if new_token or not had_token:
+            token = new_secret(ADMIN_PREFIX)
+            add_admin_token(db, new_id("adm"), hash_secret(token), display_prefix(token), now_ms())
+    finally:
+        lock.release()
     url = f"http://{settings.server.host}:{settings.server.port}"
     result: dict[str, object] = {"config": str(config.resolve()), "database": str(db.resolve()), "url": url}
-    token = None
-    if new_token or not had_token:
-        token = new_secret(ADMIN_PREFIX)
-        add_admin_token(db, new_id("adm"), hash_secret(token), display_prefix(token), now_ms())
     stored = bool(token) and store_token(url, token or "")
     result.update(admin_token=token, keyring=stored)
     if json_out:
         emit_json(result)
         return
-    console.print(f"config: {result['config']}{' (created)' if created_config else ' (kept)'}")
-    console.print(f"database: {result['database']}")
+    say(f"config: {result['config']}{' (created)' if created_config else ' (kept)'}")
+    say(f"database: {result['database']}")
     if token is None:
-        console.print("admin token: unchanged (use --new-token for another)")
+        say("admin token: unchanged (use --new-token for another)")
     elif stored:
-        console.print(f"admin token: stored in the keyring for {url}")
+        say(f"admin token: stored in the keyring for {url}")
     else:
-        console.print(f"admin token (shown once): {token}")
-        console.print(
-            f"  {keyring_problem() or 'keyring refused it'}: export GATEWAY_ADMIN_TOKEN=<token> or pass --token."
-        )
+        say(f"admin token (shown once): {token}")
+        say(f"  {keyring_problem() or 'keyring refused it'}: export GATEWAY_ADMIN_TOKEN=<token> or pass --token.")
+
+
+def _bind(host: str, port: int) -> Any:
+    """The listening socket, bound before the app opens anything, so a port in use fails cleanly."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _banner(settings: Settings, config: Path | None, url: str) -> list[str]:
+    providers = ", ".join(f"{p.name} ({p.kind}{', ' + p.base_url if p.base_url else ''})" for p in settings.providers)
+    models = ", ".join(f"{m.name} -> {' | '.join(m.targets)}" for m in settings.models)
+    access = "on ([server] access_log = false turns it off)" if settings.server.access_log else "off"
+    return [
+        f"gateway listening on {url}",
+        f"config: {config.resolve() if config else 'none (defaults and GATEWAY_* environment)'}",
+        f"database: {settings.database_path.resolve()} (synchronous={settings.storage.synchronous})",
+        f"providers ({len(settings.providers)}): {providers or 'none'}",
+        f"models ({len(settings.models)}): {models or 'none'}",
+        f"access log: {access}",
+    ]
 
 
 def serve(
     config: Config = None,
     host: Annotated[str | None, typer.Option("--host", help="Override server.host.")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Override server.port.")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="Override server.port.")] = None,
 ) -> None:
-    """Run the gateway in the foreground (one worker process)."""
-    import os
+    """Run the gateway in the foreground.
+
+    One worker process; it refuses to start beside another on the same data; SIGTERM drains and exits 0.
+    """
+    import logging
 
     import uvicorn
 
     from server.app import create_asgi
 
+    os.umask(PRIVATE)
     chosen = config or (Path(os.environ["GATEWAY_CONFIG"]) if os.environ.get("GATEWAY_CONFIG") else None)
     if chosen is None and Path("config.toml").is_file():
         chosen = Path("config.toml")
     settings = _settings(chosen)
+    lock = _lock(settings.data_path)
+    listen_host, listen_port = host or settings.server.host, port or settings.server.port
+    sock = _bind(listen_host, listen_port)
+    shown_host = f"[{listen_host}]" if ":" in listen_host else listen_host
+    for line in _banner(settings, chosen, f"http://{shown_host}:{listen_port}"):
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()
     for noisy in ("httpx", "httpx2"):  # one INFO line per upstream call is noise
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if settings.server.workers != 1:
-        raise CliError("server.workers must be 1: limits and reservations live in one process", 2)
-    uvicorn.run(
-        create_asgi(settings),
-        host=host or settings.server.host,
-        port=port or settings.server.port,
-        access_log=False,
-        log_level="warning",
-        timeout_keep_alive=30,
-        timeout_graceful_shutdown=10,
-        server_header=False,
-        proxy_headers=False,  # X-Forwarded-For is honoured only from configured trusted proxies
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    gateway_log = logging.getLogger("gateway")
+    gateway_log.addHandler(handler)
+    gateway_log.setLevel(logging.INFO)
+    gateway_log.propagate = False  # Litestar configures the root logger too: one line per event
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_asgi(settings),
+            host=listen_host,
+            port=listen_port,
+            access_log=False,  # ours (server/api/access_log.py) names the key and the cost
+            log_level="warning",
+            timeout_keep_alive=30,
+            timeout_graceful_shutdown=10,
+            server_header=False,
+            proxy_headers=False,  # X-Forwarded-For is honoured only from configured trusted proxies
+        )
     )
+    # uvicorn drains, restores the handlers it found and re-raises the signal it caught: for SIGTERM
+    # that handler is this no-op, so a clean drain exits 0 (systemd's and the spec's expectation).
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        lock.release()
+    if not server.started:
+        raise CliError("the gateway did not start (see the log above)")

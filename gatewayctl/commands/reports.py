@@ -2,64 +2,182 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Any
 
 import typer
 
-from gatewayctl.options import Json, Token, Url, admin
-from gatewayctl.output import emit_json, fields, table
+from gatewayctl import humanize
+from gatewayctl.options import Ids, Json, OptionalProject, Token, Url, admin, group
+from gatewayctl.output import emit_json, fields, note, say, table
+from gatewayctl.table import Column
 from gatewayctl.timeparse import since_ms
-from server.money import format_credits
 
-models_app = typer.Typer(help="Models the gateway serves.", no_args_is_help=True)
-requests_app = typer.Typer(help="The request log.", no_args_is_help=True)
+models_app = group("Models the gateway serves.")
+requests_app = group("The request log.")
+
+
+class UsageGroup(StrEnum):
+    model = "model"
+    key = "key"
+    project = "project"
+    day = "day"
 
 
 @models_app.command("list")
 def models_list(json_out: Json = False, url: Url = None, token: Token = None) -> None:
-    """List public models with targets and prices."""
-    data = admin(url, token).get("/models")["data"]
+    """List public models.
+
+    With their prices (per 1M tokens), targets and capabilities.
+    """
+    client = admin(url, token)
+    data = client.get("/models")["data"]
     if json_out:
         emit_json(data)
         return
+    cards = [m.get("price_micro_per_1m") or {} for m in data]
+    inputs = humanize.money_column([c.get("input", 0) for c in cards], client.currency)
+    outputs = humanize.money_column([c.get("output", 0) for c in cards], client.currency)
     rows = [
         {
             "model": m["id"],
+            "input": i,
+            "output": o,
             "targets": ", ".join(m["targets"]),
-            "input/1M": m["pricing"]["input"],
-            "output/1M": m["pricing"]["output"],
             "capabilities": ", ".join(m["capabilities"]),
         }
-        for m in data
+        for m, i, o in zip(data, inputs, outputs, strict=True)
     ]
-    table(rows, ("model", "targets", "input/1M", "output/1M", "capabilities"))
+    columns = [
+        Column("model", "MODEL"),
+        Column("input", "INPUT/1M", align="right"),
+        Column("output", "OUTPUT/1M", align="right"),
+        Column("targets", "TARGETS", elide=True),
+        Column("capabilities", "CAPABILITIES", elide=True),
+    ]
+    table(columns, rows, empty="no models configured")
+
+
+def _usage_label(row: dict[str, Any], by: str) -> dict[str, str]:
+    if by == "key":
+        return {"key": row.get("key_name") or f"{row.get('key_prefix') or row['key']}…", "project": row["project_name"]}
+    if by == "project":
+        return {"project": row.get("project_name") or row["project"]}
+    return {by: str(row[by])}
 
 
 def usage(
     since: Annotated[str, typer.Option("--since", help="30m, 24h, 7d or an ISO date.")] = "24h",
-    by: Annotated[str, typer.Option("--by", help="model, key, project or day.")] = "model",
-    project: Annotated[str | None, typer.Option("--project", help="Only this project.")] = None,
+    by: Annotated[UsageGroup, typer.Option("--by", help="Group by model, key, project or day.")] = UsageGroup.model,
+    project: OptionalProject = None,
+    ids: Ids = False,
     json_out: Json = False,
     url: Url = None,
     token: Token = None,
 ) -> None:
-    """Requests, tokens and cost totals since a time, grouped by model (or key, project, day)."""
-    result = admin(url, token).get("/usage", since_ms=since_ms(since), by=by, project=project)
+    """Requests, tokens and cost over a period.
+
+    Totals since a time, grouped by model (or key, project, day).
+    """
+    from server.money import format_credits
+
+    client = admin(url, token)
+    result = client.get("/usage", since_ms=since_ms(since), by=by.value, project=project)
     rows = result["data"]
     for row in rows:
         row["cost"] = format_credits(row["cost_micro"] or 0)
     if json_out:
         emit_json(result)
         return
-    table(
-        rows, (by, "requests", "input_tokens", "output_tokens", "cached_tokens", "cost"), title=f"usage since {since}"
+    costs = humanize.money_column([r["cost_micro"] or 0 for r in rows], client.currency)
+    shown = [
+        {
+            "id": str(r.get(by.value) if by in (UsageGroup.key, UsageGroup.project) else ""),
+            **_usage_label(r, by.value),
+            "requests": humanize.count(r["requests"]),
+            "input": humanize.count(r["input_tokens"] or 0),
+            "output": humanize.count(r["output_tokens"] or 0),
+            "cached": humanize.count(r["cached_tokens"] or 0),
+            "cost": cost,
+        }
+        for r, cost in zip(rows, costs, strict=True)
+    ]
+    label = {"key": "KEY", "project": "PROJECT", "model": "MODEL", "day": "DAY (UTC)"}[by.value]
+    columns = [
+        *([Column("id", "ID")] if ids and by in (UsageGroup.key, UsageGroup.project) else []),
+        Column(by.value, label, elide=by == UsageGroup.key),  # a key's name is a label; ids stay whole
+        *([Column("project", "PROJECT")] if by == UsageGroup.key else []),
+        Column("requests", "REQUESTS", align="right"),
+        Column("input", "INPUT TOK", align="right"),
+        Column("output", "OUTPUT TOK", align="right"),
+        Column("cached", "CACHED", align="right"),
+        Column("cost", "COST", align="right"),
+    ]
+    note(f"usage since {humanize.local_time(result['since_ms'])} by {by.value}")
+    table(columns, shown, empty="no usage in that period")
+
+
+def _attempt_lines(attempts: list[dict[str, Any]]) -> list[str]:
+    return [f"{a['target']}: {a['status']} in {a['latency_ms']} ms" for a in attempts] or ["none"]
+
+
+def _show_request(row: dict[str, Any], currency: str) -> None:
+    started, ended = row.get("started_ms"), row.get("ended_ms")
+    tokens = "n/a"
+    if row.get("input_tokens") is not None:
+        tokens = f"{row['input_tokens']:,} in, {row['output_tokens']:,} out, {row['cached_tokens'] or 0:,} cached" + (
+            " (estimated)" if row.get("estimated") else ""
+        )
+    served = f"{row['provider']}:{row['upstream_model']}" if row.get("provider") else "not served"
+    fields(
+        [
+            ("request", row["id"]),
+            ("client request id", row.get("client_request_id") or "none"),
+            ("status", f"{row['status']} (HTTP {row.get('http_status') or '-'})"),
+            *([("error", row["error_code"])] if row.get("error_code") else []),
+            ("project", f"{row.get('project_name') or '?'} ({row['project_id']})"),
+            ("key", f"{row.get('key_name') or row.get('key_prefix') or '?'} ({row['key_id']})"),
+            ("endpoint", f"{row['endpoint']}{' (stream)' if row.get('stream') else ''}"),
+            ("model", f"{row['model']} -> {served}"),
+            ("started", humanize.moment(started)),
+            ("took", f"{ended - started:,} ms" if started and ended else "unfinished"),
+            ("tokens", tokens),
+            ("cost", humanize.money(row.get("cost_micro"), currency) or "none"),
+            ("attempts", _attempt_lines(row.get("attempts") or [])),
+        ]
     )
 
 
 @requests_app.command("show")
-def requests_show(request_id: str, json_out: Json = False, url: Url = None, token: Token = None) -> None:
-    """Show one request (by gateway id or the client's x-request-id) with its usage and cost."""
-    row = admin(url, token).get(f"/requests/{request_id}")
+def requests_show(
+    request_id: Annotated[str, typer.Argument(help="The gateway's request id or the client's x-request-id.")],
+    json_out: Json = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Show a request.
+
+    By gateway id or the client's x-request-id, with its usage, cost and attempts.
+
+    A client may reuse its x-request-id: then every request carrying it is listed, newest first
+    (with --json: the newest, and `match_ids` naming them all).
+    """
+    from server.money import format_credits
+
+    client = admin(url, token)
+    row = client.get(f"/requests/{request_id}")
     if row.get("cost_micro") is not None:
         row["cost"] = format_credits(row["cost_micro"])
-    emit_json(row) if json_out else fields(row)
+    if json_out:
+        emit_json(row)
+        return
+    others = [i for i in row.get("match_ids") or [] if i != row["id"]]
+    if others:
+        note(
+            f"{len(others) + 1} requests carry the client request id {request_id}; all are shown, newest first."
+            " Show one: gatewayctl requests show <request>"
+        )
+    _show_request(row, client.currency)
+    for other in others:
+        say()
+        _show_request(client.get(f"/requests/{other}"), client.currency)

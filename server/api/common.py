@@ -14,8 +14,9 @@ from server.clock import now_ms
 from server.dialects.base import Dialect
 from server.errors import bad_request
 from server.gateway import Gateway
-from server.money import MAX_AMOUNT_MICRO, to_micro
+from server.money import parse_amount
 from server.pipeline import RequestPath
+from server.request_facts import note_model
 from server.types import Call, Caller
 
 REQUEST_ID_SCOPE_KEY = "gateway.request_id"
@@ -57,6 +58,8 @@ def new_call(
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise bad_request("'stream' must be a boolean.", "invalid_type", "stream")
+    if isinstance(model, str):
+        note_model(model)
     return Call(
         request_id=request.scope.get(REQUEST_ID_SCOPE_KEY) or str(uuid.uuid4()),  # type: ignore[typeddict-item]
         client_request_id=request.scope.get(CLIENT_ID_SCOPE_KEY),  # type: ignore[typeddict-item]
@@ -120,14 +123,17 @@ def json_response(body: Any, headers: dict[str, str] | None = None, status: int 
     return Response(content=orjson.dumps(body), media_type="application/json", headers=headers, status_code=status)
 
 
-def money_field(value: Any, name: str) -> int | None:
-    """Currency amounts arrive as decimal strings or numbers and become integer micro-units."""
+def money_field(value: Any, name: str, *, negative: bool = False, zero: bool = True) -> int | None:
+    """Currency amounts arrive as decimal strings or numbers and become integer micro-units.
+
+    Refused with a 400 naming the field: anything that is not a finite decimal, finer than a
+    micro-unit, larger than the accepted maximum, negative unless `negative`, zero unless `zero`
+    (the same rules as the CLI's, from server.money.parse_amount)."""
     if value is None:
         return None
+    if isinstance(value, float):
+        value = repr(value)  # 0.1 stays '0.1', not its binary expansion
     try:
-        micro = to_micro(str(value))
-    except (ValueError, ArithmeticError):
-        raise bad_request(f"'{name}' must be an amount like 20 or 0.50.", "invalid_amount", name) from None
-    if abs(micro) > MAX_AMOUNT_MICRO:
-        raise bad_request(f"'{name}' is not a plausible amount.", "invalid_amount", name)
-    return micro
+        return parse_amount(value, negative=negative, zero=zero)
+    except ValueError as exc:
+        raise bad_request(f"'{name}': {exc}.", "invalid_amount", name) from None

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from server.billing.invoices import document, is_closed, month_bounds, parse_month
+from server.billing import invoices
+from server.billing.invoices import is_closed, month_bounds, parse_month
 from server.billing.stripe_api import StripeApi
 from server.billing.topups import cents_to_micro, session_facts, whole_cents
 from server.clock import now_ms
@@ -80,14 +81,24 @@ async def handle_event(gw: Gateway, event: dict[str, Any]) -> str:
     return str(outcome)
 
 
+def resolve_month(gw: Gateway, month: str) -> tuple[str, bool]:
+    """('YYYY-MM', whether it has ended) in the billing zone; 'last' is the last month that ended."""
+    zone, now = gw.settings.billing.timezone, now_ms()
+    month = parse_month(month, zone, now)
+    return month, is_closed(month, zone, now)
+
+
 async def close_month(
     gw: Gateway, month: str, push_stripe: bool, project_ref: str | None = None
 ) -> list[dict[str, Any]]:
-    """Invoice documents for every project with ledger entries in the month (numbered once, frozen once closed)."""
-    month = parse_month(month)
-    zone = gw.settings.billing.timezone
+    """Invoice documents for every project with ledger entries in the month: numbered and frozen once
+    the month has ended (on the first export after), drafts while it runs."""
+    billing = gw.settings.billing
+    zone, now = billing.timezone, now_ms()
+    month, closed = resolve_month(gw, month)
     start, end = month_bounds(month, zone)
-    closed = is_closed(month, zone, now_ms())
+    if push_stripe and not closed:
+        raise GatewayError(409, f"{month} has not ended; only closed months are sent to Stripe.", code="month_open")
     reader = gw.store.reader
     project_ids = await reader.call(lambda conn: billing_sql.projects_with_entries(conn, start, end))
     if project_ref:
@@ -97,12 +108,15 @@ async def close_month(
     for project_id in project_ids:
         project = gw.snapshot.projects_by_id[project_id]
         data = await reader.call(lambda conn, pid=project_id: billing_sql.invoice_data(conn, pid, start, end))
-        row = await gw.store.writer.run(
-            billing_sql.ensure_invoice(
-                project_id, month, data["debits_micro"], gw.settings.billing.invoice_prefix, closed, now_ms()
-            )
-        )
-        doc = document(row, project.public(), data, gw.settings.billing.currency, zone)
+        agreed = invoices.terms(billing, project.public())
+        if not closed:
+            documents.append(invoices.draft(project.public(), data, agreed, month, invoices.local_date(now, zone)))
+            continue
+        subtotal = data["debits_micro"]
+        tax = invoices.tax_micro(subtotal, agreed["tax"]["rate"]) if agreed["tax"] else 0
+        op = billing_sql.ensure_invoice(project_id, month, subtotal, tax, billing.invoice_prefix, agreed, now)
+        row = await gw.store.writer.run(op)
+        doc = invoices.closed(row, project.public(), data, billing.currency, zone)
         if push_stripe:
             doc["stripe_invoice_id"] = await _push(gw, row, project.billing, project.stripe_customer_id, doc)
         documents.append(doc)
@@ -117,10 +131,6 @@ async def _push(
         return str(row["stripe_invoice_id"])
     if billing != "postpaid" or not customer or not doc["lines"]:
         return None
-    if row["status"] == "draft":
-        raise GatewayError(
-            409, f"{row['month']} has not ended; only closed months are sent to Stripe.", code="month_open"
-        )
     stripe_id = await stripe_api(gw).push_invoice(customer, doc)
     await gw.store.writer.run(billing_sql.set_stripe_invoice(row["id"], stripe_id))
     return stripe_id

@@ -80,7 +80,7 @@ class StripeApi:
             params={
                 "customer": customer,
                 "collection_method": "send_invoice",
-                "days_until_due": 30,
+                "days_until_due": 30 if invoice.get("payment_terms_days") is None else invoice["payment_terms_days"],
                 "auto_advance": False,
                 "pending_invoice_items_behavior": "exclude",
                 "metadata": {
@@ -91,8 +91,10 @@ class StripeApi:
             },
             options={"idempotency_key": f"{number}-invoice"},
         )
-        for index, line in enumerate(invoice["lines"]):
-            cents = -(-line["amount_micro"] // 10_000)  # Stripe bills whole cents: round up the line
+        items = [(line["amount_micro"], f"{line['model']}: {line['requests']} requests") for line in invoice["lines"]]
+        items += [(tax["amount_micro"], f"{tax['name']} {tax['rate']} %") for tax in invoice.get("taxes") or []]
+        for index, (micro, description) in enumerate(items):
+            cents = -(-micro // 10_000)  # Stripe bills whole cents: round up the line
             await self._call(
                 client.v1.invoice_items.create,
                 params={
@@ -100,7 +102,7 @@ class StripeApi:
                     "invoice": created.id,
                     "amount": cents,
                     "currency": self._currency,
-                    "description": f"{line['model']}: {line['requests']} requests",
+                    "description": description,
                 },
                 options={"idempotency_key": f"{number}-line-{index}"},
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,7 +75,10 @@ def test_closed_month_is_numbered_once_pushed_to_stripe_and_settled(
             [again] = await close_month(gw, "2026-10", push_stripe=True)
             assert first["number"] == again["number"] == "INV-000001"
             assert first["total_micro"] == 2000 + 3000 + 4000
-            assert first["issued_on"] == "2026-11-01" and first["status"] == "open"
+            # issued the day it was numbered (the first export after the month ended), never later
+            today = time.strftime("%Y-%m-%d", time.gmtime())
+            assert "2026-11-01" <= first["issued_on"] == again["issued_on"] <= today and first["status"] == "open"
+            assert first["due_on"] > first["issued_on"]  # 30 days' terms by default
             stripe_id = first["stripe_invoice_id"]
             assert stripe_id and again["stripe_invoice_id"] == stripe_id  # pushed once
             items = [r for r in stripe_up.received() if r["path"] == "/v1/invoiceitems"]

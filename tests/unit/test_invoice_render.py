@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from pypdf import PdfReader
 
 from server.billing.invoice_render import CSV_COLUMNS, parse_json, render_csv, render_json, render_pdf
 from server.money import format_credits, to_micro
+from tests.support.pdf import pdftoppm
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -209,10 +209,9 @@ def test_pdf_survives_text_outside_latin1() -> None:
     assert "Café" in text
 
 
-@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
 def test_first_page_renders_to_png(tmp_path: Path) -> None:
     pdf = tmp_path / "invoice.pdf"
     pdf.write_bytes(render_pdf(make_invoice(60)))
-    subprocess.run(["pdftoppm", "-png", "-r", "50", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "p")], check=True)
+    subprocess.run([pdftoppm(), "-png", "-r", "50", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "p")], check=True)
     pngs = list(tmp_path.glob("p*.png"))
     assert len(pngs) == 1 and pngs[0].read_bytes().startswith(b"\x89PNG")

@@ -37,6 +37,24 @@ def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch) -> None
         ('[[providers]]\nname = "p"\nkind = "mock"\n[[models]]\nname = "m"\ntargets = ["p"]\n', "targets"),
         ("[server]\nporrt = 1\n", "server.porrt"),
         ("[server\n", "invalid TOML"),
+        (
+            '[[providers]]\nname = "p"\nkind = "mock"\n[[models]]\nname = "m"\ntargets = ["p:m"]\n'
+            "price = { input = -1 }\n",
+            "prices cannot be negative",
+        ),
+        (
+            '[[providers]]\nname = "p"\nkind = "mock"\n[[models]]\nname = "m"\ntargets = ["p:m"]\n'
+            "price = { output = 2000000 }\n",
+            "refused (a typo?)",
+        ),
+        (
+            '[[providers]]\nname = "p"\nkind = "mock"\n[[models]]\nname = "m"\ntargets = ["p:m"]\n'
+            "price = { input = 0.0000001 }\n",
+            "exact to 0.000001",
+        ),
+        ("[billing]\ntax_rate = 120\n", "billing.tax_rate"),
+        ("[billing]\ntax_rate = 7.123456\n", "at most 4 decimals"),
+        ("[billing]\npayment_terms_days = -1\n", "billing.payment_terms_days"),
     ],
 )
 def test_invalid_config_is_one_line_naming_the_key(tmp_path: Path, text: str, named: str) -> None:
@@ -50,13 +68,33 @@ def test_invalid_config_is_one_line_naming_the_key(tmp_path: Path, text: str, na
 
 
 def test_documented_config_covers_every_settings_key() -> None:
-    """A key added to the settings must be documented in config.example.toml."""
-    from server.settings import ProviderSettings, ServerSettings, StorageSettings, Timeouts
+    """A key added to the settings must be documented in config.example.toml (and named in the README)."""
+    from server.settings import (
+        BillingSettings,
+        LimitSettings,
+        ProviderSettings,
+        RoutingSettings,
+        ServerSettings,
+        StorageSettings,
+        StripeSettings,
+        Timeouts,
+    )
 
     text = (REPO / "config.example.toml").read_text()
-    for model in (ServerSettings, StorageSettings, ProviderSettings, Timeouts):
+    readme = (REPO / "README.md").read_text()
+    for model in (
+        ServerSettings,
+        StorageSettings,
+        ProviderSettings,
+        Timeouts,
+        LimitSettings,
+        RoutingSettings,
+        BillingSettings,
+        StripeSettings,
+    ):
         for name in model.model_fields:
             assert name in text, f"{model.__name__}.{name} is not documented in config.example.toml"
+            assert f"`{name}`" in readme, f"{model.__name__}.{name} is not in README's configuration table"
 
 
 ANTHROPIC = '[[providers]]\nname = "claude"\nkind = "anthropic"\nbase_url = "http://127.0.0.1:9"\n'

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from litestar import Request, Response, get, post
 from litestar.params import Parameter
 
+from server.api.admin.views import project_name
 from server.api.common import gateway_of, json_body, json_response, money_field
-from server.billing.service import close_month, topup
+from server.billing.service import close_month, resolve_month, topup
 from server.clock import now_ms
 from server.errors import bad_request
 from server.operations import credit_wallet, find_project
@@ -22,6 +23,7 @@ async def wallet_balance(request: Request[Any, Any, Any], ref: str) -> Response[
     return json_response(
         {
             "project": project.id,
+            "project_name": project.name,
             "billing": project.billing,
             "balance_micro": budgets.balances.get(project.id, 0),
             "reserved_micro": budgets.reserved_wallet.get(project.id, 0),
@@ -34,17 +36,18 @@ async def wallet_balance(request: Request[Any, Any, Any], ref: str) -> Response[
 
 @post("/wallet/{ref:str}/credit", status_code=201)
 async def wallet_credit(request: Request[Any, Any, Any], ref: str) -> Response[Any]:
+    """201 with the new entry; 200 with the recorded one when the same id and amount come again."""
     body = await json_body(request)
-    amount = money_field(body.get("amount"), "amount")
+    amount = money_field(body.get("amount"), "amount", negative=True, zero=False)
     if amount is None:
         raise bad_request("'amount' is required.", "missing_amount", "amount")
-    source_id, reason = body.get("id"), body.get("reason") or ""
-    if source_id is not None and (not isinstance(source_id, str) or not 0 < len(source_id) <= 200):
-        raise bad_request("'id' must be a string of at most 200 characters.", "invalid_type", "id")
+    reason = body.get("reason") or ""
     if not isinstance(reason, str):
         raise bad_request("'reason' must be a string.", "invalid_type", "reason")
-    entry = await credit_wallet(gateway_of(request), ref, amount, reason, source_id)
-    return json_response(entry, status=201)
+    gw = gateway_of(request)
+    entry = await credit_wallet(gw, ref, amount, reason, body.get("id"))
+    answer = {**entry, "project_name": project_name(gw, entry["project_id"])}
+    return json_response(answer, status=200 if entry["replayed"] else 201)
 
 
 @get("/wallet/{ref:str}/history")
@@ -58,7 +61,8 @@ async def wallet_history(
 
 @get("/ledger/verify")
 async def ledger_verify(request: Request[Any, Any, Any]) -> Response[Any]:
-    results = await gateway_of(request).store.verify_ledger()
+    gw = gateway_of(request)
+    results = [{**r, "project_name": project_name(gw, r["project_id"])} for r in await gw.store.verify_ledger()]
     return json_response({"ok": all(r["ok"] for r in results), "projects": results})
 
 
@@ -96,7 +100,7 @@ async def ledger_checkpoints(
 @post("/wallet/{ref:str}/topup", status_code=201)
 async def wallet_topup(request: Request[Any, Any, Any], ref: str) -> Response[Any]:
     body = await json_body(request)
-    amount = money_field(body.get("amount"), "amount")
+    amount = money_field(body.get("amount"), "amount", zero=False)
     if amount is None:
         raise bad_request("'amount' is required.", "missing_amount", "amount")
     return json_response(await topup(gateway_of(request), ref, amount), status=201)
@@ -104,11 +108,12 @@ async def wallet_topup(request: Request[Any, Any, Any], ref: str) -> Response[An
 
 @post("/invoices/close", status_code=200)
 async def invoices_close(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Numbered, frozen invoices for an ended month ('last' = the last ended month), drafts otherwise."""
     body = await json_body(request)
-    documents = await close_month(
-        gateway_of(request), str(body.get("month") or ""), bool(body.get("push_stripe")), body.get("project")
-    )
-    return json_response({"month": body.get("month"), "invoices": documents})
+    gw = gateway_of(request)
+    month, closed = resolve_month(gw, str(body.get("month") or ""))
+    documents = await close_month(gw, month, bool(body.get("push_stripe")), body.get("project"))
+    return json_response({"month": month, "closed": closed, "invoices": documents})
 
 
 MONEY_HANDLERS = [

@@ -1,14 +1,17 @@
-"""Admin routes: projects, keys, usage and request lookup. Thin: operations.py does the work."""
+"""Admin routes: projects, keys, usage and request lookup, and the admin router. Thin: operations.py
+does the work, views.py adds the names people use beside the ids."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Request, Response, Router, get, patch, post
+from litestar import Request, Response, Router, get, patch, post, put
 from litestar.params import Parameter
 
+from server.api.admin.budgets import BUDGET_HANDLERS
 from server.api.admin.guard import require_admin
 from server.api.admin.money import MONEY_HANDLERS
+from server.api.admin.views import currency_header, key_view, usage_rows, with_key_names
 from server.api.common import gateway_of, json_body, json_response, money_field
 from server.api.openai.models import describe
 from server.errors import GatewayError, bad_request
@@ -19,7 +22,7 @@ from server.operations import (
     find_project,
     revoke_key,
     rotate_key,
-    set_key_budget,
+    set_billing_details,
     set_project,
 )
 
@@ -41,6 +44,11 @@ async def list_projects(request: Request[Any, Any, Any]) -> Response[Any]:
     return json_response({"data": [p.public() for p in gw.snapshot.projects_by_id.values()]})
 
 
+@get("/projects/{ref:str}")
+async def get_project(request: Request[Any, Any, Any], ref: str) -> Response[Any]:
+    return json_response(find_project(gateway_of(request), ref).public())
+
+
 @post("/projects", status_code=201)
 async def post_project(request: Request[Any, Any, Any]) -> Response[Any]:
     body = await json_body(request)
@@ -50,32 +58,36 @@ async def post_project(request: Request[Any, Any, Any]) -> Response[Any]:
     return json_response(project.public(), status=201)
 
 
-@get("/keys")
-async def list_keys(request: Request[Any, Any, Any], project: str | None = None) -> Response[Any]:
-    gw = gateway_of(request)
-    keys = gw.snapshot.keys_by_id.values()
-    if project:
-        project_id = find_project(gw, project).id
-        keys = [k for k in keys if k.project_id == project_id]  # type: ignore[assignment]
-    return json_response({"data": [k.public() for k in keys]})
-
-
 @patch("/projects/{ref:str}")
 async def patch_project(request: Request[Any, Any, Any], ref: str) -> Response[Any]:
     body = await json_body(request)
     values: dict[str, Any] = {}
-    if "plan" in body:
-        values["plan"] = _optional_str(body, "plan")
-    if "billing" in body:
-        values["billing"] = _optional_str(body, "billing")
-    if "stripe_customer_id" in body:
-        values["stripe_customer_id"] = _optional_str(body, "stripe_customer_id")
+    for name in ("plan", "billing", "stripe_customer_id"):
+        if name in body:
+            values[name] = _optional_str(body, name)
     if "monthly_budget" in body:
-        budget = money_field(body["monthly_budget"], "monthly_budget")
-        values["monthly_budget_micro"] = budget or None
+        values["monthly_budget_micro"] = money_field(body["monthly_budget"], "monthly_budget") or None
     if not values:
-        raise bad_request("Nothing to change: give plan, billing or monthly_budget.", "empty_update")
+        wanted = "plan, billing, stripe_customer_id or monthly_budget"
+        raise bad_request(f"Nothing to change: give {wanted}.", "empty_update")
     return json_response((await set_project(gateway_of(request), ref, **values)).public())
+
+
+@put("/projects/{ref:str}/billing-details")
+async def put_billing_details(request: Request[Any, Any, Any], ref: str) -> Response[Any]:
+    """Bill-to details (name, address, tax_id, email) and the project's tax_rate; given fields only."""
+    body = await json_body(request)
+    return json_response((await set_billing_details(gateway_of(request), ref, body)).public())
+
+
+@get("/keys")
+async def list_keys(request: Request[Any, Any, Any], project: str | None = None) -> Response[Any]:
+    gw = gateway_of(request)
+    keys = list(gw.snapshot.keys_by_id.values())
+    if project:
+        project_id = find_project(gw, project).id
+        keys = [k for k in keys if k.project_id == project_id]
+    return json_response({"data": [key_view(gw, k) for k in keys]})
 
 
 @post("/keys", status_code=201)
@@ -90,9 +102,10 @@ async def post_key(request: Request[Any, Any, Any]) -> Response[Any]:
     ):
         raise bad_request("'expires_ms' must be a millisecond timestamp.", "invalid_type", "expires_ms")
     scopes = {name: body.get(name) for name in ("models", "endpoints", "ips", "rpm", "tpm")}
-    scopes["monthly_budget_micro"] = money_field(body.get("monthly_budget"), "monthly_budget")
-    key, secret = await create_key(gateway_of(request), project, _optional_str(body, "name"), expires_ms, scopes)
-    return json_response({**key.public(), "key": secret}, status=201)
+    scopes["monthly_budget_micro"] = money_field(body.get("monthly_budget"), "monthly_budget", zero=False)
+    gw = gateway_of(request)
+    key, secret = await create_key(gw, project, _optional_str(body, "name"), expires_ms, scopes)
+    return json_response({**key_view(gw, key), "key": secret}, status=201)
 
 
 @post("/keys/{key_id:str}/rotate", status_code=200)
@@ -101,32 +114,21 @@ async def post_rotate(request: Request[Any, Any, Any], key_id: str) -> Response[
     grace = body.get("grace_seconds", 0)
     if not isinstance(grace, int) or isinstance(grace, bool) or not 0 <= grace <= MAX_GRACE_S:
         raise bad_request("'grace_seconds' must be a non-negative integer.", "invalid_type", "grace_seconds")
-    key, secret = await rotate_key(gateway_of(request), key_id, grace)
-    return json_response({**key.public(), "key": secret})
-
-
-@post("/budgets", status_code=200)
-async def post_budget(request: Request[Any, Any, Any]) -> Response[Any]:
-    body = await json_body(request)
-    monthly = money_field(body.get("monthly"), "monthly") or None
     gw = gateway_of(request)
-    if body.get("key"):
-        key = await set_key_budget(gw, str(body["key"]), monthly)
-        return json_response({"key": key.id, "monthly_budget_micro": key.scopes.monthly_budget_micro})
-    if body.get("project"):
-        project = await set_project(gw, str(body["project"]), monthly_budget_micro=monthly)
-        return json_response({"project": project.id, "monthly_budget_micro": project.monthly_budget_micro})
-    raise bad_request("Give 'project' or 'key'.", "missing_scope")
+    key, secret = await rotate_key(gw, find_key(gw, key_id).id, grace)
+    return json_response({**key_view(gw, key), "key": secret})
 
 
 @get("/keys/{key_id:str}")
 async def get_key(request: Request[Any, Any, Any], key_id: str) -> Response[Any]:
-    return json_response(find_key(gateway_of(request), key_id).public())
+    gw = gateway_of(request)
+    return json_response(key_view(gw, find_key(gw, key_id)))
 
 
 @post("/keys/{key_id:str}/revoke", status_code=200)
 async def post_revoke(request: Request[Any, Any, Any], key_id: str) -> Response[Any]:
-    return json_response((await revoke_key(gateway_of(request), key_id)).public())
+    gw = gateway_of(request)
+    return json_response(key_view(gw, await revoke_key(gw, find_key(gw, key_id).id)))
 
 
 @get("/usage")
@@ -141,15 +143,18 @@ async def usage(
         raise bad_request(f"'by' must be one of {', '.join(USAGE_GROUPS)}.", "invalid_group", "by")
     project_id = find_project(gw, project).id if project else None
     rows = await gw.store.reader.usage_totals(since_ms, by, project_id)
-    return json_response({"since_ms": since_ms, "by": by, "data": rows})
+    return json_response({"since_ms": since_ms, "by": by, "data": usage_rows(gw, rows, by)})
 
 
 @get("/requests/{request_id:str}")
 async def get_request(request: Request[Any, Any, Any], request_id: str) -> Response[Any]:
-    row = await gateway_of(request).store.reader.request(request_id)
-    if row is None:
+    """A request by gateway id, or by the client's x-request-id: the newest carrying it, with
+    `match_ids` naming every request that does (a client may reuse its ids), newest first."""
+    gw = gateway_of(request)
+    rows = await gw.store.reader.requests_matching(request_id)
+    if not rows:
         raise GatewayError(404, f"No request '{request_id}'.", code="request_not_found")
-    return json_response(row)
+    return json_response({**with_key_names(gw, rows[0]), "match_ids": [row["id"] for row in rows]})
 
 
 @get("/models")
@@ -165,13 +170,16 @@ async def admin_models(request: Request[Any, Any, Any]) -> Response[Any]:
 admin_router = Router(
     path="/admin/v1",
     guards=[require_admin],
+    middleware=[currency_header],
     route_handlers=[
         *MONEY_HANDLERS,
+        *BUDGET_HANDLERS,
         list_projects,
+        get_project,
         post_project,
         patch_project,
+        put_billing_details,
         post_rotate,
-        post_budget,
         list_keys,
         post_key,
         get_key,

@@ -7,6 +7,7 @@ event about the same Checkout Session cannot credit twice either.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -123,13 +124,14 @@ def settle_invoice(chain: ledger.Chain, event_id: str, event_type: str, stripe_i
         if invoice["status"] == "paid":
             return "already_paid", None
         conn.execute("UPDATE invoices SET status = 'paid', paid_ms = ? WHERE id = ?", (when_ms, invoice["id"]))
-        entry = ledger.append(
+        usage_paid = invoice["subtotal_micro"] if invoice["subtotal_micro"] is not None else invoice["total_micro"]
+        entry = ledger.append(  # the usage it pays for; tax collected is not the project's money
             conn,
             chain,
             invoice["project_id"],
             "invoice_settlement",
             invoice["number"],
-            invoice["total_micro"],
+            usage_paid,
             "Invoice paid",
             when_ms,
         )
@@ -180,40 +182,57 @@ def projects_with_entries(conn: sqlite3.Connection, start_ms: int, end_ms: int) 
     return [row[0] for row in found]
 
 
-def ensure_invoice(project_id: str, month: str, total_micro: int, prefix: str, closed: bool, when_ms: int) -> Any:
-    """The project's invoice for the month: numbered once (sequential per installation), frozen once closed."""
+def next_number(conn: sqlite3.Connection, name: str = "invoice") -> int:
+    """Move the named counter by one inside the caller's transaction and return the new value.
+
+    The counter row is written before anything else is decided, so two writers numbering at once
+    serialize on it (SQLite's write lock; a row lock elsewhere): each gets its own value, and a
+    rolled-back transaction gives its value back. The unique index on invoices.seq backs it up."""
+    found = conn.execute("UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value", (name,)).fetchone()
+    if found is None:
+        conn.execute("INSERT INTO counters (name, value) VALUES (?, 1)", (name,))
+        return 1
+    return int(found[0])
+
+
+def _invoice_row(found: dict[str, Any]) -> dict[str, Any]:
+    found["frozen"] = json.loads(found["frozen"]) if found.get("frozen") else None
+    return found
+
+
+def ensure_invoice(
+    project_id: str, month: str, subtotal_micro: int, tax_micro: int, prefix: str, frozen: dict[str, Any], when_ms: int
+) -> Any:
+    """The project's invoice for a closed month: numbered once (sequential per installation, from the
+    counter), with its totals and terms frozen; an invoice already numbered is returned unchanged."""
 
     def op(conn: sqlite3.Connection) -> dict[str, Any]:
         found = rows(conn, "SELECT * FROM invoices WHERE project_id = ? AND month = ?", (project_id, month))
         if found:
-            invoice = found[0]
-            if invoice["status"] == "draft":
-                status = "open" if closed else "draft"
-                conn.execute(
-                    "UPDATE invoices SET total_micro = ?, status = ? WHERE id = ?", (total_micro, status, invoice["id"])
-                )
-                invoice.update(total_micro=total_micro, status=status)
-            return invoice
-        seq = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM invoices").fetchone()[0]
+            return _invoice_row(found[0])
+        seq = next_number(conn)
         invoice = {
             "id": f"inv_{seq:06d}",
             "seq": seq,
             "number": f"{prefix}{seq:06d}",
             "project_id": project_id,
             "month": month,
-            "total_micro": total_micro,
-            "status": "open" if closed else "draft",
+            "subtotal_micro": subtotal_micro,
+            "tax_micro": tax_micro,
+            "total_micro": subtotal_micro + tax_micro,
+            "status": "open",
             "stripe_invoice_id": None,
             "created_ms": when_ms,
             "paid_ms": None,
+            "frozen": json.dumps(frozen, sort_keys=True),
         }
         conn.execute(
-            "INSERT INTO invoices (id, seq, number, project_id, month, total_micro, status, stripe_invoice_id,"
-            " created_ms, paid_ms) VALUES (:id, :seq, :number, :project_id, :month, :total_micro, :status,"
-            " :stripe_invoice_id, :created_ms, :paid_ms)",
+            "INSERT INTO invoices (id, seq, number, project_id, month, subtotal_micro, tax_micro, total_micro, status,"
+            " stripe_invoice_id, created_ms, paid_ms, frozen) VALUES (:id, :seq, :number, :project_id, :month,"
+            " :subtotal_micro, :tax_micro, :total_micro, :status, :stripe_invoice_id, :created_ms, :paid_ms, :frozen)",
             invoice,
         )
-        return invoice
+        return _invoice_row(invoice)
 
     return op
 

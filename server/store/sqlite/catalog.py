@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 
+BILLING_DETAIL_COLUMNS = ("billing_name", "billing_address", "billing_tax_id", "billing_email", "tax_rate")
+
 
 def rows(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
     cur = conn.execute(sql, args)
@@ -70,8 +72,8 @@ def insert_admin_token(conn: sqlite3.Connection, token_id: str, token_hash: str,
 
 
 def update_project(project_id: str, **values: Any) -> Any:
-    """Set plan, billing, monthly budget or Stripe customer of a project (column names are ours, not input)."""
-    allowed = {"plan", "billing", "monthly_budget_micro", "stripe_customer_id"}
+    """Set plan, billing, budget, Stripe customer or billing details of a project (column names are ours)."""
+    allowed = {"plan", "billing", "monthly_budget_micro", "stripe_customer_id", *BILLING_DETAIL_COLUMNS}
     assert set(values) <= allowed, values
     assignments = ", ".join(f"{name} = :{name}" for name in values)
 
@@ -96,6 +98,17 @@ def rotate_key(key_id: str, new_hash: str, prefix: str, prev_hash: str | None, p
         conn.execute(
             "UPDATE api_keys SET key_hash = ?, prefix = ?, prev_key_hash = ?, prev_valid_until_ms = ? WHERE id = ?",
             (new_hash, prefix, prev_hash, prev_valid_until_ms, key_id),
+        )
+
+    return op
+
+
+def touch_keys(last_used: list[tuple[int, str]]) -> Any:
+    """Record keys' last use (ms, key id) in one statement batch; never moves a time backwards."""
+
+    def op(conn: sqlite3.Connection) -> None:
+        conn.executemany(
+            "UPDATE api_keys SET last_used_ms = ?1 WHERE id = ?2 AND COALESCE(last_used_ms, 0) < ?1", last_used
         )
 
     return op

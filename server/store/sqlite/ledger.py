@@ -58,10 +58,10 @@ def append(
     return entry
 
 
-def exists(conn: sqlite3.Connection, kind: str, source_id: str) -> bool:
-    return (
-        conn.execute("SELECT 1 FROM ledger WHERE kind = ? AND source_id = ?", (kind, source_id)).fetchone() is not None
-    )
+def find(conn: sqlite3.Connection, kind: str, source_id: str) -> dict[str, Any] | None:
+    """The entry recorded under (kind, source_id), if any (the pair is unique)."""
+    found = rows(conn, "SELECT * FROM ledger WHERE kind = ? AND source_id = ?", (kind, source_id))
+    return found[0] if found else None
 
 
 def history(conn: sqlite3.Connection, project_id: str, limit: int) -> list[dict[str, Any]]:

@@ -192,7 +192,31 @@ def _m003_stripe_invoices(db: sqlite_utils.Database) -> None:
     db["invoices"].create_index(["stripe_invoice_id"])
 
 
-def _m004_holds_units_checkpoints(db: sqlite_utils.Database) -> None:
+def _m004_key_last_used(db: sqlite_utils.Database) -> None:
+    # Written in batches by the server (server/key_activity.py), never per request.
+    db["api_keys"].add_column("last_used_ms", int)
+
+
+def _m005_invoices_for_business(db: sqlite_utils.Database) -> None:
+    # Who a project's invoices are addressed to, and its own tax rate (percent as exact decimal text;
+    # NULL: the configured default).
+    for column in ("billing_name", "billing_address", "billing_tax_id", "billing_email", "tax_rate"):
+        db["projects"].add_column(column, str)
+    # Invoice numbers come from a counter row moved in the numbering transaction (never MAX(seq)+1),
+    # starting after the highest number already issued.
+    db["counters"].create({"name": str, "value": int}, pk="name", not_null={"value"})
+    db.execute("INSERT INTO counters (name, value) SELECT 'invoice', COALESCE(MAX(seq), 0) FROM invoices")
+    # Drafts are no longer stored (they had consumed numbers): a draft is computed on each export.
+    db.execute("DELETE FROM invoices WHERE status = 'draft'")
+    # A closed invoice freezes what it says beyond the ledger (issuer, bill-to, tax, terms, currency)
+    # so it re-exports byte-identical whatever the configuration or the project's details become.
+    db["invoices"].add_column("subtotal_micro", int)
+    db["invoices"].add_column("tax_micro", int, not_null_default=0)
+    db["invoices"].add_column("frozen", str)
+    db.execute("UPDATE invoices SET subtotal_micro = total_micro")
+
+
+def _m006_holds_units_checkpoints(db: sqlite_utils.Database) -> None:
     # A reservation outlives the process: written with its request's intent, resolved exactly once in the
     # transaction of its outcome (settled or released), or at start-up (released, or settled for a stream
     # that delivered bytes; kind 'job' and 'session' holds stay open across a restart).
@@ -235,7 +259,9 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_limits_budgets_ledger", _m002_limits_budgets_ledger),
     ("003_stripe_invoices", _m003_stripe_invoices),
-    ("004_holds_units_checkpoints", _m004_holds_units_checkpoints),
+    ("004_key_last_used", _m004_key_last_used),
+    ("005_invoices_for_business", _m005_invoices_for_business),
+    ("006_holds_units_checkpoints", _m006_holds_units_checkpoints),
 ]
 
 

@@ -73,18 +73,17 @@ class Reader:
             tuple(args),
         )
 
-    async def request(self, request_id: str) -> dict[str, Any] | None:
-        """A request row with its usage, by gateway id or by the client's x-request-id (newest)."""
+    async def requests_matching(self, ref: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Request rows with their usage, newest first: the one with gateway id `ref`, or every one whose
+        client x-request-id is `ref` (clients may reuse an id)."""
         rows = await self._all(
             "SELECT r.*, u.input_tokens, u.output_tokens, u.cached_tokens, u.cost_micro, u.price_card,"
             " u.estimated FROM requests r LEFT JOIN usage u ON u.request_id = r.id"
-            " WHERE r.id = ? OR r.client_request_id = ? ORDER BY r.started_ms DESC LIMIT 1",
-            (request_id, request_id),
+            " WHERE r.id = ? OR r.client_request_id = ? ORDER BY r.started_ms DESC, r.rowid DESC LIMIT ?",
+            (ref, ref, limit),
         )
-        if not rows:
-            return None
-        row = rows[0]
-        row["attempts"] = orjson.loads(row["attempts"]) if row["attempts"] else []
-        row["price_card"] = orjson.loads(row["price_card"]) if row["price_card"] else None
-        row["stream"] = bool(row["stream"])
-        return row
+        for row in rows:
+            row["attempts"] = orjson.loads(row["attempts"]) if row["attempts"] else []
+            row["price_card"] = orjson.loads(row["price_card"]) if row["price_card"] else None
+            row["stream"] = bool(row["stream"])
+        return rows

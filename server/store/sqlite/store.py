@@ -149,6 +149,9 @@ class SqliteStore:
     async def update_project(self, project_id: str, **values: Any) -> None:
         await self.writer.run(catalog.update_project(project_id, **values))
 
+    async def touch_keys(self, last_used: list[tuple[int, str]]) -> None:
+        await self.writer.run(catalog.touch_keys(last_used))
+
     async def update_key_scopes(self, key_id: str, scopes: dict[str, Any], expires_ms: int | None) -> None:
         await self.writer.run(catalog.update_key_scopes(key_id, scopes, expires_ms))
 
@@ -162,13 +165,15 @@ class SqliteStore:
 
     async def append_ledger(
         self, project_id: str, kind: str, source_id: str, amount_micro: int, memo: str, when_ms: int
-    ) -> dict[str, Any] | None:
-        """One ledger entry; None when (kind, source_id) was already recorded (nothing happens twice)."""
+    ) -> tuple[dict[str, Any], bool]:
+        """(entry, True) for a new entry; (the entry already recorded under (kind, source_id), False)
+        otherwise: nothing happens twice, and a retry can tell whether it repeated the same thing."""
 
-        def op(conn: Any) -> dict[str, Any] | None:
-            if ledger.exists(conn, kind, source_id):
-                return None
-            return ledger.append(conn, self.chain, project_id, kind, source_id, amount_micro, memo, when_ms)
+        def op(conn: Any) -> tuple[dict[str, Any], bool]:
+            found = ledger.find(conn, kind, source_id)
+            if found is not None:
+                return found, False
+            return ledger.append(conn, self.chain, project_id, kind, source_id, amount_micro, memo, when_ms), True
 
         return await self.writer.run(op)
 
