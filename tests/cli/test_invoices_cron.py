@@ -14,7 +14,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from server.store.sqlite import records
-from server.types import Call, Caller, Charge, Outcome, PriceRates, Usage
+from server.billing.ledger import open_chain
+from server.store.protocol import Closing, HoldRecord, Intent
+from server.types import Call, Caller, Charge, Outcome, Usage
 from tests.support.gateway import GATEWAYCTL, GatewayProcess
 from tests.support.pdf import page_texts
 
@@ -45,6 +47,8 @@ def _last_month_usage(gw: GatewayProcess, project: str) -> str:
     [project_row] = [p for p in gw.cli_json("projects", "list") if p["name"] == project]
     key = gw.cli_json("keys", "create", "--project", project)
     caller = Caller(project_row["id"], key["id"], "127.0.0.1")
+    chain, _ = open_chain(gw.dir / "ledger.key")  # the installation's ledger key, made by init
+    card = {"input": 1_000_000, "output": 2_000_000, "cached_input": 1_000_000}
     conn = sqlite3.connect(gw.database, isolation_level=None)
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -54,11 +58,12 @@ def _last_month_usage(gw: GatewayProcess, project: str) -> str:
                 status="ok",
                 http_status=200,
                 usage=Usage(input_tokens=100, output_tokens=50),
-                charge=Charge(micro=2_500 + i, rates=PriceRates(1_000_000, 2_000_000, 1_000_000)),
+                charge=Charge(micro=2_500 + i, card=card),
                 ended_ms=at_ms + i,
             )
-            records.insert_intent(caller, call)(conn)  # type: ignore[operator]
-            records.complete(caller, call, outcome)(conn)  # type: ignore[operator]
+            hold = HoldRecord(call.request_id, caller.project_id, caller.key_id, 0, False, card)
+            records.insert_intent(Intent(caller, call, hold))(conn)
+            records.close(Closing(caller, call, outcome, call.request_id, "settled"), chain)(conn)
         conn.execute("COMMIT")
     finally:
         conn.close()

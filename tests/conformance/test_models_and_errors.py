@@ -31,7 +31,7 @@ REFUSALS: dict[str, tuple[str, str, int, Any, dict[str, Any]]] = {  # id: method
     "invalid_json": ("POST", "/chat/completions", 400, None, NOT_JSON),
     "request_too_large": ("POST", "/chat/completions", 413, TOO_LARGE, {}),
     "unsupported_parameter": ("POST", "/responses", 400, responses_body("mock", previous_response_id="resp_1"), {}),
-    "model_not_supported": ("POST", "/embeddings", 400, {"model": model_of("mock"), "input": "x"}, {}),
+    "model_not_supported": ("POST", "/embeddings", 400, {"model": model_of("anthropic"), "input": "x"}, {}),
 }
 
 
