@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 
 from server.admission import Gatekeeper
-from server.billing.ledger import open_chain
+from server.billing.ledger import LedgerChain, open_chain
 from server.budget import Budgets, Hold, month_key, month_start_ms
 from server.clock import now_ms
 from server.events.outbox import RateLimitedSampler
@@ -22,7 +22,7 @@ from server.routing import ConnectionShares, Router
 from server.settings import Settings
 from server.settlement import Settlement
 from server.snapshot import Snapshot
-from server.store.protocol import Interrupted, Recovery
+from server.store.protocol import Interrupted, Recovery, Store
 from server.store.sqlite.store import SqliteStore
 
 log = logging.getLogger("gateway")
@@ -43,7 +43,7 @@ def recovery(item: Interrupted) -> Recovery:
 @dataclass
 class Gateway:
     settings: Settings
-    store: SqliteStore
+    store: Store
     snapshot: Snapshot
     providers: dict[str, Provider]
     budgets: Budgets
@@ -52,6 +52,7 @@ class Gateway:
     router: Router
     settlement: Settlement
     path: RequestPath
+    chain: LedgerChain
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @classmethod
@@ -113,6 +114,7 @@ class Gateway:
             router=router,
             settlement=settlement,
             path=path,
+            chain=chain,
             trusted_proxies=tuple(ipaddress.ip_network(c, strict=False) for c in settings.server.trusted_proxies),
         )
 

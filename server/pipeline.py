@@ -34,8 +34,7 @@ from server.money import format_credits
 from server.routing import Lease, Router
 from server.settings import LimitSettings, ProviderSettings
 from server.settlement import DISCONNECTED, ERROR, OK, UPSTREAM_FAILED, Settlement, Ticket, conclude
-from server.store.protocol import HoldRecord, Intent
-from server.store.sqlite.store import SqliteStore
+from server.store.protocol import HoldRecord, Intent, Store
 from server.streaming.relay import StreamRelay
 from server.types import Attempt, Call, Caller, Charge, Target, Usage
 
@@ -67,7 +66,7 @@ class RequestPath:
 
     gatekeeper: Gatekeeper
     budgets: Budgets
-    store: SqliteStore
+    store: Store
     router: Router
     settlement: Settlement
     latency: LatencyBands

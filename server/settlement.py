@@ -24,8 +24,7 @@ from server.limits import Admission
 from server.metering import Rates, charge
 from server.request_facts import note_cost
 from server.snapshot import ModelEntry
-from server.store.protocol import Closing, Event, Intent, StoreUnavailable
-from server.store.sqlite.store import SqliteStore
+from server.store.protocol import Closing, Event, Intent, Store, StoreUnavailable
 from server.types import Attempt, Call, Caller, Outcome, Target, Usage
 
 log = logging.getLogger("gateway.settlement")
@@ -87,7 +86,7 @@ def _with_lost_intent(closing: Closing, ticket: Ticket) -> Closing:
 
 
 class Settlement:
-    def __init__(self, store: SqliteStore, budgets: Budgets) -> None:
+    def __init__(self, store: Store, budgets: Budgets) -> None:
         self._store = store
         self._budgets = budgets
         self._backlog: list[Closing] = []

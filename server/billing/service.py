@@ -1,7 +1,7 @@
 """Money operations behind the admin API and the Stripe webhook: top-ups, Stripe events, invoices.
 
-Each database change runs as one writer operation (so three concurrent deliveries of an event are
-serialized and credit once); the in-memory wallet balance moves only after the commit.
+Each database change is one store operation, one transaction (so three concurrent deliveries of an event
+are serialized and credit once); the in-memory wallet balance moves only after the commit.
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from typing import Any
 from server.billing import invoices
 from server.billing.invoices import is_closed, month_bounds, parse_month
 from server.billing.stripe_api import StripeApi
-from server.billing.topups import cents_to_micro, session_facts, whole_cents
+from server.billing.topups import cents_to_micro, refusal, session_facts, whole_cents
 from server.clock import now_ms
 from server.errors import GatewayError, bad_request
 from server.gateway import Gateway
 from server.keys import new_id
 from server.operations import find_project
-from server.store.sqlite import billing as billing_sql
 
 log = logging.getLogger("gateway.billing")
 
@@ -44,7 +43,7 @@ async def topup(gw: Gateway, ref: str, amount_micro: int) -> dict[str, Any]:
         "currency": gw.settings.billing.currency.lower(),
         "created_ms": now_ms(),
     }
-    await gw.store.writer.run(billing_sql.insert_order(order))
+    await gw.store.create_topup_order(order)
     return {
         "order_id": order_id,
         "project_id": project.id,
@@ -58,11 +57,11 @@ async def handle_event(gw: Gateway, event: dict[str, Any]) -> str:
     """Apply one verified Stripe event; returns what happened (for the log and the response)."""
     event_id, event_type, when = event["id"], event["type"], now_ms()
     obj = event["data"]["object"]  # verified to be an object
+    store = gw.store
     if event_type in CREDIT_EVENTS:
-        op = billing_sql.credit_topup(gw.store.chain, event_id, event_type, session_facts(obj), when)
+        outcome, entry = await store.credit_topup(event_id, event_type, session_facts(obj), when, refusal)
     elif event_type == "charge.refunded":
-        op = billing_sql.refund(
-            gw.store.chain,
+        outcome, entry = await store.refund(
             event_id,
             event_type,
             str(obj.get("id")),
@@ -71,10 +70,9 @@ async def handle_event(gw: Gateway, event: dict[str, Any]) -> str:
             when,
         )
     elif event_type == "invoice.paid":
-        op = billing_sql.settle_invoice(gw.store.chain, event_id, event_type, str(obj.get("id")), when)
+        outcome, entry = await store.settle_invoice(event_id, event_type, str(obj.get("id")), when)
     else:
-        op = billing_sql.ignore_event(event_id, event_type, when)
-    outcome, entry = await gw.store.writer.run(op)
+        outcome, entry = await store.ignore_stripe_event(event_id, event_type, when)
     if entry is not None:
         gw.budgets.credit(entry["project_id"], entry["amount_micro"])
     log.info("stripe event %s (%s): %s", event_id, event_type, outcome)
@@ -99,23 +97,21 @@ async def close_month(
     start, end = month_bounds(month, zone)
     if push_stripe and not closed:
         raise GatewayError(409, f"{month} has not ended; only closed months are sent to Stripe.", code="month_open")
-    reader = gw.store.reader
-    project_ids = await reader.call(lambda conn: billing_sql.projects_with_entries(conn, start, end))
+    project_ids = await gw.store.projects_with_entries(start, end)
     if project_ref:
         wanted = find_project(gw, project_ref).id
         project_ids = [p for p in project_ids if p == wanted]
     documents = []
     for project_id in project_ids:
         project = gw.snapshot.projects_by_id[project_id]
-        data = await reader.call(lambda conn, pid=project_id: billing_sql.invoice_data(conn, pid, start, end))
+        data = await gw.store.invoice_data(project_id, start, end)
         agreed = invoices.terms(billing, project.public())
         if not closed:
             documents.append(invoices.draft(project.public(), data, agreed, month, invoices.local_date(now, zone)))
             continue
         subtotal = data["debits_micro"]
         tax = invoices.tax_micro(subtotal, agreed["tax"]["rate"]) if agreed["tax"] else 0
-        op = billing_sql.ensure_invoice(project_id, month, subtotal, tax, billing.invoice_prefix, agreed, now)
-        row = await gw.store.writer.run(op)
+        row = await gw.store.number_invoice(project_id, month, subtotal, tax, billing.invoice_prefix, agreed, now)
         doc = invoices.closed(row, project.public(), data, billing.currency, zone)
         if push_stripe:
             doc["stripe_invoice_id"] = await _push(gw, row, project.billing, project.stripe_customer_id, doc)
@@ -132,5 +128,5 @@ async def _push(
     if billing != "postpaid" or not customer or not doc["lines"]:
         return None
     stripe_id = await stripe_api(gw).push_invoice(customer, doc)
-    await gw.store.writer.run(billing_sql.set_stripe_invoice(row["id"], stripe_id))
+    await gw.store.set_stripe_invoice(row["id"], stripe_id)
     return stripe_id

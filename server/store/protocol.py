@@ -5,13 +5,18 @@ The SQLite store implements these; billing, admission and the API build these re
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from server.types import Call, Caller, Outcome, Usage
 
 HOLD_REQUEST, HOLD_JOB, HOLD_SESSION = "request", "job", "session"
+
+
+Refusal = Callable[[dict[str, Any] | None, dict[str, Any]], str | None]  # (order, facts) -> why not to credit
+StripeResult = tuple[str, dict[str, Any] | None]  # (what happened, the ledger entry written, if any)
 
 
 class StoreUnavailable(Exception):
@@ -103,3 +108,114 @@ class Loaded:
     spend_key: dict[str, int] = field(default_factory=dict)
     open_holds: list[HoldRecord] = field(default_factory=list)
     interrupted: list[Interrupted] = field(default_factory=list)
+
+
+class Store(Protocol):
+    """What the server and the admin API need from storage, as typed operations. The SQLite store
+    implements it (server.store.sqlite.store); nothing outside server/store/ sees SQL or a connection.
+
+    Writes that move money or record usage are one transaction each, with their unique source id and the
+    events that announce them. Rules the store applies (the ledger's keyed chain, the top-up refusal rule)
+    come in as arguments, so storage never imports billing."""
+
+    @property
+    def healthy(self) -> bool:
+        """The store can take writes now (requests may be forwarded)."""
+        ...
+
+    def on_recovered(self, callback: Callable[[], None]) -> None: ...
+
+    async def open(
+        self, month_start_ms: int, recover: Callable[[Interrupted], Recovery], rekey_from: Any
+    ) -> Loaded: ...
+
+    async def close(self) -> None: ...
+
+    async def flush(self) -> None:
+        """Wait until every write queued so far has committed."""
+        ...
+
+    # the request path
+    def record_intent(self, intent: Intent) -> asyncio.Future[Any]: ...
+
+    def record_closing(self, closing: Closing) -> asyncio.Future[Any]: ...
+
+    def checkpoint(self, request_id: str, delivered_chars: int, when_ms: int) -> None: ...
+
+    def add_events(self, events: tuple[Event, ...]) -> asyncio.Future[Any]: ...
+
+    # the catalog (projects, keys)
+    async def create_project(self, row: dict[str, Any]) -> None: ...
+
+    async def update_project(self, project_id: str, **values: Any) -> None: ...
+
+    async def create_key(self, row: dict[str, Any]) -> None: ...
+
+    async def update_key_scopes(self, key_id: str, scopes: dict[str, Any], expires_ms: int | None) -> None: ...
+
+    async def rotate_key(
+        self, key_id: str, new_hash: str, prefix: str, prev_hash: str | None, prev_valid_until_ms: int | None
+    ) -> None: ...
+
+    async def revoke_key(self, key_id: str, when_ms: int, events: tuple[Event, ...] = ()) -> int: ...
+
+    async def touch_keys(self, last_used: list[tuple[int, str]]) -> None: ...
+
+    # money
+    async def append_ledger(
+        self, project_id: str, kind: str, source_id: str, amount_micro: int, memo: str, when_ms: int
+    ) -> tuple[dict[str, Any], bool]: ...
+
+    async def create_topup_order(self, order: dict[str, Any]) -> None: ...
+
+    async def credit_topup(
+        self, event_id: str, event_type: str, facts: dict[str, Any], when_ms: int, refusal: Refusal
+    ) -> StripeResult: ...
+
+    async def refund(
+        self,
+        event_id: str,
+        event_type: str,
+        charge_id: str,
+        payment_intent: str | None,
+        refunded_micro: int,
+        when_ms: int,
+    ) -> StripeResult: ...
+
+    async def settle_invoice(
+        self, event_id: str, event_type: str, stripe_invoice_id: str, when_ms: int
+    ) -> StripeResult: ...
+
+    async def ignore_stripe_event(self, event_id: str, event_type: str, when_ms: int) -> StripeResult: ...
+
+    async def number_invoice(
+        self,
+        project_id: str,
+        month: str,
+        subtotal_micro: int,
+        tax_micro: int,
+        prefix: str,
+        frozen: dict[str, Any],
+        when_ms: int,
+    ) -> dict[str, Any]: ...
+
+    async def set_stripe_invoice(self, invoice_id: str, stripe_invoice_id: str) -> None: ...
+
+    # reads
+    async def projects_with_entries(self, start_ms: int, end_ms: int) -> list[str]: ...
+
+    async def invoice_data(self, project_id: str, start_ms: int, end_ms: int) -> dict[str, Any]: ...
+
+    async def ledger_history(self, project_id: str, limit: int) -> list[dict[str, Any]]: ...
+
+    async def verify_ledger(self) -> list[dict[str, Any]]: ...
+
+    async def ledger_states(self, at_ms: int) -> list[dict[str, Any]]: ...
+
+    async def ledger_entries(self, project_id: str) -> list[dict[str, Any]]: ...
+
+    async def usage_totals(
+        self, since_ms: int, by: str = "model", project_id: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    async def requests_matching(self, ref: str, limit: int = 50) -> list[dict[str, Any]]: ...

@@ -60,3 +60,25 @@ def test_readme_documents_every_cli_command_and_config_key() -> None:
             assert f"gatewayctl {name}" in readme, f"README lacks `gatewayctl {name}`"
     for section in ("[server]", "[storage]", "[[providers]]", "[[models]]"):
         assert section in readme
+
+
+def test_billing_and_operations_reach_storage_only_through_the_store_protocol() -> None:
+    for path in [*_modules("server/billing"), REPO / "server" / "operations.py", *_modules("server/api")]:
+        for name in _imports(path):
+            assert not name.startswith("server.store.sqlite"), f"{path} imports {name}"
+
+
+def test_storage_never_imports_the_rules_it_applies() -> None:
+    for path in _modules("server/store"):
+        for name in _imports(path):
+            assert not name.startswith(("server.billing", "server.metering", "server.pipeline")), f"{path}: {name}"
+
+
+def test_money_is_computed_only_in_metering_and_money() -> None:
+    """Micro-unit conversions live in money.py; charges, worst cases and estimates in metering.py."""
+    for path in _modules("server"):
+        if path.name in ("money.py", "metering.py", "clock.py"):  # clock: nanoseconds to milliseconds
+            continue
+        text = path.read_text()
+        for forbidden in ("/ 1_000_000", "// 1_000_000 ", "* 1_000_000", "/1_000_000"):
+            assert forbidden not in text, f"{path} converts money itself ({forbidden})"

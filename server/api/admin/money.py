@@ -78,7 +78,7 @@ async def ledger_verify_checkpoints(request: Request[Any, Any, Any]) -> Response
     problems: list[str] = []
     for checkpoint in checkpoints:
         entries = await gw.store.ledger_entries(str(checkpoint.get("project_id") or ""))
-        problems += gw.store.chain.verify_checkpoint(checkpoint, entries)
+        problems += gw.chain.verify_checkpoint(checkpoint, entries)
     ok = all(r["ok"] for r in results) and not problems
     return json_response(
         {"ok": ok, "projects": results, "checkpoints": len(checkpoints), "checkpoint_problems": problems}
@@ -94,7 +94,7 @@ async def ledger_checkpoints(
     gw = gateway_of(request)
     when = now_ms() if at_ms is None else at_ms
     states = await gw.store.ledger_states(when + (1 if at_ms is None else 0))
-    return json_response({"at_ms": when, "checkpoints": [gw.store.chain.checkpoint(s, when) for s in states]})
+    return json_response({"at_ms": when, "checkpoints": [gw.chain.checkpoint(s, when) for s in states]})
 
 
 @post("/wallet/{ref:str}/topup", status_code=201)

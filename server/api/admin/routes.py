@@ -142,7 +142,7 @@ async def usage(
     if by not in USAGE_GROUPS:
         raise bad_request(f"'by' must be one of {', '.join(USAGE_GROUPS)}.", "invalid_group", "by")
     project_id = find_project(gw, project).id if project else None
-    rows = await gw.store.reader.usage_totals(since_ms, by, project_id)
+    rows = await gw.store.usage_totals(since_ms, by, project_id)
     return json_response({"since_ms": since_ms, "by": by, "data": usage_rows(gw, rows, by)})
 
 
@@ -151,7 +151,7 @@ async def get_request(request: Request[Any, Any, Any], request_id: str) -> Respo
     """A request by gateway id, or by the client's x-request-id: the newest carrying it, with
     `match_ids` naming every request that does (a client may reuse its ids), newest first."""
     gw = gateway_of(request)
-    rows = await gw.store.reader.requests_matching(request_id)
+    rows = await gw.store.requests_matching(request_id)
     if not rows:
         raise GatewayError(404, f"No request '{request_id}'.", code="request_not_found")
     return json_response({**with_key_names(gw, rows[0]), "match_ids": [row["id"] for row in rows]})

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from server.billing.topups import refusal
+from server.store.protocol import Refusal
 from server.store.sqlite import ledger, records
 from server.store.sqlite.catalog import rows
 
@@ -46,8 +46,11 @@ def insert_order(order: dict[str, Any]) -> Any:
     return op
 
 
-def credit_topup(chain: ledger.Chain, event_id: str, event_type: str, facts: dict[str, Any], when_ms: int) -> Any:
-    """Credit the ordered amount once for a paid session; returns (outcome, ledger entry or None)."""
+def credit_topup(
+    chain: ledger.Chain, refusal: Refusal, event_id: str, event_type: str, facts: dict[str, Any], when_ms: int
+) -> Any:
+    """Credit the ordered amount once for a paid session, unless `refusal` (billing's rule) says why not;
+    returns (outcome, ledger entry or None)."""
 
     def apply(conn: sqlite3.Connection) -> Result:
         found = rows(conn, "SELECT * FROM topup_orders WHERE session_id = ?", (facts["session_id"],))

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from server.settings import StorageSettings
-from server.store.protocol import Closing, Event, Intent, Interrupted, Loaded, Recovery
-from server.store.sqlite import catalog, ledger, records
+from server.store.protocol import Closing, Event, Intent, Interrupted, Loaded, Recovery, Refusal, StripeResult
+from server.store.sqlite import billing, catalog, ledger, records
 from server.store.sqlite.db import Writer, connect
 from server.store.sqlite.migrations import migrate
 from server.store.sqlite.reads import Reader
@@ -176,6 +176,70 @@ class SqliteStore:
             return ledger.append(conn, self.chain, project_id, kind, source_id, amount_micro, memo, when_ms), True
 
         return await self.writer.run(op)
+
+    async def flush(self) -> None:
+        await self.writer.run(lambda conn: None)
+
+    async def create_topup_order(self, order: dict[str, Any]) -> None:
+        await self.writer.run(billing.insert_order(order))
+
+    async def credit_topup(
+        self, event_id: str, event_type: str, facts: dict[str, Any], when_ms: int, refusal: Refusal
+    ) -> StripeResult:
+        return await self.writer.run(billing.credit_topup(self.chain, refusal, event_id, event_type, facts, when_ms))
+
+    async def refund(
+        self,
+        event_id: str,
+        event_type: str,
+        charge_id: str,
+        payment_intent: str | None,
+        refunded_micro: int,
+        when_ms: int,
+    ) -> StripeResult:
+        op = billing.refund(self.chain, event_id, event_type, charge_id, payment_intent, refunded_micro, when_ms)
+        return await self.writer.run(op)
+
+    async def settle_invoice(
+        self, event_id: str, event_type: str, stripe_invoice_id: str, when_ms: int
+    ) -> StripeResult:
+        return await self.writer.run(
+            billing.settle_invoice(self.chain, event_id, event_type, stripe_invoice_id, when_ms)
+        )
+
+    async def ignore_stripe_event(self, event_id: str, event_type: str, when_ms: int) -> StripeResult:
+        return await self.writer.run(billing.ignore_event(event_id, event_type, when_ms))
+
+    async def number_invoice(
+        self,
+        project_id: str,
+        month: str,
+        subtotal_micro: int,
+        tax_micro: int,
+        prefix: str,
+        frozen: dict[str, Any],
+        when_ms: int,
+    ) -> dict[str, Any]:
+        """A closed month's invoice: numbered once (race-free counter) with its totals and terms frozen."""
+        op = billing.ensure_invoice(project_id, month, subtotal_micro, tax_micro, prefix, frozen, when_ms)
+        return await self.writer.run(op)
+
+    async def set_stripe_invoice(self, invoice_id: str, stripe_invoice_id: str) -> None:
+        await self.writer.run(billing.set_stripe_invoice(invoice_id, stripe_invoice_id))
+
+    async def projects_with_entries(self, start_ms: int, end_ms: int) -> list[str]:
+        return await self.reader.call(lambda conn: billing.projects_with_entries(conn, start_ms, end_ms))
+
+    async def invoice_data(self, project_id: str, start_ms: int, end_ms: int) -> dict[str, Any]:
+        return await self.reader.call(lambda conn: billing.invoice_data(conn, project_id, start_ms, end_ms))
+
+    async def usage_totals(
+        self, since_ms: int, by: str = "model", project_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        return await self.reader.usage_totals(since_ms, by, project_id)
+
+    async def requests_matching(self, ref: str, limit: int = 50) -> list[dict[str, Any]]:
+        return await self.reader.requests_matching(ref, limit)
 
     async def ledger_history(self, project_id: str, limit: int) -> list[dict[str, Any]]:
         return await self.reader.call(lambda conn: ledger.history(conn, project_id, limit))
