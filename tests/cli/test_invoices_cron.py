@@ -13,9 +13,9 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from server.store.sqlite import records
 from server.billing.ledger import open_chain
 from server.store.protocol import Closing, HoldRecord, Intent
+from server.store.sqlite import records
 from server.types import Call, Caller, Charge, Outcome, Usage
 from tests.support.gateway import GATEWAYCTL, GatewayProcess
 from tests.support.pdf import page_texts
