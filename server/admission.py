@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.clock import now_ms
-from server.errors import GatewayError, bad_request, model_not_found
+from server.errors import MODEL_NOT_FOUND, MODEL_NOT_SUPPORTED, GatewayError
 from server.events.outbox import RateLimitedSampler, rate_limited_event
 from server.keys import authenticate
 from server.limits import Admission, Check, RateLimiter
@@ -59,11 +59,9 @@ class Gatekeeper:
         model = self.snapshot.models.get(call.model)
         caller.key.scopes.check_call(endpoint_class, call.model)
         if model is None:
-            raise model_not_found(call.model)
+            raise MODEL_NOT_FOUND(model=call.model, param="model")
         if capability not in model.capabilities:
-            raise bad_request(
-                f"The model '{call.model}' does not support {capability}.", "model_not_supported", "model"
-            )
+            raise MODEL_NOT_SUPPORTED(model=call.model, capability=capability, param="model")
         return model
 
     def limit(self, caller: Caller, endpoint_class: str, tokens: int) -> Admission:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from server.errors import GatewayError
+from server.errors import BUDGET_EXCEEDED, INSUFFICIENT_CREDITS, GatewayError
 from server.money import format_credits
 
 THRESHOLDS = (50, 80, 100)
@@ -108,13 +108,7 @@ class Budgets:
         if prepaid:
             available = self.balances.get(project_id, 0) - self.reserved_wallet.get(project_id, 0)
             if micro > available:
-                raise GatewayError(
-                    402,
-                    f"Insufficient credits: this request may cost up to {format_credits(micro)} but the prepaid"
-                    f" wallet has {format_credits(max(0, available))} available. Top up to continue.",
-                    code="insufficient_credits",
-                    error_type="insufficient_quota",
-                )
+                raise INSUFFICIENT_CREDITS(cost=format_credits(micro), available=format_credits(max(0, available)))
         return self.restore(Hold(project_id, key_id, micro, prepaid, hold_id))
 
     def restore(self, hold: Hold) -> Hold:
@@ -180,10 +174,10 @@ def _add(table: dict[str, int], key: str, delta: int) -> None:
 
 
 def _budget_error(scope: str, budget: int, used: int, micro: int, resets: str) -> GatewayError:
-    return GatewayError(
-        402,
-        f"Monthly {scope} budget exceeded: {format_credits(used)} of {format_credits(budget)} spent or reserved and"
-        f" this request may cost up to {format_credits(micro)}. The budget resets at {resets}.",
-        code="budget_exceeded",
-        error_type="insufficient_quota",
+    return BUDGET_EXCEEDED(
+        scope=scope,
+        used=format_credits(used),
+        budget=format_credits(budget),
+        cost=format_credits(micro),
+        resets=resets,
     )

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import secrets
 
-from server.errors import GatewayError, invalid_api_key
+from server.errors import INVALID_API_KEY, KEY_EXPIRED, KEY_REVOKED
 from server.request_facts import note_key
 from server.snapshot import KeyEntry, Snapshot
 
@@ -49,21 +49,21 @@ def bearer_token(header: str | None) -> str | None:
 def authenticate(snapshot: Snapshot, secret: str | None, now_ms: int) -> KeyEntry:
     """The key entry for a presented secret, or the documented 401/403."""
     if not secret or not secret.startswith(KEY_PREFIX):
-        raise invalid_api_key()
+        raise INVALID_API_KEY()
     digest = hash_secret(secret)
     entry = snapshot.keys_by_hash.get(digest)
     if entry is None:
-        raise invalid_api_key()
+        raise INVALID_API_KEY()
     if not hmac.compare_digest(entry.key_hash, digest):
         # The previous secret of a rotated key: valid only during its grace period.
         previous = entry.prev_key_hash or ""
         until = entry.prev_valid_until_ms or 0
         if not (hmac.compare_digest(previous, digest) and now_ms < until):
-            raise invalid_api_key()
+            raise INVALID_API_KEY()
     if entry.revoked_ms is not None:
-        raise GatewayError(403, "This API key has been revoked.", code="key_revoked")
+        raise KEY_REVOKED()
     if entry.expires_ms is not None and entry.expires_ms <= now_ms:
-        raise GatewayError(403, "This API key has expired.", code="key_expired")
+        raise KEY_EXPIRED()
     entry.last_used_ms = now_ms  # in memory only; key_activity.py persists it in batches
     note_key(entry.prefix)
     return entry

@@ -22,7 +22,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from server.errors import GatewayError
+from server.errors import RATE_LIMIT_EXCEEDED
 
 
 class Window:
@@ -193,7 +193,7 @@ class RateLimiter:
                     retry = wait
                 headers = {"retry-after": str(max(1, math.ceil(retry)))}
                 headers.update(_headers(checks, now))
-                raise GatewayError(429, message, code="rate_limit_exceeded", headers=headers)
+                raise RATE_LIMIT_EXCEEDED(detail=message, headers=headers)
         admission = Admission()
         for check in checks:
             entry = check.window.add(now, check.amount)

@@ -7,7 +7,25 @@ from typing import Any
 
 from server.billing.invoices import parse_tax_rate
 from server.clock import now_ms
-from server.errors import GatewayError, bad_request
+from server.errors import (
+    AMBIGUOUS_KEY,
+    DUPLICATE_ADJUSTMENT,
+    EMPTY_UPDATE,
+    INVALID_AMOUNT,
+    INVALID_BILLING,
+    INVALID_EMAIL,
+    INVALID_FIELD,
+    INVALID_ID,
+    INVALID_NAME,
+    INVALID_TYPE,
+    KEY_NOT_FOUND,
+    MISSING_REASON,
+    PROJECT_EXISTS,
+    PROJECT_NOT_FOUND,
+    ROTATE_REVOKED,
+    TOO_LONG,
+    UNKNOWN_PLAN,
+)
 from server.events.outbox import key_revoked_event
 from server.gateway import Gateway
 from server.keys import KEY_PREFIX, display_prefix, hash_secret, new_id, new_secret
@@ -18,14 +36,10 @@ from server.store.protocol import Event
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def _not_found(what: str, ref: str) -> GatewayError:
-    return GatewayError(404, f"No {what} '{ref}'.", code=f"{what}_not_found")
-
-
 def find_project(gw: Gateway, ref: str) -> ProjectEntry:
     project = gw.snapshot.project(ref)
     if project is None:
-        raise _not_found("project", ref)
+        raise PROJECT_NOT_FOUND(ref=ref)
     return project
 
 
@@ -38,30 +52,30 @@ def find_key(gw: Gateway, ref: str) -> KeyEntry:
     matches = [k for k in gw.snapshot.keys_by_id.values() if prefix.startswith(KEY_PREFIX) and k.prefix == prefix]
     if len(matches) > 1:
         ids = ", ".join(sorted(k.id for k in matches))
-        raise GatewayError(409, f"Several keys start with '{prefix}' ({ids}); use the id.", code="ambiguous_key")
+        raise AMBIGUOUS_KEY(prefix=prefix, ids=ids)
     if not matches:
-        raise _not_found("key", ref)
+        raise KEY_NOT_FOUND(ref=ref)
     return matches[0]
 
 
 def _check_plan(gw: Gateway, plan: str | None) -> None:
     if plan is not None and plan not in gw.settings.plans:
         known = ", ".join(sorted(gw.settings.plans)) or "none configured"
-        raise bad_request(f"Unknown plan '{plan}' (plans: {known}).", "unknown_plan", "plan")
+        raise UNKNOWN_PLAN(plan=plan, known=known, param="plan")
 
 
 def _check_billing(billing: str) -> None:
     if billing not in ("postpaid", "prepaid"):
-        raise bad_request("billing must be 'postpaid' or 'prepaid'.", "invalid_billing", "billing")
+        raise INVALID_BILLING(param="billing")
 
 
 async def create_project(gw: Gateway, name: str, plan: str | None = None, billing: str = "postpaid") -> ProjectEntry:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise bad_request("Project names are 1-64 letters, digits, '.', '_' or '-'.", "invalid_name", "name")
+        raise INVALID_NAME(param="name")
     _check_billing(billing)
     _check_plan(gw, plan)
     if gw.snapshot.projects_by_name.get(name):
-        raise GatewayError(409, f"A project named '{name}' already exists.", code="project_exists", param="name")
+        raise PROJECT_EXISTS(name=name, param="name")
     project = ProjectEntry(id=new_id("prj"), name=name, plan=plan, billing=billing, created_ms=now_ms())
     await gw.store.create_project(
         {"id": project.id, "name": name, "plan": plan, "billing": billing, "created_ms": project.created_ms}
@@ -92,23 +106,23 @@ async def set_billing_details(gw: Gateway, ref: str, values: dict[str, Any]) -> 
     columns: dict[str, Any] = {}
     unknown = set(values) - {*_DETAIL_LIMITS, "tax_rate"}
     if unknown:
-        raise bad_request(f"Unknown billing detail(s): {', '.join(sorted(unknown))}.", "invalid_field")
+        raise INVALID_FIELD(names=", ".join(sorted(unknown)))
     for name, limit in _DETAIL_LIMITS.items():
         if name not in values:
             continue
         value = values[name]
         if value is not None and not isinstance(value, str):
-            raise bad_request(f"'{name}' must be a string.", "invalid_type", name)
+            raise INVALID_TYPE(field=name, what="a string")
         text = (value or "").strip()
         if len(text) > limit:
-            raise bad_request(f"'{name}' is longer than {limit} characters.", "too_long", name)
+            raise TOO_LONG(field=name, limit=limit)
         if name == "email" and text and ("@" not in text or any(c.isspace() for c in text)):
-            raise bad_request(f"'{text}' is not an email address.", "invalid_email", name)
+            raise INVALID_EMAIL(text=text, param=name)
         columns[f"billing_{name}"] = text or None
     if "tax_rate" in values:
         columns["tax_rate"] = parse_tax_rate(values["tax_rate"])
     if not columns:
-        raise bad_request("Nothing to change: give name, address, tax_id, email or tax_rate.", "empty_update")
+        raise EMPTY_UPDATE(wanted="name, address, tax_id, email or tax_rate")
     return await set_project(gw, ref, **columns)
 
 
@@ -162,7 +176,7 @@ async def rotate_key(gw: Gateway, key_id: str, grace_s: int = 0) -> tuple[KeyEnt
     """A new secret for the same key id and scopes; the old one works only during `grace_s`."""
     key = find_key(gw, key_id)
     if key.revoked_ms is not None:
-        raise GatewayError(409, f"Key '{key_id}' is revoked; create a new one.", code="key_revoked")
+        raise ROTATE_REVOKED(key=key_id)
     secret = new_secret()
     old_hash = key.key_hash
     prev_hash, until = (old_hash, now_ms() + grace_s * 1000) if grace_s > 0 else (None, None)
@@ -195,13 +209,13 @@ async def credit_wallet(gw: Gateway, ref: str, amount_micro: int, reason: str, s
     `replayed`) and moves nothing; the same id with another amount or project is a 409."""
     project = find_project(gw, ref)
     if not reason.strip():
-        raise bad_request("An adjustment needs a reason.", "missing_reason", "reason")
+        raise MISSING_REASON(param="reason")
     if amount_micro == 0:
-        raise bad_request("The amount must not be zero.", "invalid_amount", "amount")
+        raise INVALID_AMOUNT(field="amount", detail="the amount must not be zero")
     if source_id is not None and (
         not isinstance(source_id, str) or not 0 < len(source_id) <= 200 or not source_id.isprintable()
     ):
-        raise bad_request("An adjustment id is 1-200 printable characters.", "invalid_id", "id")
+        raise INVALID_ID(param="id")
     entry, created = await gw.store.append_ledger(
         project.id, "adjustment", source_id or new_id("adj"), amount_micro, reason.strip(), now_ms()
     )
@@ -209,10 +223,5 @@ async def credit_wallet(gw: Gateway, ref: str, amount_micro: int, reason: str, s
         gw.budgets.credit(project.id, amount_micro)
         return {**entry, "replayed": False}
     if entry["project_id"] != project.id or entry["amount_micro"] != amount_micro:
-        raise GatewayError(
-            409,
-            f"Adjustment '{source_id}' was already recorded with another amount or project; use a new id.",
-            code="duplicate_adjustment",
-            param="id",
-        )
+        raise DUPLICATE_ADJUSTMENT(ref=source_id, param="id")
     return {**entry, "replayed": True}

@@ -27,7 +27,7 @@ from server.budget import Budgets
 from server.capabilities import endpoint_class
 from server.clock import now_ms
 from server.dialects.base import Dialect
-from server.errors import GatewayError, UpstreamError, metering_unavailable
+from server.errors import METERING_UNAVAILABLE, GatewayError, UpstreamError
 from server.latency import LatencyBands
 from server.metering import charge, estimate, output_bound, tokens_in, worst_case
 from server.money import format_credits
@@ -108,7 +108,7 @@ class RequestPath:
         if not self.store.healthy:  # a locked database or a full disk: refuse before paying upstream
             self.budgets.release(hold)
             admission.settle_tokens(0)
-            error = metering_unavailable()
+            error = METERING_UNAVAILABLE()
             error.headers = {**admission.headers, "retry-after": "1"}
             raise error
         record = HoldRecord(hold.id, hold.project_id, hold.key_id, hold.micro, hold.wallet, model.rates.card)
@@ -136,7 +136,7 @@ class RequestPath:
         try:
             await asyncio.shield(self.settlement.close(ticket, outcome))
         except Exception as exc:
-            raise metering_unavailable() from exc
+            raise METERING_UNAVAILABLE() from exc
         self.latency.observe(call.model, now_ms() - call.started_ms)
         headers = {
             **ticket.admission.headers,
@@ -174,7 +174,7 @@ class RequestPath:
             await stream.aclose()
             self.budgets.release(ticket.hold)
             ticket.admission.settle_tokens(0)
-            raise metering_unavailable() from exc
+            raise METERING_UNAVAILABLE() from exc
         provider = self.providers[target.provider]
         relay = StreamRelay(
             stream=stream,
@@ -217,7 +217,7 @@ class RequestPath:
         try:
             await asyncio.shield(self.settlement.close(ticket, outcome))
         except Exception as exc:
-            raise metering_unavailable() from exc
+            raise METERING_UNAVAILABLE() from exc
         assert outcome.charge is not None
         return outcome.charge
 
@@ -252,7 +252,7 @@ class _Sink:
         try:
             await asyncio.shield(written)
         except Exception as exc:
-            raise metering_unavailable() from exc
+            raise METERING_UNAVAILABLE() from exc
         if status == OK:
             call = self._ticket.call
             self._path.latency.observe(call.model, now_ms() - call.started_ms)

@@ -92,15 +92,14 @@ class ConnectionShares:
         used = self._counts.get(key, 0)
         limit = self._limits.get(provider)
         if limit is not None and used >= limit:
-            error = UpstreamError(
+            raise UpstreamError(
                 429,
                 f"This project already has {used} calls open to provider {provider}, its share of the connections.",
                 retryable=True,
                 upstream_status="project_share",
                 retry_after=1.0,
+                code="too_many_open_calls",
             )
-            error.code = "too_many_open_calls"
-            raise error
         self._counts[key] = used + 1
         return Lease(self._counts, key)
 
@@ -153,12 +152,11 @@ class Router:
             self.health.succeeded(target.provider)
             return index, target, result, lease
         assert last is not None
-        final = UpstreamError(
+        raise UpstreamError(
             last.status,
             f"All upstream targets failed ({len(attempts)} attempts); last: {last.message}",
             retryable=False,
             upstream_status=last.upstream_status,
             retry_after=last.retry_after,
+            code=last.code or "upstream_error",
         )
-        final.code = last.code
-        raise final

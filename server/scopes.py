@@ -9,7 +9,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from server.capabilities import ENDPOINT_CLASSES
-from server.errors import GatewayError, bad_request
+from server.errors import ENDPOINT_NOT_ALLOWED, INVALID_SCOPE, IP_NOT_ALLOWED, MODEL_NOT_ALLOWED
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -30,17 +30,15 @@ class KeyScopes:
         endpoints = _strings(data.get("endpoints"), "endpoints")
         for endpoint in endpoints:
             if endpoint not in ENDPOINT_CLASSES:
-                raise bad_request(
-                    f"Unknown endpoint class '{endpoint}'; use {', '.join(ENDPOINT_CLASSES)}.",
-                    "invalid_scope",
-                    "endpoints",
+                raise INVALID_SCOPE(
+                    detail=f"Unknown endpoint class '{endpoint}'; use {', '.join(ENDPOINT_CLASSES)}.", param="endpoints"
                 )
         networks = []
         for cidr in _strings(data.get("ips"), "ips"):
             try:
                 networks.append(ipaddress.ip_network(cidr, strict=False))
             except ValueError:
-                raise bad_request(f"'{cidr}' is not an IP address or CIDR range.", "invalid_scope", "ips") from None
+                raise INVALID_SCOPE(detail=f"'{cidr}' is not an IP address or CIDR range.", param="ips") from None
         return cls(
             models=models,
             endpoints=endpoints,
@@ -71,19 +69,13 @@ class KeyScopes:
         except ValueError:
             address = None
         if address is None or not any(address in net for net in self.ips):
-            raise GatewayError(
-                403, f"This API key may not be used from {client_ip or 'this address'}.", code="ip_not_allowed"
-            )
+            raise IP_NOT_ALLOWED(address=client_ip or "this address")
 
     def check_call(self, endpoint_class: str, model: str | None) -> None:
         if self.endpoints and endpoint_class not in self.endpoints:
-            raise GatewayError(
-                403, f"This API key may not call {endpoint_class} endpoints.", code="endpoint_not_allowed"
-            )
+            raise ENDPOINT_NOT_ALLOWED(endpoint_class=endpoint_class)
         if model is not None and self.models and not any(fnmatchcase(model, pattern) for pattern in self.models):
-            raise GatewayError(
-                403, f"This API key may not use the model '{model}'.", code="model_not_allowed", param="model"
-            )
+            raise MODEL_NOT_ALLOWED(model=model, param="model")
 
 
 def _strings(value: Any, name: str) -> tuple[str, ...]:
@@ -92,7 +84,7 @@ def _strings(value: Any, name: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise bad_request(f"'{name}' must be a list of strings.", "invalid_scope", name)
+        raise INVALID_SCOPE(detail=f"'{name}' must be a list of strings.", param=name)
     return tuple(value)
 
 
@@ -103,5 +95,5 @@ def _positive(value: Any, name: str) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SCOPE_VALUE:
-        raise bad_request(f"'{name}' must be a positive integer.", "invalid_scope", name)
+        raise INVALID_SCOPE(detail=f"'{name}' must be a positive integer.", param=name)
     return value

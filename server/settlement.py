@@ -19,6 +19,7 @@ from typing import Any
 from server.budget import Budgets, Crossing, Hold
 from server.clock import now_ms
 from server.dialects.base import Dialect
+from server.errors import METERING_UNAVAILABLE
 from server.events.outbox import threshold_event
 from server.limits import Admission
 from server.metering import Rates, charge
@@ -138,7 +139,7 @@ class Settlement:
         if outcome.charge is not None:
             self._budgets.unspend(hold, outcome.charge.micro)
         failed = replace(
-            outcome, status=ERROR, http_status=503, error_code="metering_unavailable", usage=None, charge=None
+            outcome, status=ERROR, http_status=503, error_code=METERING_UNAVAILABLE.code, usage=None, charge=None
         )
         self._backlog.append(replace(closing, outcome=failed, hold_status="released", events=()))
 

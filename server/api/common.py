@@ -12,7 +12,7 @@ from litestar import Request, Response
 from server.api.stream_response import RelayStream
 from server.clock import now_ms
 from server.dialects.base import Dialect
-from server.errors import bad_request
+from server.errors import INVALID_AMOUNT, INVALID_JSON, INVALID_TYPE, MISSING_MODEL, NOT_AN_OBJECT
 from server.gateway import Gateway
 from server.money import parse_amount
 from server.pipeline import RequestPath
@@ -41,9 +41,9 @@ async def json_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise bad_request(f"The request body is not valid JSON: {exc.msg}.", "invalid_json") from None
+        raise INVALID_JSON(detail=exc.msg) from None
     if not isinstance(body, dict):
-        raise bad_request("The request body must be a JSON object.", "invalid_json")
+        raise NOT_AN_OBJECT()
     return body
 
 
@@ -54,10 +54,10 @@ def new_call(
     and the body's size (its input bound)."""
     model = body.get("model")
     if model_required and (not isinstance(model, str) or not model):
-        raise bad_request("you must provide a model parameter", "missing_model", "model")
+        raise MISSING_MODEL(param="model")
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
-        raise bad_request("'stream' must be a boolean.", "invalid_type", "stream")
+        raise INVALID_TYPE(field="stream", what="a boolean")
     if isinstance(model, str):
         note_model(model)
     return Call(
@@ -136,4 +136,4 @@ def money_field(value: Any, name: str, *, negative: bool = False, zero: bool = T
     try:
         return parse_amount(value, negative=negative, zero=zero)
     except ValueError as exc:
-        raise bad_request(f"'{name}': {exc}.", "invalid_amount", name) from None
+        raise INVALID_AMOUNT(field=name, detail=exc) from None

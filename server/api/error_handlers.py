@@ -11,12 +11,19 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from server.api.common import json_response
-from server.errors import GatewayError
+from server.errors import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    REQUEST_TOO_LARGE,
+    GatewayError,
+)
 from server.translate import anthropic, gemini
 
 log = logging.getLogger("gateway.errors")
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large", 400: "invalid_request"}
+_HTTP_ERRORS = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED, 413: REQUEST_TOO_LARGE, 400: INVALID_REQUEST}
 
 Shape = Callable[[GatewayError], dict[str, Any]]
 Handler = Callable[[Request[Any, Any, Any], Exception], Response[Any]]
@@ -32,9 +39,12 @@ def as_gateway_error(request: Request[Any, Any, Any], exc: Exception) -> Gateway
             message = f"Unknown route: {request.method} {request.url.path}"
         elif status == 413:
             message = "The request body is larger than this gateway accepts."
-        return GatewayError(status, message, code=_HTTP_CODES.get(status, "http_error"))
+        row = _HTTP_ERRORS.get(status)
+        if row is None:  # an HTTP status Litestar chose (e.g. a parameter out of range is its 400)
+            return INVALID_REQUEST(detail=message) if status < 500 else INTERNAL_ERROR()
+        return row(detail=message)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return GatewayError(500, "The gateway hit an internal error.", code="internal_error")
+    return INTERNAL_ERROR()
 
 
 def handlers(shape: Shape) -> dict[type[Exception], Handler]:

@@ -14,7 +14,7 @@ from server.api.error_handlers import GEMINI_ERRORS
 from server.api.shapes import check_gemini
 from server.api.stream_response import RelayStream
 from server.dialects.gemini import GEMINI
-from server.errors import GatewayError
+from server.errors import NOT_FOUND
 
 ACTIONS = ("generateContent", "streamGenerateContent")
 PATHS = [f"{root}/models/{{model_id:path}}" for root in ("/v1beta", "/api/v1beta", "/v1", "/api/v1")]
@@ -54,7 +54,7 @@ def _as_json_array(response: Response[Any]) -> Response[Any]:
 async def generate_content(request: Request[Any, Any, Any], model_id: str) -> Response[Any]:
     model, _, action = model_id.strip("/").removeprefix("models/").rpartition(":")
     if action not in ACTIONS or not model:
-        raise GatewayError(404, f"Unknown method '{model_id}'; use :generateContent or :streamGenerateContent.")
+        raise NOT_FOUND(detail=f"Unknown method '{model_id}'; use :generateContent or :streamGenerateContent.")
     caller = admit(request, request.headers.get("x-goog-api-key") or request.query_params.get("key"))
     body = await json_body(request)
     check_gemini(body)

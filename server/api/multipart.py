@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from server.errors import GatewayError, bad_request
+from server.errors import FILE_TOO_LARGE, INVALID_MULTIPART, REQUEST_TOO_LARGE, GatewayError
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 64
@@ -54,7 +54,7 @@ def boundary_of(content_type: str | None) -> bytes:
     kind, options = parse_options_header(content_type or "")
     boundary = options.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
-        raise bad_request("The body must be multipart/form-data with a boundary.", "invalid_multipart")
+        raise INVALID_MULTIPART(detail="The body must be multipart/form-data with a boundary.")
     return boundary
 
 
@@ -85,7 +85,7 @@ class _Collector:
     def _begin(self) -> None:
         self._headers, self._part = {}, None
         if len(self.result.files) + sum(len(v) for v in self.result.fields.values()) >= MAX_PARTS:
-            self._fail(bad_request(f"At most {MAX_PARTS} parts are accepted.", "invalid_multipart"))
+            self._fail(INVALID_MULTIPART(detail=f"At most {MAX_PARTS} parts are accepted."))
 
     def _header_bytes(self, which: str, data: bytes) -> None:
         if which == "name":
@@ -122,19 +122,12 @@ class _Collector:
             buffer = part[1]
             buffer.extend(piece)
             if len(buffer) > MAX_FIELD_BYTES:
-                self._fail(GatewayError(413, f"Field '{part[0]}' is too large.", code="request_too_large"))
+                self._fail(REQUEST_TOO_LARGE(detail=f"Field '{part[0]}' is too large.", param=part[0]))
             return
         upload, out, digest = part
         upload.size += len(piece)
         if upload.size > self._max_file_bytes:
-            self._fail(
-                GatewayError(
-                    413,
-                    f"File '{upload.filename}' is larger than {self._max_file_bytes} bytes.",
-                    code="file_too_large",
-                    param=upload.field,
-                )
-            )
+            self._fail(FILE_TOO_LARGE(name=upload.filename, limit=self._max_file_bytes, param=upload.field))
             return
         out.write(piece)
         digest.update(piece)
@@ -181,7 +174,7 @@ async def receive_multipart(
     except MultipartParseError:
         collector.close()
         collector.result.discard()
-        raise bad_request("The multipart body is malformed.", "invalid_multipart") from None
+        raise INVALID_MULTIPART(detail="The multipart body is malformed.") from None
     except BaseException:
         collector.close()
         collector.result.discard()

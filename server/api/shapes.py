@@ -9,13 +9,13 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from server.errors import bad_request
+from server.errors import INVALID_ENCODING_FORMAT, INVALID_INPUT, INVALID_REQUEST, INVALID_TYPE, MISSING_FIELD
 
 Check = Callable[[Any, str], None]
 
 
 def _fail(param: str, what: str) -> None:
-    raise bad_request(f"'{param}' must be {what}.", "invalid_type", param)
+    raise INVALID_TYPE(field=param, what=what)
 
 
 def string(value: Any, param: str) -> None:
@@ -74,7 +74,7 @@ def fields(spec: dict[str, Check], required: tuple[str, ...] = ()) -> Check:
         obj(value, param)
         for name in required:
             if value.get(name) is None:
-                raise bad_request(f"'{_join(param, name)}' is required.", "missing_field", _join(param, name))
+                raise MISSING_FIELD(field=_join(param, name))
         for name, field_check in spec.items():
             found = value.get(name)
             if found is not None:
@@ -104,7 +104,7 @@ def _chat_tool(value: Any, param: str) -> None:
     """A chat tool; a function tool (the default type) must carry its function."""
     fields({"type": string, "function": _FUNCTION})(value, param)
     if value.get("type", "function") == "function" and value.get("function") is None:
-        raise bad_request(f"'{param}.function' is required.", "missing_field", f"{param}.function")
+        raise MISSING_FIELD(field=f"{param}.function")
 
 
 _CHAT_TOOL = _chat_tool
@@ -158,19 +158,15 @@ def _embedding_input(value: Any, param: str) -> None:
         and (all(isinstance(v, str) and v for v in value) or all(tokens(v) for v in value))
     ):
         return
-    raise bad_request(
-        "'input' must be a non-empty string, array of strings, array of tokens or array of token arrays.",
-        "invalid_input",
-        param,
+    raise INVALID_INPUT(
+        field=param, what="a non-empty string, array of strings, array of tokens or array of token arrays"
     )
 
 
 def check_embeddings(body: dict[str, Any]) -> None:
     fields({"input": _embedding_input, "user": string, "dimensions": integer}, required=("input",))(body, "")
     if body.get("encoding_format", "float") not in ("float", "base64"):
-        raise bad_request(
-            "'encoding_format' must be 'float' or 'base64'.", "invalid_encoding_format", "encoding_format"
-        )
+        raise INVALID_ENCODING_FORMAT(param="encoding_format")
 
 
 _RESPONSES_ITEM = fields(
@@ -208,7 +204,7 @@ _RESPONSES = fields(
 
 def check_responses(body: dict[str, Any]) -> None:
     if body.get("input") in ("", []):
-        raise bad_request("'input' must be a non-empty string or array of items.", "invalid_input", "input")
+        raise INVALID_INPUT(field="input", what="a non-empty string or array of items")
     _RESPONSES(body, "")
 
 
@@ -243,7 +239,7 @@ _MESSAGES = fields(
 
 def check_messages(body: dict[str, Any]) -> None:
     if not isinstance(body.get("max_tokens"), int) or isinstance(body.get("max_tokens"), bool):
-        raise bad_request("max_tokens: Field required", "invalid_request", "max_tokens")
+        raise INVALID_REQUEST(detail="max_tokens: Field required", param="max_tokens")
     _MESSAGES(body, "")
 
 
@@ -270,5 +266,5 @@ _GEMINI = fields(
 
 def check_gemini(body: dict[str, Any]) -> None:
     if not isinstance(body.get("contents"), list) or not body["contents"]:
-        raise bad_request("contents must not be empty", "invalid_request", "contents")
+        raise INVALID_REQUEST(detail="contents must not be empty", param="contents")
     _GEMINI(body, "")

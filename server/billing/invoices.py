@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from server.budget import month_key, next_month_start
-from server.errors import bad_request
+from server.errors import INVALID_MONTH, INVALID_TAX_RATE
 from server.settings import BillingSettings
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -31,7 +31,7 @@ def parse_month(month: str, zone: str, now_ms: int) -> str:
         year, mon = (year - 1, 12) if mon == 1 else (year, mon - 1)
         return f"{year:04d}-{mon:02d}"
     if not isinstance(month, str) or not _MONTH.match(month):
-        raise bad_request("month must look like 2026-10 (or be 'last').", "invalid_month", "month")
+        raise INVALID_MONTH(param="month")
     return month
 
 
@@ -59,7 +59,7 @@ def parse_tax_rate(value: Any) -> str | None:
     except InvalidOperation:
         rate = Decimal("NaN")
     if not rate.is_finite() or not 0 <= rate <= 100 or rate != rate.quantize(Decimal("0.0001")):
-        raise bad_request("tax_rate must be a percent from 0 to 100, e.g. 20 or 7.25.", "invalid_tax_rate", "tax_rate")
+        raise INVALID_TAX_RATE(param="tax_rate")
     return format(rate.normalize(), "f")
 
 

@@ -14,7 +14,7 @@ from server.billing.invoices import is_closed, month_bounds, parse_month
 from server.billing.stripe_api import StripeApi
 from server.billing.topups import cents_to_micro, refusal, session_facts, whole_cents
 from server.clock import now_ms
-from server.errors import GatewayError, bad_request
+from server.errors import INVALID_AMOUNT, MONTH_OPEN
 from server.gateway import Gateway
 from server.keys import new_id
 from server.operations import find_project
@@ -32,7 +32,7 @@ async def topup(gw: Gateway, ref: str, amount_micro: int) -> dict[str, Any]:
     """Order a top-up and open a Stripe Checkout Session for it; the wallet moves only on the webhook."""
     project = find_project(gw, ref)
     if amount_micro <= 0:
-        raise bad_request("The amount must be positive.", "invalid_amount", "amount")
+        raise INVALID_AMOUNT(field="amount", detail="the amount must be positive")
     order_id = new_id("ord")
     session_id, url = await stripe_api(gw).checkout(project.id, project.name, amount_micro, order_id)
     order = {
@@ -96,7 +96,7 @@ async def close_month(
     month, closed = resolve_month(gw, month)
     start, end = month_bounds(month, zone)
     if push_stripe and not closed:
-        raise GatewayError(409, f"{month} has not ended; only closed months are sent to Stripe.", code="month_open")
+        raise MONTH_OPEN(month=month)
     project_ids = await gw.store.projects_with_entries(start, end)
     if project_ref:
         wanted = find_project(gw, project_ref).id

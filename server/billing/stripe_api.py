@@ -14,7 +14,14 @@ import orjson
 import stripe
 
 from server.billing.topups import micro_to_cents
-from server.errors import GatewayError
+from server.errors import (
+    INVALID_AMOUNT,
+    INVALID_EVENT,
+    INVALID_JSON,
+    INVALID_SIGNATURE,
+    STRIPE_ERROR,
+    STRIPE_NOT_CONFIGURED,
+)
 from server.settings import StripeSettings
 
 
@@ -26,9 +33,7 @@ class StripeApi:
     def _client(self) -> stripe.StripeClient:
         key = self._settings.api_key()
         if not key:
-            raise GatewayError(
-                503, f"Stripe is not configured: set {self._settings.api_key_env}.", code="stripe_not_configured"
-            )
+            raise STRIPE_NOT_CONFIGURED(what="is", variable=self._settings.api_key_env)
         options: dict[str, Any] = {"max_network_retries": 2}
         if self._settings.api_base:
             options["base_addresses"] = {"api": self._settings.api_base}
@@ -38,16 +43,14 @@ class StripeApi:
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
         except stripe.StripeError as exc:
-            raise GatewayError(
-                502, f"Stripe refused the call: {exc.user_message or type(exc).__name__}", code="stripe_error"
-            ) from None
+            raise STRIPE_ERROR(detail=exc.user_message or type(exc).__name__) from None
 
     async def checkout(self, project_id: str, project_name: str, amount_micro: int, order_id: str) -> tuple[str, str]:
         """A payment-mode Checkout Session for a wallet top-up; returns (session id, URL)."""
         try:
             cents = micro_to_cents(amount_micro)
         except ValueError as exc:
-            raise GatewayError(400, str(exc), code="invalid_amount", param="amount") from None
+            raise INVALID_AMOUNT(field="amount", detail=exc) from None
         client = self._client()
         params = {
             "mode": "payment",
@@ -113,20 +116,16 @@ class StripeApi:
         """The event, if the signature is valid and fresh; else a 400 (nothing is changed)."""
         secret = self._settings.webhook_secret()
         if not secret:
-            raise GatewayError(
-                503,
-                f"Stripe webhooks are not configured: set {self._settings.webhook_secret_env}.",
-                code="stripe_not_configured",
-            )
+            raise STRIPE_NOT_CONFIGURED(what="webhooks are", variable=self._settings.webhook_secret_env)
         try:
             text = payload.decode("utf-8")
             stripe.WebhookSignature.verify_header(text, signature or "", secret, self._settings.tolerance_seconds)
         except (stripe.SignatureVerificationError, UnicodeDecodeError):
-            raise GatewayError(400, "Invalid or stale Stripe signature.", code="invalid_signature") from None
+            raise INVALID_SIGNATURE() from None
         try:
             event = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            raise GatewayError(400, "The webhook body is not valid JSON.", code="invalid_json") from None
+            raise INVALID_JSON(detail="the webhook body") from None
         data = event.get("data") if isinstance(event, dict) else None
         if (
             not isinstance(event, dict)
@@ -135,5 +134,5 @@ class StripeApi:
             or not isinstance(data, dict)
             or not isinstance(data.get("object"), dict)
         ):
-            raise GatewayError(400, "Not a Stripe event.", code="invalid_event")
+            raise INVALID_EVENT()
         return event

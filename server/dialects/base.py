@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from server.errors import GatewayError, UpstreamError, bad_request
+from server.errors import INVALID_REQUEST, INVALID_TYPE, INVALID_VALUE, UpstreamError, from_translation
 from server.metering import Declared, openai_usage
 from server.providers.base import Provider
 from server.streaming.relay import StreamAdapter
@@ -54,9 +54,9 @@ def translated(fn: Any, *args: Any) -> Any:
     try:
         return fn(*args)
     except TranslationError as exc:
-        raise GatewayError(exc.status, str(exc), code=exc.code, param=exc.param) from None
+        raise from_translation(exc) from None
     except (TypeError, ValueError, KeyError, AttributeError, IndexError):
-        raise bad_request("The request body has a field of the wrong shape.", "invalid_request") from None
+        raise INVALID_REQUEST(detail="The request body has a field of the wrong shape.") from None
 
 
 def from_provider(fn: Any, *args: Any) -> Any:
@@ -64,7 +64,7 @@ def from_provider(fn: Any, *args: Any) -> Any:
     try:
         return fn(*args)
     except TranslationError as exc:
-        raise GatewayError(exc.status, str(exc), code=exc.code, param=exc.param) from None
+        raise from_translation(exc) from None
     except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
         raise UpstreamError(
             502,
@@ -79,7 +79,7 @@ def bounded_int(value: Any, param: str, upper: int) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= upper:
-        raise bad_request(f"'{param}' must be an integer from 1 to {upper}.", "invalid_value", param)
+        raise INVALID_VALUE(field=param, what=f"an integer from 1 to {upper}")
     return value
 
 
@@ -90,7 +90,7 @@ def object_field(body: dict[str, Any], *names: str) -> tuple[str | None, dict[st
         if value is None:
             continue
         if not isinstance(value, dict):
-            raise bad_request(f"'{name}' must be an object.", "invalid_type", name)
+            raise INVALID_TYPE(field=name, what="an object")
         return name, value
     return None, {}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.dialects.base import MAX_OUTPUT_TOKENS, bounded_int, chat_usage, chunk_chars, from_provider, translated
-from server.errors import GatewayError, bad_request
+from server.errors import INVALID_REQUEST, GatewayError
 from server.metering import Declared
 from server.providers.base import Provider
 from server.streaming.sse import encode_named
@@ -120,7 +120,7 @@ class MessagesDialect:
     def declare(self, body: dict[str, Any]) -> Declared:
         cap = bounded_int(body.get("max_tokens"), "max_tokens", MAX_OUTPUT_TOKENS)
         if cap is None:
-            raise bad_request("max_tokens: Field required", "invalid_request", "max_tokens")
+            raise INVALID_REQUEST(detail="max_tokens: Field required", param="max_tokens")
         return Declared(output_cap=cap)
 
     def cap_output(self, body: dict[str, Any], cap: int) -> None:

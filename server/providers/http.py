@@ -32,7 +32,7 @@ from typing import Any
 import httpx2 as httpx
 import orjson
 
-from server.errors import UpstreamError
+from server.errors import UpstreamError, from_translation
 from server.providers.base import ProviderBase
 from server.providers.transport import LeanTransport
 from server.redact import scrub
@@ -302,10 +302,11 @@ def typed_events(event: JSON) -> list[tuple[str, JSON]]:
 
 def translation_error(exc: TranslationError) -> UpstreamError:
     """A body the provider cannot express (or a reply we cannot read): the client sees its status and code."""
+    known = from_translation(exc)  # the table's status and code for it
     error = UpstreamError(
-        exc.status, exc.message, retryable=exc.status >= 500, upstream_status="translation", body=None
+        known.status, known.message, retryable=known.status >= 500, upstream_status="translation", code=str(known.code)
     )
-    error.code, error.param = exc.code, exc.param
+    error.param = known.param
     return error
 
 

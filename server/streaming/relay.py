@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from server.errors import GatewayError, UpstreamError
+from server.errors import INTERNAL_ERROR, GatewayError, UpstreamError
 from server.metering import estimate
 from server.types import Usage
 
@@ -159,7 +159,7 @@ class StreamRelay:
             self._recorded = True
             with contextlib.suppress(GatewayError):
                 await self._sink.finish("error", 500, "internal_error", self.usage())
-            for frame in adapter.error(GatewayError(500, "The gateway hit an internal error.", code="internal_error")):
+            for frame in adapter.error(INTERNAL_ERROR()):
                 yield frame
             return
         self._recorded = True

@@ -82,3 +82,21 @@ def test_money_is_computed_only_in_metering_and_money() -> None:
         text = path.read_text()
         for forbidden in ("/ 1_000_000", "// 1_000_000 ", "* 1_000_000", "/1_000_000"):
             assert forbidden not in text, f"{path} converts money itself ({forbidden})"
+
+
+def test_every_error_code_raised_is_a_row_of_the_error_table() -> None:
+    import re
+
+    from server.errors import TABLE
+
+    known = {row.code for row in TABLE.values()}
+    literal = re.compile(r"""\bcode=["']([a-z_]+)["']|_refuse\([^)]*,\s*["']([a-z_]+)["']\)""")
+    for path in _modules("server"):
+        for match in literal.finditer(path.read_text()):
+            code = match.group(1) or match.group(2)
+            assert code in known, f"{path} raises code {code!r}, which is not in server/errors.py's table"
+    for path in _modules("server"):
+        if path.name == "errors.py":
+            continue
+        for name in _imports(path):
+            assert name != "server.errors" or "GatewayError(" not in path.read_text(), f"{path} builds its own error"

@@ -14,7 +14,7 @@ from server.api.admin.views import project_name
 from server.api.common import gateway_of, json_body, json_response, money_field
 from server.budget import month_key, next_month_start
 from server.clock import now_ms
-from server.errors import bad_request
+from server.errors import MISSING_AMOUNT, MISSING_SCOPE
 from server.gateway import Gateway
 from server.operations import find_key, find_project, set_key_budget, set_project
 from server.snapshot import KeyEntry, ProjectEntry
@@ -60,7 +60,7 @@ async def post_budget(request: Request[Any, Any, Any]) -> Response[Any]:
     body = await json_body(request)
     monthly = money_field(body.get("monthly"), "monthly")
     if monthly is None:
-        raise bad_request("'monthly' is required (0 clears the budget).", "missing_amount", "monthly")
+        raise MISSING_AMOUNT(field="monthly", hint=" (0 clears the budget)")
     gw = gateway_of(request)
     if body.get("key"):
         key = await set_key_budget(gw, str(body["key"]), monthly or None)
@@ -69,7 +69,7 @@ async def post_budget(request: Request[Any, Any, Any]) -> Response[Any]:
         project = await set_project(gw, str(body["project"]), monthly_budget_micro=monthly or None)
         answer = {**budget_row(gw, project), "project": project.id, "timezone": gw.settings.billing.timezone}
         return json_response(answer)
-    raise bad_request("Give 'project' or 'key'.", "missing_scope")
+    raise MISSING_SCOPE()
 
 
 @get("/budgets")

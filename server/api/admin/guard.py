@@ -8,7 +8,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from server.errors import GatewayError
+from server.errors import INVALID_ADMIN_TOKEN
 from server.keys import bearer_token, is_admin
 from server.settings import ADMIN_TOKEN_ENV
 
@@ -17,4 +17,4 @@ def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
     gw = connection.app.state.gateway
     token = bearer_token(connection.headers.get("authorization"))
     if not is_admin(gw.snapshot, token, os.environ.get(ADMIN_TOKEN_ENV)):
-        raise GatewayError(401, "A valid admin token is required.", code="invalid_admin_token")
+        raise INVALID_ADMIN_TOKEN()

@@ -11,7 +11,7 @@ from server.api.admin.views import project_name
 from server.api.common import gateway_of, json_body, json_response, money_field
 from server.billing.service import close_month, resolve_month, topup
 from server.clock import now_ms
-from server.errors import bad_request
+from server.errors import INVALID_TYPE, MISSING_AMOUNT
 from server.operations import credit_wallet, find_project
 
 
@@ -40,10 +40,10 @@ async def wallet_credit(request: Request[Any, Any, Any], ref: str) -> Response[A
     body = await json_body(request)
     amount = money_field(body.get("amount"), "amount", negative=True, zero=False)
     if amount is None:
-        raise bad_request("'amount' is required.", "missing_amount", "amount")
+        raise MISSING_AMOUNT(field="amount", hint="")
     reason = body.get("reason") or ""
     if not isinstance(reason, str):
-        raise bad_request("'reason' must be a string.", "invalid_type", "reason")
+        raise INVALID_TYPE(field="reason", what="a string")
     gw = gateway_of(request)
     entry = await credit_wallet(gw, ref, amount, reason, body.get("id"))
     answer = {**entry, "project_name": project_name(gw, entry["project_id"])}
@@ -72,7 +72,7 @@ async def ledger_verify_checkpoints(request: Request[Any, Any, Any]) -> Response
     body = await json_body(request)
     checkpoints = body.get("checkpoints")
     if not isinstance(checkpoints, list) or not all(isinstance(c, dict) for c in checkpoints):
-        raise bad_request("'checkpoints' must be an array of checkpoint objects.", "invalid_type", "checkpoints")
+        raise INVALID_TYPE(field="checkpoints", what="an array of checkpoint objects")
     gw = gateway_of(request)
     results = await gw.store.verify_ledger()
     problems: list[str] = []
@@ -102,7 +102,7 @@ async def wallet_topup(request: Request[Any, Any, Any], ref: str) -> Response[An
     body = await json_body(request)
     amount = money_field(body.get("amount"), "amount", zero=False)
     if amount is None:
-        raise bad_request("'amount' is required.", "missing_amount", "amount")
+        raise MISSING_AMOUNT(field="amount", hint="")
     return json_response(await topup(gateway_of(request), ref, amount), status=201)
 
 

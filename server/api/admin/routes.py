@@ -14,7 +14,7 @@ from server.api.admin.money import MONEY_HANDLERS
 from server.api.admin.views import currency_header, key_view, usage_rows, with_key_names
 from server.api.common import gateway_of, json_body, json_response, money_field
 from server.api.openai.models import describe
-from server.errors import GatewayError, bad_request
+from server.errors import EMPTY_UPDATE, INVALID_GROUP, INVALID_TYPE, MISSING_FIELD, REQUEST_NOT_FOUND
 from server.operations import (
     create_key,
     create_project,
@@ -34,7 +34,7 @@ MAX_GRACE_S = 366 * 86_400
 def _optional_str(body: dict[str, Any], name: str) -> str | None:
     value = body.get(name)
     if value is not None and not isinstance(value, str):
-        raise bad_request(f"'{name}' must be a string.", "invalid_type", name)
+        raise INVALID_TYPE(field=name, what="a string")
     return value
 
 
@@ -69,7 +69,7 @@ async def patch_project(request: Request[Any, Any, Any], ref: str) -> Response[A
         values["monthly_budget_micro"] = money_field(body["monthly_budget"], "monthly_budget") or None
     if not values:
         wanted = "plan, billing, stripe_customer_id or monthly_budget"
-        raise bad_request(f"Nothing to change: give {wanted}.", "empty_update")
+        raise EMPTY_UPDATE(wanted=wanted)
     return json_response((await set_project(gateway_of(request), ref, **values)).public())
 
 
@@ -95,12 +95,12 @@ async def post_key(request: Request[Any, Any, Any]) -> Response[Any]:
     body = await json_body(request)
     project = _optional_str(body, "project")
     if not project:
-        raise bad_request("'project' is required.", "missing_project", "project")
+        raise MISSING_FIELD(field="project")
     expires_ms = body.get("expires_ms")
     if expires_ms is not None and (
         not isinstance(expires_ms, int) or isinstance(expires_ms, bool) or not 0 <= expires_ms <= MAX_MS
     ):
-        raise bad_request("'expires_ms' must be a millisecond timestamp.", "invalid_type", "expires_ms")
+        raise INVALID_TYPE(field="expires_ms", what="a millisecond timestamp")
     scopes = {name: body.get(name) for name in ("models", "endpoints", "ips", "rpm", "tpm")}
     scopes["monthly_budget_micro"] = money_field(body.get("monthly_budget"), "monthly_budget", zero=False)
     gw = gateway_of(request)
@@ -113,7 +113,7 @@ async def post_rotate(request: Request[Any, Any, Any], key_id: str) -> Response[
     body = await json_body(request)
     grace = body.get("grace_seconds", 0)
     if not isinstance(grace, int) or isinstance(grace, bool) or not 0 <= grace <= MAX_GRACE_S:
-        raise bad_request("'grace_seconds' must be a non-negative integer.", "invalid_type", "grace_seconds")
+        raise INVALID_TYPE(field="grace_seconds", what="a whole number of seconds up to a year")
     gw = gateway_of(request)
     key, secret = await rotate_key(gw, find_key(gw, key_id).id, grace)
     return json_response({**key_view(gw, key), "key": secret})
@@ -140,7 +140,7 @@ async def usage(
 ) -> Response[Any]:
     gw = gateway_of(request)
     if by not in USAGE_GROUPS:
-        raise bad_request(f"'by' must be one of {', '.join(USAGE_GROUPS)}.", "invalid_group", "by")
+        raise INVALID_GROUP(choices=", ".join(USAGE_GROUPS), param="by")
     project_id = find_project(gw, project).id if project else None
     rows = await gw.store.usage_totals(since_ms, by, project_id)
     return json_response({"since_ms": since_ms, "by": by, "data": usage_rows(gw, rows, by)})
@@ -153,7 +153,7 @@ async def get_request(request: Request[Any, Any, Any], request_id: str) -> Respo
     gw = gateway_of(request)
     rows = await gw.store.requests_matching(request_id)
     if not rows:
-        raise GatewayError(404, f"No request '{request_id}'.", code="request_not_found")
+        raise REQUEST_NOT_FOUND(ref=request_id)
     return json_response({**with_key_names(gw, rows[0]), "match_ids": [row["id"] for row in rows]})
 
 

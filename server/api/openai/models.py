@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Request, Response, get
 
 from server.api.common import admit, gateway_of, json_response, v1
-from server.errors import model_not_found
+from server.errors import MODEL_NOT_FOUND
 from server.gateway import Gateway
 from server.keys import bearer_token
 from server.money import credits_number
@@ -49,5 +49,5 @@ async def retrieve_model(request: Request[Any, Any, Any], model_id: str) -> Resp
     admit(request, bearer_token(request.headers.get("authorization")))
     model = gw.snapshot.models.get(model_id.lstrip("/"))
     if model is None:
-        raise model_not_found(model_id.lstrip("/"))
+        raise MODEL_NOT_FOUND(model=model_id.lstrip("/"), param="model")
     return json_response(describe(gw, model))
