@@ -7,6 +7,7 @@ DRAFT-<project>.*, replaced by the numbered files once the month is closed and e
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -81,6 +82,10 @@ def export(
                     "files": _write(folder, invoice),
                 }
             )
+        checkpoints = result.get("ledger_checkpoints")
+        if checkpoints:  # signed proof of each project's ledger at the month's end, kept beside the invoices
+            path = folder / "ledger-checkpoints.json"
+            path.write_text(json.dumps({"month": result["month"], "checkpoints": checkpoints}, indent=2) + "\n")
     except OSError as exc:
         raise CliError(f"cannot write invoices into {folder}: {exc.strerror or exc}") from None
     if json_out:

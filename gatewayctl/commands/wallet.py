@@ -1,8 +1,10 @@
-"""gatewayctl wallet balance|credit|history|topup, ledger verify."""
+"""gatewayctl wallet balance|credit|history|topup, ledger verify|checkpoint."""
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -145,13 +147,30 @@ def wallet_topup(
 
 
 @ledger_app.command("verify")
-def ledger_verify(json_out: Json = False, url: Url = None, token: Token = None) -> None:
+def ledger_verify(
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoint",
+            help="A signed checkpoint file (`ledger checkpoint`, or an invoice export) the history must match.",
+        ),
+    ] = None,
+    json_out: Json = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
     """Verify the ledger.
 
-    Proves every balance equals the sum of its entries and no entry was altered or removed.
+    Proves every balance equals the sum of its entries and no entry was altered or removed (the chain is
+    keyed: without the ledger key it cannot be recomputed); with --checkpoint, also that the history up
+    to each signed checkpoint kept outside the database was not rewritten.
     """
     client = admin(url, token)
-    result = client.get("/ledger/verify")
+    if checkpoint:
+        result = client.post("/ledger/verify", {"checkpoints": [c for path in checkpoint for c in _checkpoints(path)]})
+    else:
+        result = client.get("/ledger/verify")
+    problems = result.get("checkpoint_problems") or []
     if json_out:
         emit_json(result)  # the answer says ok: false; no second JSON document for the exit code
         if not result["ok"]:
@@ -165,5 +184,44 @@ def ledger_verify(json_out: Json = False, url: Url = None, token: Token = None) 
         say(f"{name}: {status}, {project['entries']:,} entries, balance {balance}")
         for problem in project["problems"]:
             say(f"  - {problem}")
+    if checkpoint:
+        say(f"checkpoints: {result.get('checkpoints', 0)} checked, {'ok' if not problems else 'FAILED'}")
+        for problem in problems:
+            say(f"  - {problem}")
     if not result["ok"]:
         raise CliError("ledger verification failed", code="ledger_verification_failed")
+
+
+def _checkpoints(path: Path) -> list[dict[str, object]]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read checkpoint file {path}: {exc}") from None
+    found = data.get("checkpoints") if isinstance(data, dict) else data
+    if not isinstance(found, list) or not all(isinstance(c, dict) for c in found):
+        raise CliError(f"{path} holds no checkpoints (expected the file `ledger checkpoint` writes)")
+    return found
+
+
+@ledger_app.command("checkpoint")
+def ledger_checkpoint(
+    out: Annotated[Path, typer.Option("--out", help="The file to write the signed checkpoints to.")],
+    json_out: Json = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """Write signed checkpoints of every project's ledger.
+
+    Each is the project's entry count, balance and chain head now, signed with the ledger key. Keep the file
+    outside the server (with backups or invoices); `ledger verify --checkpoint FILE` proves later that the
+    history up to it was not rewritten. `invoices export` writes one for each ended month.
+    """
+    result = admin(url, token).get("/ledger/checkpoints")
+    try:
+        out.write_text(json.dumps(result, indent=2) + "\n")
+    except OSError as exc:
+        raise CliError(f"cannot write {out}: {exc.strerror or exc}") from None
+    if json_out:
+        emit_json({"file": str(out), "checkpoints": len(result["checkpoints"])})
+        return
+    note(f"{len(result['checkpoints'])} checkpoint(s) written to {out}")

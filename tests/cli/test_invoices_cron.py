@@ -134,3 +134,20 @@ def test_the_shipped_cron_line_runs_as_written(gw: GatewayProcess, tmp_path: Pat
     [again] = [i for i in second["invoices"] if i["project"] == "cron-billed"]  # type: ignore[union-attr]
     assert again["number"] == invoice["number"]
     assert {suffix: Path(path).read_bytes() for suffix, path in again["files"].items()} == files
+    checkpoints = srv / "invoices" / month / "ledger-checkpoints.json"  # signed proof kept beside the invoices
+    assert json.loads(checkpoints.read_text())["checkpoints"]
+    assert gw.cli("ledger", "verify", "--checkpoint", str(checkpoints)).returncode == 0
+
+
+def test_a_ledger_checkpoint_verifies_and_a_forged_one_does_not(gw: GatewayProcess, tmp_path: Path) -> None:
+    gw.cli_json("projects", "create", "checkpointed")
+    gw.cli_json("wallet", "credit", "--project", "checkpointed", "--amount", "5", "--reason", "seed")
+    path = tmp_path / "checkpoints.json"
+    assert gw.cli_json("ledger", "checkpoint", "--out", str(path))["checkpoints"] >= 1
+    assert gw.cli("ledger", "verify", "--checkpoint", str(path)).returncode == 0
+    document = json.loads(path.read_text())
+    for checkpoint in document["checkpoints"]:
+        checkpoint["balance_micro"] += 1  # someone edits the statement to match a rewritten ledger
+    path.write_text(json.dumps(document))
+    forged = gw.cli("ledger", "verify", "--checkpoint", str(path), check=False)
+    assert forged.returncode == 1 and "signature" in forged.stdout

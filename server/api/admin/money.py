@@ -9,6 +9,7 @@ from litestar.params import Parameter
 
 from server.api.admin.views import project_name
 from server.api.common import gateway_of, json_body, json_response, money_field
+from server.billing.invoices import month_bounds
 from server.billing.service import close_month, resolve_month, topup
 from server.clock import now_ms
 from server.errors import INVALID_TYPE, MISSING_AMOUNT
@@ -108,12 +109,19 @@ async def wallet_topup(request: Request[Any, Any, Any], ref: str) -> Response[An
 
 @post("/invoices/close", status_code=200)
 async def invoices_close(request: Request[Any, Any, Any]) -> Response[Any]:
-    """Numbered, frozen invoices for an ended month ('last' = the last ended month), drafts otherwise."""
+    """Numbered, frozen invoices for an ended month ('last' = the last ended month), drafts otherwise; for an
+    ended month also the signed ledger checkpoints at its end, to be kept beside the invoices."""
     body = await json_body(request)
     gw = gateway_of(request)
     month, closed = resolve_month(gw, str(body.get("month") or ""))
     documents = await close_month(gw, month, bool(body.get("push_stripe")), body.get("project"))
-    return json_response({"month": month, "closed": closed, "invoices": documents})
+    answer: dict[str, Any] = {"month": month, "closed": closed, "invoices": documents}
+    if closed:
+        end = month_bounds(month, gw.settings.billing.timezone)[1]
+        wanted = {doc["project"]["id"] for doc in documents}
+        states = [s for s in await gw.store.ledger_states(end) if s["id"] in wanted]
+        answer["ledger_checkpoints"] = [gw.chain.checkpoint(state, end) for state in states]
+    return json_response(answer)
 
 
 MONEY_HANDLERS = [
