@@ -24,10 +24,12 @@ def sse(*events: Any) -> bytes:
     return b"".join(f"event: {e.get('type', 'x')}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
 
 
-def run(handler: Handler, action: Callable[[OpenAIProvider], Awaitable[T]], monkeypatch: pytest.MonkeyPatch) -> T:
+def run(
+    handler: Handler, action: Callable[[OpenAIProvider], Awaitable[T]], monkeypatch: pytest.MonkeyPatch, **extra: Any
+) -> T:
     monkeypatch.setenv("TEST_OPENAI_KEY", "sk-gateway")
     settings = ProviderSettings(
-        name="oai", kind="openai", base_url="http://upstream.test/v1", api_key_env="TEST_OPENAI_KEY"
+        name="oai", kind="openai", base_url="http://upstream.test/v1", api_key_env="TEST_OPENAI_KEY", **extra
     )
 
     async def go() -> T:
@@ -166,16 +168,8 @@ def test_error_message_reads_all_three_shapes() -> None:
 
 
 def _capped(handler: Handler, action: Callable[[OpenAIProvider], Awaitable[T]]) -> T:
-    settings = ProviderSettings(name="oai", kind="openai", base_url="http://upstream.test/v1", max_response_mb=1)
-
-    async def go() -> T:
-        provider = OpenAIProvider(settings, transport=httpx.MockTransport(handler))
-        try:
-            return await action(provider)
-        finally:
-            await provider.aclose()
-
-    return asyncio.run(go())
+    """`action` against a provider whose answers may weigh 1 MiB at the most."""
+    return run(handler, action, pytest.MonkeyPatch(), max_response_mb=1)
 
 
 def test_an_answer_past_the_size_cap_is_a_502_before_it_is_buffered() -> None:
