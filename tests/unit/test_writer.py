@@ -89,5 +89,5 @@ def test_the_wal_stays_bounded_while_a_reader_keeps_reading(tmp_path: Path) -> N
         return largest
 
     largest = asyncio.run(main())
-    assert largest <= limit * 3 // 2, largest  # near the limit: a checkpoint that met a reader is retried next group
+    assert largest <= limit * 5 // 4, largest  # the limit plus what one group wrote before its checkpoint
     assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM t").fetchone()[0] == 3000

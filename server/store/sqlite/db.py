@@ -104,6 +104,7 @@ class Writer:
         self.checkpoint_interval_s = 0.5
         self.probe_interval_s = 0.25
         self._stopping = threading.Event()
+        self._checkpointing = threading.Lock()  # one checkpoint at a time: a TRUNCATE never meets a PASSIVE
         self.running = False
         self.problem: str | None = None  # why the store is not writable, or None
         self.on_recovered: Callable[[], None] | None = None
@@ -150,7 +151,8 @@ class Writer:
         try:
             while not self._stopping.wait(self.checkpoint_interval_s):
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    with self._checkpointing:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 except sqlite3.Error:
                     log.exception("WAL checkpoint failed (will retry)")
             with contextlib.suppress(sqlite3.Error):
@@ -240,7 +242,7 @@ class Writer:
         except OSError:
             return
         if size > self.wal_limit_bytes:
-            with contextlib.suppress(sqlite3.Error):
+            with self._checkpointing, contextlib.suppress(sqlite3.Error):
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _commit_group(self, conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
