@@ -19,6 +19,7 @@ from server.api.openai.chat import chat_completions
 from server.api.openai.embeddings import embeddings
 from server.api.openai.models import list_models, retrieve_model
 from server.api.openai.responses import responses
+from server.api.openai.usage import usage
 from server.api.request_id import request_id_middleware
 from server.api.stripe_webhook import stripe_webhook
 from server.gateway import Gateway
@@ -61,6 +62,7 @@ def create_app(settings: Settings) -> Litestar:
             responses,
             messages,
             generate_content,
+            usage,
             stripe_webhook,
             admin_router,
         ],

@@ -219,3 +219,9 @@ class Store(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     async def requests_matching(self, ref: str, limit: int = 50) -> list[dict[str, Any]]: ...
+
+    async def usage_window(
+        self, project_id: str, start_ms: int, end_ms: int, model: str | None, key_id: str | None
+    ) -> list[dict[str, Any]]:
+        """A project's usage over [start_ms, end_ms) per hour x key x model (sums and latency buckets), exact."""
+        ...

@@ -8,6 +8,8 @@ from collections.abc import Callable
 import sqlite_utils
 
 from server.clock import now_ms
+from server.store.sqlite.rollups import add_to_rollup
+from server.usage_report import COLUMNS
 
 Migration = Callable[[sqlite_utils.Database], None]
 
@@ -255,6 +257,46 @@ def _m006_holds_units_checkpoints(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m008_operator_loop(db: sqlite_utils.Database) -> None:
+    # Rollups for /v1/usage: per hour x project x key x model, moved in the transaction of each closing,
+    # with a latency histogram (server/usage_report.py's buckets) for p50/p95 over any window.
+    buckets = ", ".join(f"{column} INTEGER NOT NULL DEFAULT 0" for column in COLUMNS)
+    db.execute(
+        "CREATE TABLE usage_hours (project_id TEXT NOT NULL, hour_ms INTEGER NOT NULL, key_id TEXT NOT NULL,"
+        " model TEXT NOT NULL, requests INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0,"
+        " input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,"
+        " cached_tokens INTEGER NOT NULL DEFAULT 0, cost_micro INTEGER NOT NULL DEFAULT 0,"
+        f" {buckets}, PRIMARY KEY (project_id, hour_ms, key_id, model)) WITHOUT ROWID"
+    )
+    rows = db.execute(
+        "SELECT r.project_id, r.key_id, r.model, r.status, r.started_ms, r.ended_ms, u.input_tokens,"
+        " u.output_tokens, u.cached_tokens, u.cost_micro, u.created_ms FROM requests r"
+        " LEFT JOIN usage u ON u.request_id = r.id WHERE r.status != 'pending'"
+    ).fetchall()
+    for project, key, model, status, started, ended, tokens_in, tokens_out, cached, cost, created in rows:
+        at, error = created or ended or started, status != "ok"
+        tokens = (tokens_in or 0, tokens_out or 0, cached or 0)
+        add_to_rollup(db.conn, project, key, model or "", at, error, tokens, cost or 0, (ended or at) - started)
+    # Bodies of requests and answers (compressed, secrets scrubbed), apart from the request rows.
+    db.execute(
+        "CREATE TABLE request_bodies (request_id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL,"
+        " request BLOB, response BLOB, request_truncated INTEGER NOT NULL DEFAULT 0,"
+        " response_truncated INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL)"
+    )
+    db.execute("CREATE INDEX idx_request_bodies_created ON request_bodies (created_ms)")
+    db["requests"].add_column("replay_of", str)
+    db["requests"].add_column("cache_status", str)
+    db.execute("CREATE INDEX idx_requests_project_started ON requests (project_id, started_ms)")
+    # Idempotency keys (per project): the first result of a POST, replayed for the same key and body.
+    db.execute(
+        "CREATE TABLE idempotency (project_id TEXT NOT NULL, key TEXT NOT NULL, body_sha256 TEXT NOT NULL,"
+        " request_id TEXT NOT NULL, status INTEGER NOT NULL, headers TEXT NOT NULL, stream INTEGER NOT NULL,"
+        " body BLOB NOT NULL, created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL,"
+        " PRIMARY KEY (project_id, key)) WITHOUT ROWID"
+    )
+    db.execute("CREATE INDEX idx_idempotency_expires ON idempotency (expires_ms)")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_limits_budgets_ledger", _m002_limits_budgets_ledger),
@@ -262,6 +304,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("004_key_last_used", _m004_key_last_used),
     ("005_invoices_for_business", _m005_invoices_for_business),
     ("006_holds_units_checkpoints", _m006_holds_units_checkpoints),
+    ("008_operator_loop", _m008_operator_loop),
 ]
 
 

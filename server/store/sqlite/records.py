@@ -12,6 +12,7 @@ import orjson
 from server.store.protocol import Closing, Event, HoldRecord, Intent, Interrupted, Recovery
 from server.store.sqlite import ledger
 from server.store.sqlite.catalog import rows
+from server.store.sqlite.rollups import add_to_rollup
 
 Op = Any  # a writer operation: a function of the connection
 
@@ -166,6 +167,18 @@ def close(closing: Closing, chain: ledger.Chain) -> Op:
             )
         resolve_hold(conn, closing.hold_id, closing.hold_status, outcome.ended_ms)
         insert_events(conn, closing.events)
+        usage, charge = outcome.usage, outcome.charge
+        add_to_rollup(
+            conn,
+            caller.project_id,
+            caller.key_id,
+            call.model,
+            outcome.ended_ms,
+            outcome.status != "ok",
+            (usage.input_tokens, usage.output_tokens, usage.cached_tokens) if usage is not None else (0, 0, 0),
+            charge.micro if charge is not None else 0,
+            outcome.ended_ms - call.started_ms,
+        )
 
     return op
 
@@ -273,3 +286,8 @@ def recover(conn: sqlite3.Connection, chain: ledger.Chain, recoveries: Iterable[
             )
         if request.hold_id is not None:
             resolve_hold(conn, request.hold_id, "settled" if billed else "released", item.ended_ms)
+        usage = item.usage
+        tokens = (usage.input_tokens, usage.output_tokens, usage.cached_tokens) if usage is not None else (0, 0, 0)
+        add_to_rollup(
+            conn, request.project_id, request.key_id, request.model, item.ended_ms, True, tokens, item.charge_micro, 0
+        )

@@ -9,7 +9,7 @@ from typing import Any
 
 from server.settings import StorageSettings
 from server.store.protocol import Closing, Event, Intent, Interrupted, Loaded, Recovery, Refusal, StripeResult
-from server.store.sqlite import billing, catalog, ledger, records
+from server.store.sqlite import billing, catalog, ledger, records, rollups
 from server.store.sqlite.db import Writer, connect
 from server.store.sqlite.migrations import migrate
 from server.store.sqlite.reads import Reader
@@ -240,6 +240,11 @@ class SqliteStore:
 
     async def requests_matching(self, ref: str, limit: int = 50) -> list[dict[str, Any]]:
         return await self.reader.requests_matching(ref, limit)
+
+    async def usage_window(
+        self, project_id: str, start_ms: int, end_ms: int, model: str | None, key_id: str | None
+    ) -> list[dict[str, Any]]:
+        return await self.reader.call(lambda conn: rollups.window(conn, project_id, start_ms, end_ms, model, key_id))
 
     async def ledger_history(self, project_id: str, limit: int) -> list[dict[str, Any]]:
         return await self.reader.call(lambda conn: ledger.history(conn, project_id, limit))
