@@ -36,6 +36,20 @@ class ServerSettings(_Strict):
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     workers: int = Field(1, ge=1)
     trusted_proxies: list[str] = Field(default_factory=list)
+    # Slow and hostile clients (enforced by server/http_guard): deadlines, header cap, connection cap.
+    header_timeout: float = Field(10.0, gt=0)
+    body_timeout: float = Field(30.0, gt=0)
+    body_min_rate: int = Field(8192, ge=0)
+    keep_alive_timeout: int = Field(30, ge=1)
+    max_header_bytes: int = Field(32768, ge=1024)
+    max_connections: int = Field(2048, ge=2)
+    reserved_connections: int = Field(64, ge=1)
+
+    @model_validator(mode="after")
+    def _room_for_general_requests(self) -> ServerSettings:
+        if self.reserved_connections >= self.max_connections:
+            raise ValueError("reserved_connections must be below max_connections")
+        return self
 
 
 class StorageSettings(_Strict):
