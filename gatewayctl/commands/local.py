@@ -88,6 +88,7 @@ def serve(
     import uvicorn
 
     from server.app import create_asgi
+    from server.http_guard import uvicorn_options
 
     chosen = config or (Path(os.environ["GATEWAY_CONFIG"]) if os.environ.get("GATEWAY_CONFIG") else None)
     if chosen is None and Path("config.toml").is_file():
@@ -103,8 +104,8 @@ def serve(
         port=port or settings.server.port,
         access_log=False,
         log_level="warning",
-        timeout_keep_alive=30,
         timeout_graceful_shutdown=10,
         server_header=False,
         proxy_headers=False,  # X-Forwarded-For is honoured only from configured trusted proxies
+        **uvicorn_options(settings),  # deadlines, header cap, connection cap, open-files limit
     )
