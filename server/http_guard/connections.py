@@ -74,13 +74,15 @@ class ConnectionTable:
         self.waiting[conn] = None
         return True
 
-    def has_general_room(self, open_count: int) -> bool:
-        """Whether a general request may start now; asked while its connection still counts as waiting."""
-        return open_count - len(self.waiting) < self.general_share
+    def start_request(self, conn: Evictable, open_count: int) -> bool:
+        """A request's headers are complete: the connection is busy (not evictable) from now on.
 
-    def busy(self, conn: Evictable) -> None:
-        """A request started on the connection (or it upgraded): it is no longer evictable."""
-        self.waiting.pop(conn, None)
+        Returns whether the general share has room for it (else only a reserved path may run).
+        """
+        waiting = self.waiting
+        room = open_count - len(waiting) < self.general_share  # the connection still counts as waiting
+        waiting.pop(conn, None)
+        return room
 
     def idle(self, conn: Evictable) -> None:
         """Its response is complete: waiting for the next request, evictable, newest."""

@@ -268,7 +268,7 @@ def test_table_evicts_the_oldest_waiting_connection() -> None:
     table = ConnectionTable(max_connections=2, reserved_connections=1)
     a, b, c = Conn(), Conn(), Conn()
     assert table.opened(a, 1) and table.opened(b, 2)
-    table.busy(a)
+    table.start_request(a, 2)
     table.idle(a)  # a answered and waits again: now the newest
     assert table.opened(c, 3)
     assert b.evicted and not a.evicted
