@@ -245,6 +245,22 @@ def test_past_the_general_share_general_requests_get_503_and_reserved_paths_get_
     run(scenario)
 
 
+def test_past_the_general_share_a_websocket_upgrade_gets_503_not_a_socket() -> None:
+    async def scenario(server: Server) -> None:
+        for _ in range(3):
+            protocol, _ = server.connect()
+            protocol.data_received(post_head(10))
+        upgrade, transport = server.connect()
+        upgrade.data_received(
+            b"GET /v1/realtime HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert transport.status == b"HTTP/1.1 503 Service Unavailable"
+        assert b"retry-after: 1" in transport.written and transport.eof
+
+    run(scenario)
+
+
 def test_past_the_hard_cap_with_every_connection_busy_a_new_one_is_closed_at_once() -> None:
     async def scenario(server: Server) -> None:
         for path in (b"/v1/a", b"/v1/b", b"/v1/c", b"/admin/v1/keys"):
