@@ -38,7 +38,7 @@ from uvicorn.server import ServerState
 from server.http_guard.protocol import EdgeLimits, guarded_protocol
 
 LIMITS = EdgeLimits(
-    header_timeout=10, body_timeout=30, body_min_rate=8192, max_header_bytes=32768, max_connections=2048,
+    header_timeout_s=10, body_timeout_s=30, body_min_bytes_per_s=8192, max_header_bytes=32768, max_connections=2048,
     reserved_connections=64,
 )  # fmt: skip
 BODY = b'{"model":"bench-model","messages":[{"role":"user","content":"' + b"x" * 960 + b'"}]}'

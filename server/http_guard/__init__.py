@@ -25,9 +25,9 @@ def edge_limits(settings: Settings, open_files: int) -> EdgeLimits:
     upstream = sum(p.max_connections for p in settings.providers if p.kind != "mock")
     cap = fit_connection_cap(server.max_connections, server.reserved_connections, open_files, upstream)
     return EdgeLimits(
-        header_timeout=server.header_timeout,
-        body_timeout=server.body_timeout,
-        body_min_rate=server.body_min_rate,
+        header_timeout_s=server.header_timeout_s,
+        body_timeout_s=server.body_timeout_s,
+        body_min_bytes_per_s=server.body_min_bytes_per_s,
         max_header_bytes=server.max_header_bytes,
         max_connections=cap,
         reserved_connections=min(server.reserved_connections, cap - 1),
@@ -37,4 +37,4 @@ def edge_limits(settings: Settings, open_files: int) -> EdgeLimits:
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Raise the open-files limit (process-wide, logged), then return uvicorn.run's guard options."""
     limits = edge_limits(settings, raise_open_files_limit())
-    return {"http": guarded_protocol(limits), "timeout_keep_alive": settings.server.keep_alive_timeout}
+    return {"http": guarded_protocol(limits), "timeout_keep_alive": settings.server.keep_alive_timeout_s}

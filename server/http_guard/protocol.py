@@ -12,12 +12,12 @@ this subclass adds what is missing where the bytes arrive.
 Phases of a connection and their deadlines:
 
 - headers (from the connection's opening, or from the first bytes of a later request, until the
-  headers are complete): `header_timeout`, and at most `max_header_bytes` of request line and
+  headers are complete): `header_timeout_s`, and at most `max_header_bytes` of request line and
   headers. A silent new socket is closed when the deadline passes; a slow one gets 408; a header
   block past the cap gets 431 (only the bytes that fit are ever given to the parser).
-- body (headers complete, body not): `body_timeout`, extended by one second per `body_min_rate`
-  bytes received (Apache mod_reqtimeout's rule), then 408. A request let in through the reserve
-  gets RESERVE_BODY_SECONDS and no extension, so slow bodies cannot squat the reserve.
+- body (headers complete, body not): `body_timeout_s`, extended by one second per
+  `body_min_bytes_per_s` bytes received (Apache mod_reqtimeout's rule), then 408. A request let in
+  through the reserve gets RESERVE_BODY_SECONDS and no extension, so slow bodies cannot squat it.
 - idle between requests: uvicorn's own `timeout_keep_alive`.
 - the response: no deadline here (streams may be long); the app and the providers bound it.
 
@@ -56,9 +56,9 @@ MIN_REARM_SECONDS = 0.25  # a body timer that finds the deadline extended sleeps
 class EdgeLimits:
     """The [server] settings the protocol enforces (seconds, bytes, bytes/s, connections)."""
 
-    header_timeout: float
-    body_timeout: float
-    body_min_rate: int
+    header_timeout_s: float
+    body_timeout_s: float
+    body_min_bytes_per_s: int
     max_header_bytes: int
     max_connections: int
     reserved_connections: int
@@ -100,7 +100,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self.table.opened(self, len(self.connections)):
             transport.close()
             return
-        self._header_timer = self.loop.call_later(self.limits.header_timeout, self._header_deadline)
+        self._header_timer = self.loop.call_later(self.limits.header_timeout_s, self._header_deadline)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
@@ -122,7 +122,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if self._headers_done == before:  # the whole read was header bytes (or CRLFs) of one request
                 self._header_bytes += len(data)
                 if self._header_timer is None:
-                    self._header_timer = self.loop.call_later(self.limits.header_timeout, self._header_deadline)
+                    self._header_timer = self.loop.call_later(self.limits.header_timeout_s, self._header_deadline)
         elif self._body_timer is None:
             self._body_started = self.loop.time()
             self._body_timer = self.loop.call_later(self._body_timeout(), self._body_deadline)
@@ -197,8 +197,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _body_timeout(self) -> float:
         if self._via_reserve:
-            return min(self.limits.body_timeout, RESERVE_BODY_SECONDS)
-        return self.limits.body_timeout
+            return min(self.limits.body_timeout_s, RESERVE_BODY_SECONDS)
+        return self.limits.body_timeout_s
 
     def _header_deadline(self) -> None:
         self._header_timer = None
@@ -207,7 +207,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._header_bytes == 0:  # a new connection that never sent a byte
             self.transport.close()
             return
-        message = f"Request headers not received within {self.limits.header_timeout:g} s."
+        message = f"Request headers not received within {self.limits.header_timeout_s:g} s."
         self._refuse_headers(408, message, "request_timeout")
 
     def _body_deadline(self) -> None:
@@ -220,8 +220,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._body_timer = self.loop.call_later(self._body_timeout(), self._body_deadline)
             return
         allowed = self._body_timeout()
-        if self.limits.body_min_rate and not self._via_reserve:
-            allowed += self._body_bytes / self.limits.body_min_rate
+        if self.limits.body_min_bytes_per_s and not self._via_reserve:
+            allowed += self._body_bytes / self.limits.body_min_bytes_per_s
         left = allowed - (now - self._body_started)
         if left > 0:
             self._body_timer = self.loop.call_later(max(left, MIN_REARM_SECONDS), self._body_deadline)
@@ -232,7 +232,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         cycle.disconnected = True  # the app's receive() now returns http.disconnect; its send() is a no-op
         cycle.message_event.set()
-        message = f"Request body not received in time ({self.limits.body_timeout:g} s, then the minimum rate)."
+        message = f"Request body not received in time ({self.limits.body_timeout_s:g} s, then the minimum rate)."
         self._answer_and_linger(error_reply(408, message, "request_timeout"))
 
     # refusing

@@ -32,10 +32,10 @@ GENERAL_SHARE = MAX_CONNECTIONS - RESERVED
 START_SOFT_NOFILE = 256
 SLACK = 1.5  # seconds a deadline may take to be noticed on a loaded machine
 
-SERVER_EXTRA = f"""header_timeout = {HEADER_TIMEOUT}
-body_timeout = {BODY_TIMEOUT}
-body_min_rate = {BODY_MIN_RATE}
-keep_alive_timeout = 5
+SERVER_EXTRA = f"""header_timeout_s = {HEADER_TIMEOUT}
+body_timeout_s = {BODY_TIMEOUT}
+body_min_bytes_per_s = {BODY_MIN_RATE}
+keep_alive_timeout_s = 5
 max_header_bytes = {MAX_HEADER_BYTES}
 max_connections = {MAX_CONNECTIONS}
 reserved_connections = {RESERVED}
@@ -156,7 +156,7 @@ def test_connection_cap_keeps_room_for_health_checks_and_the_admin_api(gw: Gatew
         started = time.monotonic()
         checks = 0
         while time.monotonic() - started < BODY_TIMEOUT + 1.0:  # past the body deadline: a fair rate holds on
-            holders.send_each(b" " * 200)  # ~4,000 bytes/s each, above body_min_rate
+            holders.send_each(b" " * 200)  # ~4,000 bytes/s each, above body_min_bytes_per_s
             holders.poll()
             busy = httpx.post(f"{gw.url}/v1/chat/completions", json=CHAT, headers={"authorization": f"Bearer {key}"})
             assert busy.status_code == 503, busy.text[:200]

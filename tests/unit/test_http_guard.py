@@ -19,9 +19,9 @@ from server.http_guard.fd_limit import SPARE_DESCRIPTORS, fit_connection_cap
 from server.http_guard.protocol import EdgeLimits, GuardedHttpToolsProtocol, guarded_protocol
 
 LIMITS = EdgeLimits(
-    header_timeout=0.2,
-    body_timeout=0.2,
-    body_min_rate=100,
+    header_timeout_s=0.2,
+    body_timeout_s=0.2,
+    body_min_bytes_per_s=100,
     max_header_bytes=1024,
     max_connections=4,
     reserved_connections=1,
