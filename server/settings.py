@@ -48,6 +48,20 @@ class ServerSettings(_Strict):
     # A streaming client that reads nothing for this long is treated as gone (its upstream call is cancelled).
     stream_write_timeout_s: float = Field(30.0, gt=0)
     access_log: bool = True
+    # Slow and hostile clients (enforced by server/http_guard): deadlines, header cap, connection cap.
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_timeout_s: float = Field(30.0, gt=0)
+    body_min_bytes_per_s: int = Field(8192, ge=0)
+    keep_alive_timeout_s: int = Field(30, ge=1)
+    max_header_bytes: int = Field(32768, ge=1024)
+    max_connections: int = Field(2048, ge=2)
+    reserved_connections: int = Field(64, ge=1)
+
+    @model_validator(mode="after")
+    def _room_for_general_requests(self) -> ServerSettings:
+        if self.reserved_connections >= self.max_connections:
+            raise ValueError("reserved_connections must be below max_connections")
+        return self
 
 
 class StorageSettings(_Strict):

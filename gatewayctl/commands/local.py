@@ -170,6 +170,7 @@ def serve(
     import uvicorn
 
     from server.app import create_asgi
+    from server.http_guard import uvicorn_options
 
     os.umask(PRIVATE)
     chosen = config or (Path(os.environ["GATEWAY_CONFIG"]) if os.environ.get("GATEWAY_CONFIG") else None)
@@ -198,10 +199,10 @@ def serve(
             port=listen_port,
             access_log=False,  # ours (server/api/access_log.py) names the key and the cost
             log_level="warning",
-            timeout_keep_alive=30,
             timeout_graceful_shutdown=10,
             server_header=False,
             proxy_headers=False,  # X-Forwarded-For is honoured only from configured trusted proxies
+            **uvicorn_options(settings),  # deadlines, header cap, connection cap, open-files limit
         )
     )
     # uvicorn drains, restores the handlers it found and re-raises the signal it caught: for SIGTERM

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,13 +86,15 @@ class GatewayProcess:
     def env(self) -> dict[str, str]:
         return {"GATEWAY_URL": self.url, "GATEWAY_ADMIN_TOKEN": self.admin_token, **self.extra_env}
 
-    def start(self, timeout: float = 20.0) -> GatewayProcess:
+    def start(self, timeout: float = 20.0, preexec_fn: Callable[[], None] | None = None) -> GatewayProcess:
+        """Start `gatewayctl serve`; `preexec_fn` runs in the child before exec (e.g. to lower its limits)."""
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [GATEWAYCTL, "serve", "--config", str(self.config)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **self.extra_env},
+                preexec_fn=preexec_fn,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
