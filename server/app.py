@@ -24,6 +24,7 @@ from server.api.request_id import request_id_middleware
 from server.api.stripe_webhook import stripe_webhook
 from server.gateway import Gateway
 from server.key_activity import LastUsedFlusher
+from server.maintenance import Maintenance
 from server.settings import Settings
 
 
@@ -41,6 +42,8 @@ def create_app(settings: Settings) -> Litestar:
         app.state.gateway = gateway
         last_used = LastUsedFlusher(gateway.snapshot, gateway.store.touch_keys)
         last_used.start()
+        maintenance = Maintenance(gateway)
+        maintenance.start()
         # Long-lived startup objects leave the GC's view, and young collections run less often:
         # per-request garbage is short-lived, and full collections were the p99 latency spikes.
         gc.freeze()
@@ -48,6 +51,7 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
+            await maintenance.stop()
             await last_used.stop()
             await gateway.close()
 

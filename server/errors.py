@@ -22,10 +22,12 @@ _TYPES = {
     403: "permission_error",
     404: "not_found_error",
     405: "invalid_request_error",
+    408: "invalid_request_error",
     409: "conflict_error",
     413: "invalid_request_error",
     422: "invalid_request_error",
     429: "rate_limit_error",
+    431: "invalid_request_error",
     500: "internal_server_error",
     502: "upstream_error",
     503: "service_unavailable",
@@ -139,6 +141,7 @@ INVALID_EMAIL = ErrorCode(400, "invalid_email", "'{text}' is not an email addres
 INVALID_ID = ErrorCode(400, "invalid_id", "An adjustment id is 1-200 printable characters.")
 INVALID_SIGNATURE = ErrorCode(400, "invalid_signature", "Invalid or stale Stripe signature.")
 INVALID_EVENT = ErrorCode(400, "invalid_event", "Not a Stripe event.")
+INVALID_IDEMPOTENCY_KEY = ErrorCode(400, "invalid_idempotency_key", "An Idempotency-Key is 1-255 printable characters.")
 # 400 and 502: what a translator between API shapes refuses (server.translate raises TranslationError)
 UNSUPPORTED_CONTENT = ErrorCode(400, "unsupported_content", "{detail}")
 UNSUPPORTED_PARAMETER = ErrorCode(400, "unsupported_parameter", "{detail}")
@@ -183,7 +186,19 @@ DUPLICATE_ADJUSTMENT = ErrorCode(
     409, "duplicate_adjustment", "Adjustment '{ref}' was already recorded with another amount or project; use a new id."
 )
 MONTH_OPEN = ErrorCode(409, "month_open", "{month} has not ended; only closed months are sent to Stripe.")
+IDEMPOTENCY_KEY_IN_FLIGHT = ErrorCode(
+    409,
+    "idempotency_key_in_flight",
+    "A request with this Idempotency-Key is still in progress; retry once it has finished.",
+)
+IDEMPOTENCY_KEY_MISMATCH = ErrorCode(
+    422,
+    "idempotency_key_mismatch",
+    "This Idempotency-Key was used with another request body; use a new key for a different request.",
+)
+REQUEST_TIMEOUT = ErrorCode(408, "request_timeout", "{detail}", "invalid_request_error")
 REQUEST_TOO_LARGE = ErrorCode(413, "request_too_large", "{detail}")
+HEADERS_TOO_LARGE = ErrorCode(431, "request_header_fields_too_large", "{detail}", "invalid_request_error")
 FILE_TOO_LARGE = ErrorCode(413, "file_too_large", "File '{name}' is larger than {limit} bytes.")
 RATE_LIMIT_EXCEEDED = ErrorCode(429, "rate_limit_exceeded", "{detail}")
 TOO_MANY_OPEN_CALLS = ErrorCode(429, "too_many_open_calls", "{detail}")  # a project past its share of a provider
@@ -191,6 +206,7 @@ TOO_MANY_OPEN_CALLS = ErrorCode(429, "too_many_open_calls", "{detail}")  # a pro
 INTERNAL_ERROR = ErrorCode(500, "internal_error", "The gateway hit an internal error.")
 STRIPE_ERROR = ErrorCode(502, "stripe_error", "Stripe refused the call: {detail}")
 UPSTREAM_ERROR = ErrorCode(502, "upstream_error", "{detail}")  # UpstreamError's own (its status varies: 502-504)
+SERVER_BUSY = ErrorCode(503, "server_busy", "The gateway is at its connection limit; retry shortly.")
 METERING_UNAVAILABLE = ErrorCode(
     503, "metering_unavailable", "Usage could not be recorded; the request was refused (fail closed)."
 )

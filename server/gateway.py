@@ -12,12 +12,14 @@ from server.billing.ledger import LedgerChain, open_chain
 from server.budget import Budgets, Hold, month_key, month_start_ms
 from server.clock import now_ms
 from server.events.outbox import RateLimitedSampler
+from server.idempotency import Idempotency
 from server.latency import LatencyBands
 from server.limits import RateLimiter
 from server.metering import Rates, charge, estimate
 from server.pipeline import RequestPath
 from server.providers.base import Provider
 from server.providers.registry import build_providers
+from server.request_log import BodyLog
 from server.routing import ConnectionShares, Router
 from server.settings import Settings
 from server.settlement import Settlement
@@ -53,6 +55,7 @@ class Gateway:
     settlement: Settlement
     path: RequestPath
     chain: LedgerChain
+    idempotency: Idempotency
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @classmethod
@@ -102,6 +105,7 @@ class Gateway:
             latency=latency,
             limits=settings.limits,
             providers={p.name: p for p in settings.providers},
+            bodies=BodyLog(store, settings.logging, loaded.body_bytes),
         )
         return cls(
             settings=settings,
@@ -115,6 +119,7 @@ class Gateway:
             settlement=settlement,
             path=path,
             chain=chain,
+            idempotency=Idempotency(store, settings.idempotency.retention_hours),
             trusted_proxies=tuple(ipaddress.ip_network(c, strict=False) for c in settings.server.trusted_proxies),
         )
 

@@ -22,30 +22,34 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from server.admission import Gatekeeper
 from server.budget import Budgets
 from server.capabilities import endpoint_class
 from server.clock import now_ms
 from server.dialects.base import Dialect
 from server.errors import METERING_UNAVAILABLE, GatewayError, UpstreamError
+from server.idempotency import Claim
 from server.latency import LatencyBands
 from server.metering import charge, estimate, output_bound, tokens_in, worst_case
 from server.money import format_credits
+from server.request_log import BodyLog
 from server.routing import Lease, Router
 from server.settings import LimitSettings, ProviderSettings
-from server.settlement import DISCONNECTED, ERROR, OK, UPSTREAM_FAILED, Settlement, Ticket, conclude
+from server.settlement import DISCONNECTED, ERROR, OK, UPSTREAM_FAILED, Answer, Settlement, Ticket, conclude
 from server.store.protocol import HoldRecord, Intent, Store
-from server.streaming.relay import StreamRelay
-from server.types import Attempt, Call, Caller, Charge, Target, Usage
+from server.streaming.relay import LastFrames, StreamRelay, Transcript
+from server.types import Attempt, Call, Caller, Charge, Outcome, Target, Usage
 
 __all__ = ["OpenedStream", "RequestPath", "Served"]
 
 
 @dataclass(slots=True)
 class Served:
-    """A finished non-stream answer and what the edge needs for its headers."""
+    """A finished non-stream answer (JSON bytes) and what the edge needs for its headers."""
 
-    body: dict[str, Any]
+    content: bytes
     target: Target
     depth: int
     charge: Charge
@@ -72,11 +76,12 @@ class RequestPath:
     latency: LatencyBands
     limits: LimitSettings
     providers: dict[str, ProviderSettings]
+    bodies: BodyLog
 
     def admit(self, secret: str | None, client_ip: str) -> Caller:
         return self.gatekeeper.admit(secret, client_ip)
 
-    def start(self, caller: Caller, call: Call, dialect: Dialect) -> Ticket:
+    def start(self, caller: Caller, call: Call, dialect: Dialect, claim: Claim | None = None) -> Ticket:
         """Everything before forwarding; raises the documented 400/402/403/404/429/503 errors."""
         assert caller.key is not None and caller.project is not None
         call.endpoint = dialect.name
@@ -115,7 +120,7 @@ class RequestPath:
         intent = Intent(caller, call, record)
         written = self.store.record_intent(intent)  # ordered before the closing in the writer queue
         written.add_done_callback(lambda done: done.cancelled() or done.exception())
-        return Ticket(caller, call, model, dialect, admission, hold, intent, written)
+        return Ticket(caller, call, model, dialect, admission, hold, intent, written, claim)
 
     async def serve_unary(self, ticket: Ticket) -> Served:
         """One JSON answer in the front door's shape, metered and recorded before it is returned."""
@@ -130,20 +135,23 @@ class RequestPath:
             outcome = conclude(ticket.model.rates, attempts, status=OK, http_status=200, target=target, usage=usage)
             assert outcome.charge is not None
             dialect.present(body, usage, outcome.charge.micro)
+            content = orjson.dumps(body)
         except Exception:
             self._internal_error(ticket, attempts)
             raise
-        try:
-            await asyncio.shield(self.settlement.close(ticket, outcome))
-        except Exception as exc:
-            raise METERING_UNAVAILABLE() from exc
-        self.latency.observe(call.model, now_ms() - call.started_ms)
         headers = {
             **ticket.admission.headers,
             **served_headers(call, target, depth),
             "x-credits-used": format_credits(outcome.charge.micro),
         }
-        return Served(body=body, target=target, depth=depth, charge=outcome.charge, headers=headers)
+        answer = Answer(200, headers, False, content) if ticket.claim is not None else None
+        try:
+            await asyncio.shield(self.settlement.close(ticket, outcome, answer=answer))
+        except Exception as exc:
+            raise METERING_UNAVAILABLE() from exc
+        self.latency.observe(call.model, now_ms() - call.started_ms)
+        self.bodies.record(call.request_id, outcome.ended_ms, call.raw, body, OK)
+        return Served(content=content, target=target, depth=depth, charge=outcome.charge, headers=headers)
 
     async def open_stream(self, ticket: Ticket) -> OpenedStream:
         """Open the upstream stream and read its first event, so fallback happens before any byte is sent;
@@ -176,19 +184,19 @@ class RequestPath:
             ticket.admission.settle_tokens(0)
             raise METERING_UNAVAILABLE() from exc
         provider = self.providers[target.provider]
+        headers = {**ticket.admission.headers, **served_headers(call, target, depth)}
         relay = StreamRelay(
             stream=stream,
             events=events,
             first=first,
             adapter=dialect.adapter(call.body, self.router.providers[target.provider]),
             input_bytes=call.body_bytes,
-            sink=_Sink(self, ticket, attempts, target, lease),
+            sink=_Sink(self, ticket, attempts, target, lease, headers),
             provider=target.provider,
             silence_s=provider.timeouts.first_byte,
             deadline=time.monotonic() + provider.timeouts.total,
             drain=provider.on_disconnect == "drain",
         )
-        headers = {**ticket.admission.headers, **served_headers(call, target, depth)}
         return OpenedStream(chunks=relay.run(), target=target, depth=depth, headers=headers)
 
     async def _route(self, ticket: Ticket, attempts: list[Attempt], attempt: Any) -> tuple[int, Target, Any, Lease]:
@@ -199,6 +207,7 @@ class RequestPath:
             status = UPSTREAM_FAILED if isinstance(exc, UpstreamError) else ERROR
             outcome = conclude(ticket.model.rates, attempts, status=status, http_status=exc.status, error_code=exc.code)
             self.settlement.close(ticket, outcome)  # no usage to protect; not awaited
+            self.bodies.record(ticket.call.request_id, outcome.ended_ms, ticket.call.raw, exc.openai_body(), status)
             exc.headers = {**ticket.admission.headers, **exc.headers}
             raise
         except asyncio.CancelledError:
@@ -229,14 +238,24 @@ class RequestPath:
 class _Sink:
     """A stream's side of the pipeline: checkpoints and its one outcome."""
 
-    def __init__(self, path: RequestPath, ticket: Ticket, attempts: list[Attempt], target: Target, lease: Lease):
+    def __init__(
+        self,
+        path: RequestPath,
+        ticket: Ticket,
+        attempts: list[Attempt],
+        target: Target,
+        lease: Lease,
+        headers: dict[str, str],
+    ) -> None:
         self._path, self._ticket, self._attempts, self._target, self._lease = path, ticket, attempts, target, lease
+        self._headers = headers
+        self.keeps_frames = ticket.claim is not None
 
     def checkpoint(self, delivered_chars: int) -> None:
         self._path.store.checkpoint(self._ticket.call.request_id, delivered_chars, now_ms())
 
-    def _close(self, status: str, http_status: int, error_code: str | None, usage: Usage) -> Any:
-        outcome = conclude(
+    def _outcome(self, status: str, http_status: int, error_code: str | None, usage: Usage) -> Outcome:
+        return conclude(
             self._ticket.model.rates,
             self._attempts,
             status=status,
@@ -245,21 +264,42 @@ class _Sink:
             usage=usage,
             error_code=error_code,
         )
-        return outcome, self._path.settlement.close(self._ticket, outcome, delivered=True)
 
-    async def finish(self, status: str, http_status: int, error_code: str | None, usage: Usage) -> int:
-        outcome, written = self._close(status, http_status, error_code, usage)
+    async def finish(
+        self,
+        status: str,
+        http_status: int,
+        error_code: str | None,
+        usage: Usage,
+        transcript: Transcript,
+        sent: list[bytes] | None = None,
+        last: LastFrames | None = None,
+    ) -> list[bytes]:
+        outcome = self._outcome(status, http_status, error_code, usage)
+        assert outcome.charge is not None
+        frames = last(outcome.charge.micro) if last is not None else []
+        answer = None
+        if sent is not None and status == OK:
+            body = orjson.dumps([frame.decode() for frame in (*sent, *frames)])
+            answer = Answer(200, self._headers, True, body)
+        written = self._path.settlement.close(self._ticket, outcome, delivered=True, answer=answer)
         try:
             await asyncio.shield(written)
         except Exception as exc:
             raise METERING_UNAVAILABLE() from exc
+        call = self._ticket.call
         if status == OK:
-            call = self._ticket.call
             self._path.latency.observe(call.model, now_ms() - call.started_ms)
-        return int(outcome.charge.micro)
+        self._path.bodies.record(call.request_id, outcome.ended_ms, call.raw, transcript.result(), status)
+        return frames
 
-    def abandon(self, status: str, http_status: int, error_code: str | None, usage: Usage) -> None:
-        self._close(status, http_status, error_code, usage)
+    def abandon(
+        self, status: str, http_status: int, error_code: str | None, usage: Usage, transcript: Transcript
+    ) -> None:
+        outcome = self._outcome(status, http_status, error_code, usage)
+        self._path.settlement.close(self._ticket, outcome, delivered=True)
+        call = self._ticket.call
+        self._path.bodies.record(call.request_id, outcome.ended_ms, call.raw, transcript.result(), status)
 
     def release(self) -> None:
         self._lease.release()

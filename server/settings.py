@@ -174,6 +174,10 @@ class PriceCard(_Strict):
         return prices
 
 
+class ModelCache(_Strict):
+    ttl_s: int = Field(3600, ge=1)
+
+
 class ModelSettings(_Strict):
     name: str = Field(min_length=1)
     targets: list[str] = Field(min_length=1)
@@ -181,6 +185,8 @@ class ModelSettings(_Strict):
     # What the model serves; unset: whatever every one of its targets' providers can serve.
     capabilities: list[Capability] | None = None
     context_window: int = Field(128_000, ge=1)
+    # Opt-in cache of whole chat answers (requests with temperature 0, or the header x-gateway-cache: use).
+    cache: ModelCache | None = None
 
     @field_validator("targets")
     @classmethod
@@ -208,6 +214,34 @@ class PlanSettings(_Strict):
             if value < 1:
                 raise ValueError(f"rpm.{name} must be at least 1")
         return rpm
+
+
+class LoggingSettings(_Strict):
+    """Log lines, and the request log's bodies (compressed, secrets scrubbed, bounded in size and age)."""
+
+    format: Literal["text", "json"] = "text"
+    bodies: Literal["all", "errors", "off"] = "all"
+    max_body_bytes: int = Field(256 * 1024, ge=1024)
+    retention_days: int = Field(30, ge=1)
+    max_disk_mb: int = Field(1024, ge=1)
+
+
+class IdempotencySettings(_Strict):
+    retention_hours: int = Field(24, ge=1, le=24 * 30)
+
+
+class CacheSettings(_Strict):
+    """The embeddings (and opt-in chat) answer cache, in memory."""
+
+    max_mb: int = Field(64, ge=0)
+
+
+class MetricsSettings(_Strict):
+    """Prometheus /metrics on the main port (admin token needed unless public), or on a port of its own."""
+
+    enabled: bool = True
+    public: bool = False
+    port: int = Field(0, ge=0, le=65535)
 
 
 class LimitSettings(_Strict):
@@ -290,6 +324,10 @@ class Settings(BaseSettings):
     models: list[ModelSettings] = Field(default_factory=list)
     plans: dict[str, PlanSettings] = Field(default_factory=dict)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     stripe: StripeSettings = Field(default_factory=StripeSettings)

@@ -21,6 +21,7 @@ from server.clock import now_ms
 from server.dialects.base import Dialect
 from server.errors import METERING_UNAVAILABLE
 from server.events.outbox import threshold_event
+from server.idempotency import Claim
 from server.limits import Admission
 from server.metering import Rates, charge
 from server.request_facts import note_cost
@@ -45,6 +46,17 @@ class Ticket:
     hold: Hold
     intent: Intent
     intent_written: asyncio.Future[Any]
+    claim: Claim | None = None  # the Idempotency-Key this call answers, if any
+
+
+@dataclass(slots=True, frozen=True)
+class Answer:
+    """What the client got, for an idempotent call: stored with the charge and replayed to a retry."""
+
+    status: int
+    headers: dict[str, str]
+    stream: bool
+    body: bytes
 
 
 def conclude(
@@ -98,9 +110,12 @@ class Settlement:
         """Closings waiting for the store to take writes again."""
         return len(self._backlog)
 
-    def close(self, ticket: Ticket, outcome: Outcome, *, delivered: bool = False) -> asyncio.Future[Any]:
+    def close(
+        self, ticket: Ticket, outcome: Outcome, *, delivered: bool = False, answer: Answer | None = None
+    ) -> asyncio.Future[Any]:
         """Resolve the hold in memory and queue the closing write; `delivered` says the client already has
-        the content (a stream), so the usage must be recorded even if the store refuses it for now."""
+        the content (a stream), so the usage must be recorded even if the store refuses it for now; an
+        `answer` to an idempotent call is stored in the same transaction as its charge."""
         caller, hold = ticket.caller, ticket.hold
         assert caller.key is not None and caller.project is not None
         if outcome.charge is not None:
@@ -117,6 +132,11 @@ class Settlement:
             self._budgets.release(hold)
             closing = Closing(caller, ticket.call, outcome, hold.id, "released")
         ticket.admission.settle_tokens(outcome.usage.total_tokens if outcome.usage is not None else 0)
+        if ticket.claim is not None and answer is not None and outcome.status == OK:
+            record = ticket.claim.record(
+                ticket.call.request_id, answer.status, answer.headers, answer.stream, answer.body, outcome.ended_ms
+            )
+            closing = replace(closing, idempotency=record)
         closing = _with_lost_intent(closing, ticket)
         future = self._store.record_closing(closing)
         future.add_done_callback(lambda done: self._after(done, closing, ticket, delivered))

@@ -123,6 +123,8 @@ class Call:
     client_request_id: str | None = None
     started_ms: int = 0
     body_bytes: int = 0  # size of the body as JSON: the input-token upper bound and the estimate base
+    raw: bytes = b""  # the body as the client sent it (JSON), for the request log and replay
+    replay_of: str | None = None  # the request this one replays (gatewayctl replay)
 
 
 @dataclass(slots=True)

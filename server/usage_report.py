@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,32 +48,44 @@ def percentile(counts: Sequence[int], q: float) -> float | None:
 
 SUMS = ("requests", "errors", "input_tokens", "output_tokens", "cached_tokens", "cost_micro")
 GROUPS = ("model", "key", "day")
+_FIELDS = {"model": "model", "key": "key_id", "day": "day"}
 
 
-def aggregate(found: list[dict[str, Any]], group_by: Sequence[str], zone: str) -> list[dict[str, Any]]:
-    """Rollup rows (hour x key x model) summed by `group_by` (model, key, day in `zone`), with p50/p95."""
+def days_between(start_ms: int, end_ms: int, zone: str) -> list[tuple[str, int, int]]:
+    """(label, start, end) of every calendar day in `zone` that [start_ms, end_ms) touches."""
     tz = ZoneInfo(zone)
-    groups: dict[tuple[str, ...], dict[str, Any]] = {}
+    day = datetime.fromtimestamp(start_ms / 1000, tz).date()
+    out = []
+    while True:
+        begins = int(datetime.combine(day, time(), tz).timestamp() * 1000)
+        following = day + timedelta(days=1)
+        ends = int(datetime.combine(following, time(), tz).timestamp() * 1000)
+        out.append((day.isoformat(), begins, ends))
+        if ends >= end_ms:
+            return out
+        day = following
+
+
+def aggregate(found: list[dict[str, Any]], group_by: Sequence[str]) -> list[dict[str, Any]]:
+    """Rows (sums and latency buckets, already carrying their group fields) merged per group, with p50/p95."""
+    fields = [_FIELDS[name] for name in GROUPS if name in group_by]
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in found:
-        fields = {}
-        if "model" in group_by:
-            fields["model"] = row["model"]
-        if "key" in group_by:
-            fields["key_id"] = row["key_id"]
-        if "day" in group_by:
-            fields["day"] = datetime.fromtimestamp(row["hour_ms"] / 1000, tz).strftime("%Y-%m-%d")
-        ident = tuple(fields.values())
+        ident = tuple(row[field] for field in fields)
         total = groups.get(ident)
         if total is None:
-            total = groups[ident] = {**fields, **dict.fromkeys(SUMS, 0), "_buckets": [0] * BUCKETS}
+            total = groups[ident] = {**{f: row[f] for f in fields}, **dict.fromkeys(SUMS, 0), "_buckets": [0] * BUCKETS}
         for name in SUMS:
-            total[name] += row[name]
+            total[name] += row[name] or 0
+        buckets = total["_buckets"]
         for index, column in enumerate(COLUMNS):
-            total["_buckets"][index] += row[column]
+            buckets[index] += row[column] or 0
     out = []
-    for ident in sorted(groups):
+    for ident in sorted(groups, key=lambda key: tuple(str(part) for part in key)):
         total = groups[ident]
         counts = total.pop("_buckets")
+        if not total["requests"]:
+            continue
         total["cost"] = credits_number(total["cost_micro"])
         total["latency_ms"] = {"p50": percentile(counts, 0.50), "p95": percentile(counts, 0.95)}
         out.append(total)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -14,9 +15,13 @@ from server.clock import now_ms
 from server.dialects.base import Dialect
 from server.errors import INVALID_AMOUNT, INVALID_JSON, INVALID_TYPE, MISSING_MODEL, NOT_AN_OBJECT
 from server.gateway import Gateway
+from server.idempotency import HEADER as IDEMPOTENCY_HEADER
+from server.idempotency import REPLAYED as IDEMPOTENT_REPLAYED
+from server.idempotency import Claim
 from server.money import parse_amount
 from server.pipeline import RequestPath
 from server.request_facts import note_model
+from server.store.protocol import IdempotencyRecord
 from server.types import Call, Caller
 
 REQUEST_ID_SCOPE_KEY = "gateway.request_id"
@@ -60,6 +65,7 @@ def new_call(
         raise INVALID_TYPE(field="stream", what="a boolean")
     if isinstance(model, str):
         note_model(model)
+    raw = orjson.dumps(body)
     return Call(
         request_id=request.scope.get(REQUEST_ID_SCOPE_KEY) or str(uuid.uuid4()),  # type: ignore[typeddict-item]
         client_request_id=request.scope.get(CLIENT_ID_SCOPE_KEY),  # type: ignore[typeddict-item]
@@ -68,7 +74,8 @@ def new_call(
         body=body,
         stream=stream,
         started_ms=now_ms(),
-        body_bytes=len(orjson.dumps(body)),
+        body_bytes=len(raw),
+        raw=raw,
     )
 
 
@@ -97,21 +104,63 @@ def _in(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Netw
 async def answer(
     request: Request[Any, Any, Any], caller: Caller, dialect: Dialect, body: dict[str, Any]
 ) -> Response[Any]:
-    """Start and run one call of `dialect`: a streamed answer (SSE) or one JSON body, with its headers."""
+    """Start and run one call of `dialect`: a streamed answer (SSE) or one JSON body, with its headers. With
+    an Idempotency-Key, a stored first answer is replayed instead (server/idempotency.py)."""
     gw = gateway_of(request)
     call = new_call(request, dialect, body)
-    ticket = gw.path.start(caller, call, dialect)
-    if call.stream:
-        opened = await gw.path.open_stream(ticket)
-        headers = opened.headers | {"cache-control": "no-cache", "x-accel-buffering": "no"}
-        return RelayStream(
-            opened.chunks,  # type: ignore[arg-type]
-            write_timeout=gw.settings.server.stream_write_timeout_s,
-            media_type="text/event-stream",
-            headers=headers,
-        )
-    served = await gw.path.serve_unary(ticket)
-    return json_response(served.body, served.headers)
+    claim = None
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None:
+        found = await gw.idempotency.claim(caller.project_id, key, await request.body(), now_ms())
+        if isinstance(found, IdempotencyRecord):
+            return _replayed(gw, found)
+        claim = found
+    try:
+        ticket = gw.path.start(caller, call, dialect, claim)
+        if call.stream:
+            opened = await gw.path.open_stream(ticket)
+            chunks = opened.chunks if claim is None else _releasing(opened.chunks, gw, claim)
+            claim = None  # the stream releases it when it ends
+            return _sse(gw, chunks, opened.headers)
+        served = await gw.path.serve_unary(ticket)
+        return Response(content=served.content, media_type="application/json", headers=served.headers)
+    finally:
+        if claim is not None:
+            gw.idempotency.release(claim)
+
+
+def _sse(gw: Gateway, chunks: AsyncIterator[bytes], headers: dict[str, str]) -> RelayStream:
+    return RelayStream(
+        chunks,  # type: ignore[arg-type]
+        write_timeout=gw.settings.server.stream_write_timeout_s,
+        media_type="text/event-stream",
+        headers=headers | {"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+async def _releasing(chunks: AsyncIterator[bytes], gw: Gateway, claim: Claim) -> AsyncIterator[bytes]:
+    """An idempotent stream's frames; its key is released when the stream ends, however it ends."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        gw.idempotency.release(claim)
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+
+async def _frames(frames: list[bytes]) -> AsyncIterator[bytes]:
+    for frame in frames:
+        yield frame
+
+
+def _replayed(gw: Gateway, record: IdempotencyRecord) -> Response[Any]:
+    """The first answer again, marked `idempotent-replayed: true`: no call upstream, no charge."""
+    headers = {**record.headers, IDEMPOTENT_REPLAYED: "true"}
+    if record.stream:
+        return _sse(gw, _frames([frame.encode() for frame in orjson.loads(record.body)]), headers)
+    return Response(content=record.body, media_type="application/json", headers=headers, status_code=record.status)
 
 
 def admit(request: Request[Any, Any, Any], secret: str | None) -> Caller:

@@ -17,6 +17,7 @@ from server.metering import Declared, openai_usage
 from server.money import credits_number
 from server.providers.base import Provider
 from server.streaming.sse import DONE, encode
+from server.streaming.transcript import ChatTranscript
 from server.types import Usage
 
 MAX_CHOICES = 128  # OpenAI's own limit on `n`
@@ -34,8 +35,10 @@ class ChatAdapter:
         self.delivered_chars = 0
         self._usage_chunk: dict[str, Any] | None = None
         self._identity: dict[str, Any] = {"object": "chat.completion.chunk"}
+        self.transcript = ChatTranscript()
 
     def on_event(self, chunk: dict[str, Any]) -> list[bytes]:
+        self.transcript.feed(chunk)
         if len(self._identity) == 1:  # the stream's id, created and model, for a usage chunk we build ourselves
             self._identity |= {k: chunk[k] for k in ("id", "created", "model", "system_fingerprint") if k in chunk}
         if chunk.get("usage") is not None:

@@ -20,6 +20,7 @@ from server.dialects.base import (
 from server.errors import GatewayError
 from server.metering import Declared, openai_usage
 from server.providers.base import Provider
+from server.streaming.transcript import ChatTranscript, GeminiTranscript
 from server.translate import gemini as tr
 from server.types import Usage
 
@@ -71,6 +72,7 @@ class NativeGeminiAdapter:
         self.final = False
         self.delivered_chars = 0
         self._held: list[bytes] = []
+        self.transcript: GeminiTranscript | ChatTranscript = GeminiTranscript()
 
     def _route(self, fragment: dict[str, Any]) -> list[bytes]:
         frame = _frame(fragment)
@@ -80,6 +82,7 @@ class NativeGeminiAdapter:
         return [frame]
 
     def on_event(self, fragment: dict[str, Any]) -> list[bytes]:
+        self.transcript.feed(fragment)
         self.reported = gemini_usage(fragment.get("usageMetadata")) or self.reported
         self.delivered_chars += _text_chars(fragment)
         self.final = self.final or (_final(fragment) and self.reported is not None)
@@ -96,8 +99,10 @@ class TranslatedGeminiAdapter(NativeGeminiAdapter):
     def __init__(self, model: str) -> None:
         super().__init__()
         self._translator = tr.ChatStreamToGemini(model)
+        self.transcript = ChatTranscript()
 
     def on_event(self, chunk: dict[str, Any]) -> list[bytes]:  # type: ignore[override]
+        self.transcript.feed(chunk)
         if chunk.get("usage") is not None:
             self.reported = chat_usage(chunk)
             self.final = self.reported is not None

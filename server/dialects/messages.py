@@ -10,6 +10,7 @@ from server.errors import INVALID_REQUEST, GatewayError
 from server.metering import Declared
 from server.providers.base import Provider
 from server.streaming.sse import encode_named
+from server.streaming.transcript import ChatTranscript, MessageTranscript
 from server.translate import anthropic as tr
 from server.translate.counts import add, count
 from server.types import Usage
@@ -52,8 +53,10 @@ class NativeMessagesAdapter:
         self.delivered_chars = 0
         self._usage_data: dict[str, Any] = {}
         self._held: list[bytes] = []
+        self.transcript: MessageTranscript | ChatTranscript = MessageTranscript()
 
     def on_event(self, event: tuple[str, dict[str, Any]]) -> list[bytes]:
+        self.transcript.feed(event)  # type: ignore[arg-type]
         name, data = event
         if name == "message_start":
             message = data.get("message")
@@ -91,8 +94,10 @@ class TranslatedMessagesAdapter(NativeMessagesAdapter):
     def __init__(self, model: str) -> None:
         super().__init__()
         self._translator = tr.ChatStreamToMessages(model)
+        self.transcript = ChatTranscript()
 
     def on_event(self, chunk: dict[str, Any]) -> list[bytes]:  # type: ignore[override]
+        self.transcript.feed(chunk)
         if chunk.get("usage") is not None:
             self.reported = chat_usage(chunk)
             self.final = self.reported is not None

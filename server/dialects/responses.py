@@ -13,6 +13,7 @@ from server.metering import Declared, openai_usage
 from server.money import credits_number
 from server.providers.base import Provider
 from server.streaming.sse import encode_named
+from server.streaming.transcript import ChatTranscript, ResponseTranscript
 from server.translate import responses as tr
 from server.types import Usage
 
@@ -71,8 +72,10 @@ class NativeResponsesAdapter:
         self.delivered_chars = 0
         self._held: tuple[str, dict[str, Any]] | None = None
         self._sequence = 0
+        self.transcript = ResponseTranscript()
 
     def on_event(self, event: tuple[str, dict[str, Any]]) -> list[bytes]:
+        self.transcript.feed(event)
         name, data = event
         sequence = data.get("sequence_number")
         if isinstance(sequence, int) and not isinstance(sequence, bool):
@@ -105,8 +108,10 @@ class TranslatedResponsesAdapter:
         self.final = False
         self.delivered_chars = 0
         self._translator = tr.ChatStreamToResponses(request, _new_id(), int(time.time()))
+        self.transcript = ChatTranscript()
 
     def on_event(self, chunk: dict[str, Any]) -> list[bytes]:
+        self.transcript.feed(chunk)
         if chunk.get("usage") is not None:
             self.reported = chat_usage(chunk)
             self.final = self.reported is not None

@@ -44,8 +44,9 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from server.errors import HEADERS_TOO_LARGE, REQUEST_TIMEOUT, SERVER_BUSY, GatewayError
 from server.http_guard.connections import ConnectionTable, is_reserved
-from server.http_guard.replies import BUSY_CODE, BUSY_MESSAGE, BUSY_RETRY_AFTER_SECONDS, busy_app, error_reply
+from server.http_guard.replies import BUSY_RETRY_AFTER_SECONDS, busy_app, error_reply
 
 LINGER_SECONDS = 2.0
 RESERVE_BODY_SECONDS = 2.0
@@ -129,7 +130,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def handle_websocket_upgrade(self) -> None:
         if self._refuse_upgrade:
-            self._answer_and_linger(error_reply(503, BUSY_MESSAGE, BUSY_CODE, BUSY_RETRY_AFTER_SECONDS))
+            self._answer_and_linger(error_reply(SERVER_BUSY(), BUSY_RETRY_AFTER_SECONDS))
             return
         self._stopped = True
         self._cancel_timers()
@@ -189,7 +190,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self._headers_done == before:
             message = f"Request line and headers exceed {self.limits.max_header_bytes} bytes."
-            self._refuse_headers(431, message, "request_header_fields_too_large")
+            self._refuse_headers(HEADERS_TOO_LARGE(detail=message))
             return
         self.data_received(view[room:])  # the rest, with a fresh budget if another request starts in it
 
@@ -208,7 +209,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         message = f"Request headers not received within {self.limits.header_timeout_s:g} s."
-        self._refuse_headers(408, message, "request_timeout")
+        self._refuse_headers(REQUEST_TIMEOUT(detail=message))
 
     def _body_deadline(self) -> None:
         self._body_timer = None
@@ -233,11 +234,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         cycle.disconnected = True  # the app's receive() now returns http.disconnect; its send() is a no-op
         cycle.message_event.set()
         message = f"Request body not received in time ({self.limits.body_timeout_s:g} s, then the minimum rate)."
-        self._answer_and_linger(error_reply(408, message, "request_timeout"))
+        self._answer_and_linger(error_reply(REQUEST_TIMEOUT(detail=message)))
 
     # refusing
 
-    def _refuse_headers(self, status: int, message: str, code: str) -> None:
+    def _refuse_headers(self, error: GatewayError) -> None:
         """Refuse the request whose headers are being read (no app saw it).
 
         If an earlier request on the connection is still being answered (a pipelined request, or
@@ -250,7 +251,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._cancel_timers()
             cycle.keep_alive = False
             return
-        self._answer_and_linger(error_reply(status, message, code))
+        self._answer_and_linger(error_reply(error))
 
     def _answer_and_linger(self, reply: bytes) -> None:
         self._stopped = True

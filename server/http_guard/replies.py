@@ -14,22 +14,21 @@ from http import HTTPStatus
 
 from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
 
-from server.errors import GatewayError
+from server.errors import SERVER_BUSY, GatewayError
 
 # 503 for a general request when the connection cap's general share is full; clients retry.
 BUSY_RETRY_AFTER_SECONDS = 1
 
 
-def _body(status: int, message: str, code: str) -> bytes:
-    error_type = "invalid_request_error" if status < 500 else None
-    return json.dumps(GatewayError(status, message, code=code, error_type=error_type).openai_body()).encode()
+def _body(error: GatewayError) -> bytes:
+    return json.dumps(error.openai_body()).encode()
 
 
-def error_reply(status: int, message: str, code: str, retry_after: int | None = None) -> bytes:
+def error_reply(error: GatewayError, retry_after: int | None = None) -> bytes:
     """A whole HTTP/1.1 response that ends the connection (`connection: close`)."""
-    body = _body(status, message, code)
+    body = _body(error)
     head = (
-        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+        f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
         "content-type: application/json\r\n"
         f"content-length: {len(body)}\r\n"
         f"x-request-id: {uuid.uuid4()}\r\n"
@@ -39,9 +38,7 @@ def error_reply(status: int, message: str, code: str, retry_after: int | None = 
     return head.encode("ascii") + body
 
 
-BUSY_MESSAGE = "The gateway is at its connection limit; retry shortly."
-BUSY_CODE = "server_busy"
-_BUSY_BODY = _body(503, BUSY_MESSAGE, BUSY_CODE)
+_BUSY_BODY = _body(SERVER_BUSY())
 _BUSY_HEADERS = [
     (b"content-type", b"application/json"),
     (b"content-length", str(len(_BUSY_BODY)).encode()),

@@ -6,7 +6,7 @@ The SQLite store implements these; billing, admission and the API build these re
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -58,6 +58,22 @@ class Intent:
 
 
 @dataclass(slots=True, frozen=True)
+class IdempotencyRecord:
+    """The first successful answer to a POST with an Idempotency-Key: replayed for the same key and body."""
+
+    project_id: str
+    key: str
+    body_sha256: str
+    request_id: str
+    status: int
+    headers: Mapping[str, str]
+    stream: bool
+    body: bytes  # the JSON answer, or the stream's frames as sent
+    created_ms: int
+    expires_ms: int
+
+
+@dataclass(slots=True, frozen=True)
 class Closing:
     """Written when a request ends, in one transaction: its outcome, its usage row and ledger debit (when it
     has usage), the resolution of its hold (settled or released), and the events the facts announce."""
@@ -69,6 +85,7 @@ class Closing:
     hold_status: str  # "settled" | "released"
     events: tuple[Event, ...] = ()
     intent: Intent | None = None  # written first when the intent's own write failed
+    idempotency: IdempotencyRecord | None = None  # stored with the charge, so a retry is never charged twice
 
 
 @dataclass(slots=True, frozen=True)
@@ -96,6 +113,22 @@ class Recovery:
     ended_ms: int
 
 
+@dataclass(slots=True, frozen=True)
+class BodyRecord:
+    """A request's bodies for the request log: compressed JSON, secrets already scrubbed, cut to size."""
+
+    request_id: str
+    created_ms: int
+    request: bytes | None
+    response: bytes | None
+    request_truncated: bool = False
+    response_truncated: bool = False
+
+    @property
+    def size(self) -> int:
+        return len(self.request or b"") + len(self.response or b"")
+
+
 @dataclass(slots=True)
 class Loaded:
     """What the store hands the server at start-up."""
@@ -108,6 +141,7 @@ class Loaded:
     spend_key: dict[str, int] = field(default_factory=dict)
     open_holds: list[HoldRecord] = field(default_factory=list)
     interrupted: list[Interrupted] = field(default_factory=list)
+    body_bytes: int = 0  # what the request log's bodies weigh now
 
 
 class Store(Protocol):
@@ -201,6 +235,23 @@ class Store(Protocol):
 
     async def set_stripe_invoice(self, invoice_id: str, stripe_invoice_id: str) -> None: ...
 
+    # the request log's bodies
+    def record_bodies(self, record: BodyRecord, trim_bytes: int) -> asyncio.Future[Any]:
+        """Store bodies (lazily, off the request's commit); drop the oldest until `trim_bytes` are freed.
+        The future gives the bytes freed."""
+        ...
+
+    async def purge_bodies(self, before_ms: int) -> int: ...
+
+    async def read_bodies(self, request_id: str) -> dict[str, Any] | None: ...
+
+    async def list_requests(self, filters: dict[str, Any], limit: int) -> list[dict[str, Any]]: ...
+
+    # idempotency keys
+    async def idempotent_answer(self, project_id: str, key: str, now_ms: int) -> IdempotencyRecord | None: ...
+
+    async def purge_idempotency(self, now_ms: int) -> int: ...
+
     # reads
     async def projects_with_entries(self, start_ms: int, end_ms: int) -> list[str]: ...
 
@@ -221,7 +272,15 @@ class Store(Protocol):
     async def requests_matching(self, ref: str, limit: int = 50) -> list[dict[str, Any]]: ...
 
     async def usage_window(
-        self, project_id: str, start_ms: int, end_ms: int, model: str | None, key_id: str | None
+        self,
+        project_id: str,
+        start_ms: int,
+        end_ms: int,
+        model: str | None,
+        key_id: str | None,
+        group_by: Sequence[str],
+        days: Sequence[tuple[str, int, int]],
     ) -> list[dict[str, Any]]:
-        """A project's usage over [start_ms, end_ms) per hour x key x model (sums and latency buckets), exact."""
+        """A project's usage over [start_ms, end_ms), exact: sums and latency buckets in rows carrying their
+        `group_by` fields (model, key_id, day; `days` labels and bounds the days); rows may repeat a group."""
         ...

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from server.errors import INTERNAL_ERROR, GatewayError, UpstreamError
@@ -34,10 +34,17 @@ CHECKPOINT_INTERVAL_S = 0.5
 _END = object()
 
 
+class Transcript(Protocol):
+    """What a stream added up to (server.streaming.transcript), for the request log and replay."""
+
+    def result(self) -> dict[str, Any]: ...
+
+
 class StreamAdapter(Protocol):
     reported: Usage | None  # the provider's latest sane usage (a running count until `final`)
     final: bool  # `reported` is the provider's final count
     delivered_chars: int
+    transcript: Transcript
 
     def on_event(self, event: Any) -> list[bytes]: ...
 
@@ -46,17 +53,34 @@ class StreamAdapter(Protocol):
     def error(self, exc: GatewayError) -> list[bytes]: ...
 
 
+LastFrames = Callable[[int], list[bytes]]  # the stream's closing frames, given its charge (micro-units)
+
+
 class StreamSink(Protocol):
     """Where a stream's facts go: progress checkpoints and its one outcome."""
 
+    keeps_frames: bool  # the sink wants every frame sent (an idempotent request stores them)
+
     def checkpoint(self, delivered_chars: int) -> None: ...
 
-    async def finish(self, status: str, http_status: int, error_code: str | None, usage: Usage) -> int:
-        """Record the outcome and wait for the commit; returns the charge (micro-units). Raises GatewayError
-        (503) when it cannot be recorded."""
+    async def finish(
+        self,
+        status: str,
+        http_status: int,
+        error_code: str | None,
+        usage: Usage,
+        transcript: Transcript,
+        sent: list[bytes] | None = None,
+        last: LastFrames | None = None,
+    ) -> list[bytes]:
+        """Record the outcome and wait for the commit; returns the closing frames (`last`, made with the
+        outcome's charge before the commit, so they can be stored with it). Raises GatewayError (503) when
+        the outcome cannot be recorded."""
         ...
 
-    def abandon(self, status: str, http_status: int, error_code: str | None, usage: Usage) -> None:
+    def abandon(
+        self, status: str, http_status: int, error_code: str | None, usage: Usage, transcript: Transcript
+    ) -> None:
         """Record the outcome without waiting (the client is gone)."""
         ...
 
@@ -93,6 +117,7 @@ class StreamRelay:
         self._recorded = False
         self._next_checkpoint = 0.0
         self._checkpointed = -1
+        self._sent: list[bytes] | None = [] if sink.keeps_frames else None
 
     def usage(self) -> Usage:
         adapter = self._adapter
@@ -109,7 +134,8 @@ class StreamRelay:
                 self._recorded = True
                 if self._drain:
                     await self._drain_rest()
-                self._sink.abandon("client_disconnected", 499, "client_disconnected", self.usage())
+                usage, transcript = self.usage(), self._adapter.transcript
+                self._sink.abandon("client_disconnected", 499, "client_disconnected", usage, transcript)
             with contextlib.suppress(Exception):  # the upstream connection may already be gone
                 await self._stream.aclose()
             self._sink.release()
@@ -142,15 +168,18 @@ class StreamRelay:
         adapter = self._adapter
         try:
             event = self._first
+            sent = self._sent
             while event is not _END:
                 for frame in adapter.on_event(event):
+                    if sent is not None:
+                        sent.append(frame)
                     yield frame
                 self._progress()
                 event = await self._next()
         except GatewayError as exc:
             self._recorded = True
             with contextlib.suppress(GatewayError):  # the error frame is the client's answer either way
-                await self._sink.finish("upstream_failed", 200, exc.code, self.usage())
+                await self._sink.finish("upstream_failed", 200, exc.code, self.usage(), adapter.transcript)
             for frame in adapter.error(exc):
                 yield frame
             return
@@ -158,19 +187,21 @@ class StreamRelay:
             log.exception("stream from %s failed inside the gateway", self._provider)
             self._recorded = True
             with contextlib.suppress(GatewayError):
-                await self._sink.finish("error", 500, "internal_error", self.usage())
+                await self._sink.finish("error", 500, "internal_error", self.usage(), adapter.transcript)
             for frame in adapter.error(INTERNAL_ERROR()):
                 yield frame
             return
         self._recorded = True
         usage = self.usage()
         try:
-            charge_micro = await self._sink.finish("ok", 200, None, usage)
+            frames = await self._sink.finish(
+                "ok", 200, None, usage, adapter.transcript, self._sent, lambda charge: adapter.finish(usage, charge)
+            )
         except GatewayError as exc:
             for frame in adapter.error(exc):
                 yield frame
             return
-        for frame in adapter.finish(usage, charge_micro):
+        for frame in frames:
             yield frame
 
     async def _drain_rest(self) -> None:

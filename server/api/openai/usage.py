@@ -18,7 +18,7 @@ from server.api.common import admit, gateway_of, json_response, v1
 from server.clock import now_ms
 from server.errors import INVALID_VALUE
 from server.keys import bearer_token
-from server.usage_report import GROUPS, aggregate
+from server.usage_report import GROUPS, aggregate, days_between
 
 DAY_MS = 86_400_000
 
@@ -58,6 +58,10 @@ async def usage(request: Request[Any, Any, Any]) -> Response[Any]:
     start = _instant(query.get("start"), "start", end - DAY_MS)
     if start >= end:
         raise INVALID_VALUE(field="start", what="before end")
-    found = await gw.store.usage_window(caller.project_id, start, end, query.get("model"), query.get("key_id"))
-    data = aggregate(found, _groups(request), gw.settings.billing.timezone)
+    groups = _groups(request)
+    days = days_between(start, end, gw.settings.billing.timezone) if "day" in groups else []
+    found = await gw.store.usage_window(
+        caller.project_id, start, end, query.get("model"), query.get("key_id"), groups, days
+    )
+    data = aggregate(found, groups)
     return json_response({"object": "list", "start": start // 1000, "end": end // 1000, "data": data})

@@ -287,6 +287,8 @@ def _m008_operator_loop(db: sqlite_utils.Database) -> None:
     db["requests"].add_column("replay_of", str)
     db["requests"].add_column("cache_status", str)
     db.execute("CREATE INDEX idx_requests_project_started ON requests (project_id, started_ms)")
+    db.execute("CREATE INDEX idx_requests_project_ended ON requests (project_id, ended_ms)")  # /v1/usage edges
+    db.execute("DROP INDEX IF EXISTS idx_requests_status")  # the partial index of pending rows serves start-up
     # Idempotency keys (per project): the first result of a POST, replayed for the same key and body.
     db.execute(
         "CREATE TABLE idempotency (project_id TEXT NOT NULL, key TEXT NOT NULL, body_sha256 TEXT NOT NULL,"

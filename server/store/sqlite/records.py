@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from server.store.protocol import Closing, Event, HoldRecord, Intent, Interrupted, Recovery
-from server.store.sqlite import ledger
+from server.store.sqlite import idempotency, ledger
 from server.store.sqlite.catalog import rows
 from server.store.sqlite.rollups import add_to_rollup
 
@@ -28,7 +28,7 @@ def insert_intent(intent: Intent) -> Op:
     def op(conn: sqlite3.Connection) -> None:
         conn.execute(
             "INSERT INTO requests (id, client_request_id, project_id, key_id, endpoint, model, stream, status,"
-            " started_ms, body_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            " started_ms, body_bytes, replay_of) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
             (
                 call.request_id,
                 call.client_request_id,
@@ -39,6 +39,7 @@ def insert_intent(intent: Intent) -> Op:
                 int(call.stream),
                 call.started_ms,
                 call.body_bytes,
+                call.replay_of,
             ),
         )
         insert_hold(conn, hold, call.started_ms)
@@ -167,6 +168,8 @@ def close(closing: Closing, chain: ledger.Chain) -> Op:
             )
         resolve_hold(conn, closing.hold_id, closing.hold_status, outcome.ended_ms)
         insert_events(conn, closing.events)
+        if closing.idempotency is not None:
+            idempotency.insert(conn, closing.idempotency)
         usage, charge = outcome.usage, outcome.charge
         add_to_rollup(
             conn,

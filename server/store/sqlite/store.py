@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from server.settings import StorageSettings
-from server.store.protocol import Closing, Event, Intent, Interrupted, Loaded, Recovery, Refusal, StripeResult
-from server.store.sqlite import billing, catalog, ledger, records, rollups
+from server.store.protocol import (
+    BodyRecord,
+    Closing,
+    Event,
+    IdempotencyRecord,
+    Intent,
+    Interrupted,
+    Loaded,
+    Recovery,
+    Refusal,
+    StripeResult,
+)
+from server.store.sqlite import billing, bodies, catalog, idempotency, ledger, records, rollups
 from server.store.sqlite.db import Writer, connect
 from server.store.sqlite.migrations import migrate
 from server.store.sqlite.reads import Reader
@@ -55,6 +66,7 @@ def prepare(
             spend_key=spend_key,
             open_holds=records.open_holds(conn),
             interrupted=pending,
+            body_bytes=bodies.total(conn),
         )
     finally:
         conn.close()
@@ -177,6 +189,24 @@ class SqliteStore:
 
         return await self.writer.run(op)
 
+    def record_bodies(self, record: BodyRecord, trim_bytes: int) -> asyncio.Future[Any]:
+        return self.writer.submit(bodies.insert(record, trim_bytes), lazy=True)
+
+    async def purge_bodies(self, before_ms: int) -> int:
+        return int(await self.writer.run(bodies.purge(before_ms)))
+
+    async def read_bodies(self, request_id: str) -> dict[str, Any] | None:
+        return await self.reader.call(lambda conn: bodies.read(conn, request_id))
+
+    async def list_requests(self, filters: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        return await self.reader.list_requests(filters, limit)
+
+    async def idempotent_answer(self, project_id: str, key: str, now_ms: int) -> IdempotencyRecord | None:
+        return await self.reader.call(lambda conn: idempotency.find(conn, project_id, key, now_ms))
+
+    async def purge_idempotency(self, now_ms: int) -> int:
+        return int(await self.writer.run(idempotency.purge(now_ms)))
+
     async def flush(self) -> None:
         await self.writer.run(lambda conn: None)
 
@@ -242,9 +272,18 @@ class SqliteStore:
         return await self.reader.requests_matching(ref, limit)
 
     async def usage_window(
-        self, project_id: str, start_ms: int, end_ms: int, model: str | None, key_id: str | None
+        self,
+        project_id: str,
+        start_ms: int,
+        end_ms: int,
+        model: str | None,
+        key_id: str | None,
+        group_by: Sequence[str],
+        days: Sequence[tuple[str, int, int]],
     ) -> list[dict[str, Any]]:
-        return await self.reader.call(lambda conn: rollups.window(conn, project_id, start_ms, end_ms, model, key_id))
+        return await self.reader.call(
+            lambda conn: rollups.window(conn, project_id, start_ms, end_ms, model, key_id, group_by, days)
+        )
 
     async def ledger_history(self, project_id: str, limit: int) -> list[dict[str, Any]]:
         return await self.reader.call(lambda conn: ledger.history(conn, project_id, limit))
