@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from gatewayctl import lazy
-from gatewayctl.commands import budgets, invoices, keys, local, projects, reports, wallet
+from gatewayctl.commands import budgets, invoices, keys, local, ops, projects, reports, wallet
 from gatewayctl.errors import USAGE, CliError
 
 cli = typer.Typer(
@@ -26,6 +26,7 @@ cli = typer.Typer(
 cli.command("init")(local.init)
 cli.command("serve")(local.serve)
 cli.command("usage")(reports.usage)
+cli.command("reload")(ops.reload)
 cli.add_typer(projects.app, name="projects")
 cli.add_typer(keys.app, name="keys")
 cli.add_typer(reports.models_app, name="models")

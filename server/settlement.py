@@ -21,6 +21,7 @@ from server.clock import now_ms
 from server.dialects.base import Dialect
 from server.errors import METERING_UNAVAILABLE
 from server.events.outbox import threshold_event
+from server.generation import Generation
 from server.limits import Admission
 from server.metering import Rates, charge
 from server.request_facts import note_cost
@@ -45,6 +46,14 @@ class Ticket:
     hold: Hold
     intent: Intent
     intent_written: asyncio.Future[Any]
+    generation: Generation  # the config the call started on; it finishes on it
+    ended: bool = False
+
+    def end(self) -> None:
+        """The call is over (answered, failed, or its stream closed): its generation may release providers."""
+        if not self.ended:
+            self.ended = True
+            self.generation.leave()
 
 
 def conclude(

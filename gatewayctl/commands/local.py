@@ -163,13 +163,15 @@ def serve(
 ) -> None:
     """Run the gateway in the foreground.
 
-    One worker process; it refuses to start beside another on the same data; SIGTERM drains and exits 0.
+    One worker process; it refuses to start beside another on the same data; SIGHUP re-reads the config;
+    SIGTERM drains (server.shutdown_grace_s) and exits 0.
     """
     import logging
 
     import uvicorn
 
-    from server.app import create_asgi
+    from server.app import create_app, create_asgi
+    from server.serving import GatewayServer
 
     os.umask(PRIVATE)
     chosen = config or (Path(os.environ["GATEWAY_CONFIG"]) if os.environ.get("GATEWAY_CONFIG") else None)
@@ -191,9 +193,10 @@ def serve(
     gateway_log.addHandler(handler)
     gateway_log.setLevel(logging.INFO)
     gateway_log.propagate = False  # Litestar configures the root logger too: one line per event
-    server = uvicorn.Server(
+    app = create_app(settings)
+    server = GatewayServer(
         uvicorn.Config(
-            create_asgi(settings),
+            create_asgi(settings, app),
             host=listen_host,
             port=listen_port,
             access_log=False,  # ours (server/api/access_log.py) names the key and the cost
@@ -202,11 +205,14 @@ def serve(
             timeout_graceful_shutdown=10,
             server_header=False,
             proxy_headers=False,  # X-Forwarded-For is honoured only from configured trusted proxies
-        )
+        ),
+        app,
+        settings.server.shutdown_grace_s,  # GatewayServer sets uvicorn's graceful timeout from it
     )
     # uvicorn drains, restores the handlers it found and re-raises the signal it caught: for SIGTERM
     # that handler is this no-op, so a clean drain exits 0 (systemd's and the spec's expectation).
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the server takes it (a reload), never a kill
     try:
         server.run(sockets=[sock])
     finally:
