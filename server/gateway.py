@@ -151,3 +151,4 @@ class Gateway:
                 "%d outcomes could not be recorded before the stop (the store refused writes)", self.settlement.backlog
             )
         await self.store.close()
+        log.info("store closed: every queued write committed, the WAL checkpointed")
