@@ -196,6 +196,8 @@ METERING_UNAVAILABLE = ErrorCode(
     503, "metering_unavailable", "Usage could not be recorded; the request was refused (fail closed)."
 )
 STRIPE_NOT_CONFIGURED = ErrorCode(503, "stripe_not_configured", "Stripe {what} not configured: set {variable}.")
+BACKUP_FAILED = ErrorCode(500, "backup_failed", "The backup copy did not verify and was discarded: {detail}")
+BACKUP_NO_ROOM = ErrorCode(507, "insufficient_storage", "No room for a backup copy: {detail}", "service_unavailable")
 SERVER_STOPPING = ErrorCode(
     503,
     "server_shutting_down",
