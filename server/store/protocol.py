@@ -128,6 +128,11 @@ class Store(Protocol):
         """The store can take writes now (requests may be forwarded)."""
         ...
 
+    @property
+    def problem(self) -> str | None:
+        """Why the store cannot take writes now (a lock, a full disk, failing I/O), or None."""
+        ...
+
     def on_recovered(self, callback: Callable[[], None]) -> None: ...
 
     async def open(
@@ -147,7 +152,8 @@ class Store(Protocol):
         ...
 
     async def backlog(self) -> dict[str, Any]:
-        """What waits in storage: open holds and undelivered outbox events (counts, oldest ages)."""
+        """What waits in storage: open holds and undelivered outbox events (counts, oldest times), and the
+        newest time recorded (a clock that went back behind it would misdate months and budgets)."""
         ...
 
     # the request path

@@ -1,4 +1,4 @@
-"""Admin routes for running the appliance: reload the config, take a backup.
+"""Admin routes for running the appliance: reload the config, take a backup, answer the doctor.
 
 `POST /admin/v1/backup` makes a consistent copy of the live database beside it (one snapshot: every
 request acknowledged before it started is in it), checks it (integrity_check, the ledger verified with
@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-from litestar import Request, Response, post
+from litestar import Request, Response, get, post
 from litestar.response import Stream
 
 from server.api.common import gateway_of, json_response
 from server.clock import now_ms
-from server.errors import BACKUP_FAILED, BACKUP_NO_ROOM, INVALID_VALUE, RELOAD_REFUSED
+from server.errors import BACKUP_FAILED, BACKUP_NO_ROOM, INVALID_VALUE, RELOAD_REFUSED, GatewayError
 from server.reload import ReloadRefused, reload
 from server.store.protocol import BackupRefused
 
@@ -92,4 +93,49 @@ async def _send(copy: Path, gzip: bool) -> AsyncIterator[bytes]:
             copy.unlink()
 
 
-OPS_HANDLERS = [post_reload, post_backup]
+@get("/doctor")
+async def get_doctor(request: Request[Any, Any, Any]) -> Response[Any]:
+    """What `gatewayctl doctor` asks the server: its clock, store, disk, providers (probed in parallel,
+    each within 5 s), open holds and outbox backlog. Every part answers; failures are in the values."""
+    gw = gateway_of(request)
+    settings = gw.settings
+    providers = list(gw.providers.items())
+    probes = await asyncio.gather(*(_probe(provider) for _, provider in providers))
+    try:
+        disk = shutil.disk_usage(settings.data_path)
+        space: dict[str, Any] = {"free_bytes": disk.free, "total_bytes": disk.total}
+    except OSError as exc:
+        space = {"error": str(exc)}
+    return json_response(
+        {
+            "now_ms": now_ms(),
+            "config": {"file": str(settings.config_file or ""), "generation": gw.generations.current.number},
+            "store": {
+                "healthy": gw.store.healthy,
+                "problem": gw.store.problem,
+                "database": str(settings.database_path),
+                "min_free_bytes": settings.storage.min_free_mb << 20,
+                "wal_limit_bytes": settings.storage.wal_limit_mb << 20,
+                **space,
+            },
+            "providers": [
+                {"name": name, "kind": settings_of.kind, **probe}
+                for (name, _), probe, settings_of in zip(providers, probes, settings.providers, strict=True)
+            ],
+            "holds_in_memory": gw.budgets.open_holds,
+            "backlog": await gw.store.backlog(),
+            "stopping": gw.stopping,
+        }
+    )
+
+
+async def _probe(provider: Any) -> dict[str, Any]:
+    try:
+        return {"ok": True, "detail": await provider.probe()}
+    except GatewayError as exc:
+        return {"ok": False, "detail": exc.message}
+    except Exception as exc:  # a provider bug must not hide the other answers
+        return {"ok": False, "detail": f"probe failed: {exc!r}"}
+
+
+OPS_HANDLERS = [post_reload, post_backup, get_doctor]

@@ -149,3 +149,22 @@ def migrate_file(database: Path) -> list[str]:
         return migrate(conn)
     finally:
         conn.close()
+
+
+def inspect(database: Path) -> dict[str, Any]:
+    """A read-only look at a database a server may be using (`gatewayctl doctor`): quick_check, and its
+    migrations against this code's (pending ones run at the next start; unknown ones mean a newer version)."""
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        conn.execute("PRAGMA busy_timeout=2000")
+        quick = [row[0] for row in conn.execute("PRAGMA quick_check")]
+        applied = [row[0] for row in conn.execute("SELECT name FROM _migrations ORDER BY name")]
+    finally:
+        conn.close()
+    known = [name for name, _ in MIGRATIONS]
+    return {
+        "quick_check": "ok" if quick == ["ok"] else "; ".join(quick[:5]),
+        "applied": len(applied),
+        "pending": [name for name in known if name not in applied],
+        "unknown": [name for name in applied if name not in known],
+    }

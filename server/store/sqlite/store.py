@@ -116,6 +116,10 @@ class SqliteStore:
         """The store can take writes now (requests may be forwarded)."""
         return self.writer.healthy
 
+    @property
+    def problem(self) -> str | None:
+        return self.writer.problem if self.writer.running else "the store writer is not running"
+
     def on_recovered(self, callback: Callable[[], None]) -> None:
         self.writer.on_recovered = callback
 
@@ -205,7 +209,12 @@ class SqliteStore:
                 "SELECT COUNT(*), MIN(created_ms), COALESCE(SUM(micro), 0) FROM holds WHERE status = 'open'"
             ).fetchone()
             outbox = conn.execute("SELECT COUNT(*), MIN(created_ms) FROM outbox WHERE delivered_ms IS NULL").fetchone()
+            newest = conn.execute(
+                "SELECT MAX(t) FROM (SELECT MAX(started_ms) AS t FROM requests UNION ALL"
+                " SELECT MAX(created_ms) FROM ledger)"
+            ).fetchone()
             return {
+                "newest_record_ms": newest[0],
                 "open_holds": holds[0],
                 "open_holds_oldest_ms": holds[1],
                 "open_holds_micro": holds[2],
