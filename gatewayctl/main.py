@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from gatewayctl import lazy
-from gatewayctl.commands import budgets, doctor, invoices, keys, local, ops, projects, reports, wallet
+from gatewayctl.commands import budgets, doctor, invoices, keys, local, ops, projects, reports, service, wallet
 from gatewayctl.errors import USAGE, CliError
 
 cli = typer.Typer(
@@ -30,6 +30,7 @@ cli.command("reload")(ops.reload)
 cli.command("backup")(ops.backup)
 cli.command("restore")(ops.restore)
 cli.command("doctor")(doctor.doctor)
+cli.command("install-service")(service.install_service)
 cli.add_typer(projects.app, name="projects")
 cli.add_typer(keys.app, name="keys")
 cli.add_typer(reports.models_app, name="models")
