@@ -42,12 +42,37 @@ cli.add_typer(invoices.app, name="invoices")
 
 
 def _version() -> str:
+    """The package version and the git revision it was built from (stamped into a .pyz, else asked of git)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("llm-gateway")
+        number = version("llm-gateway")
     except PackageNotFoundError:
+        number = "unknown"
+    return f"{number} (revision {_revision()})"
+
+
+def _revision() -> str:
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    stamped = here / "REVISION"  # written by packaging/build_pyz.py
+    if stamped.is_file():
+        return stamped.read_text().strip()
+    if not (here.parent / ".git").exists():
         return "unknown"
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(here.parent), *args], capture_output=True, text=True, timeout=5)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    try:
+        head = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head + ("-dirty" if dirty else "")) if head else "unknown"
 
 
 def _show_version(value: bool) -> None:
