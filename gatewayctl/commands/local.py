@@ -171,6 +171,7 @@ def serve(
     import uvicorn
 
     from server.app import create_app, create_asgi
+    from server.logline import OneLine
     from server.serving import GatewayServer
 
     os.umask(PRIVATE)
@@ -188,7 +189,7 @@ def serve(
     for noisy in ("httpx", "httpx2"):  # one INFO line per upstream call is noise
         logging.getLogger(noisy).setLevel(logging.WARNING)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(OneLine("%(asctime)s %(levelname)s %(name)s: %(message)s"))  # one line per event
     gateway_log = logging.getLogger("gateway")
     gateway_log.addHandler(handler)
     gateway_log.setLevel(logging.INFO)
