@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install install-test run test bench lint clean
+.PHONY: install install-test run test bench lint dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,12 @@ test: install-test  ## the whole suite (unit, end-to-end, CLI, crash); the PDF-t
 bench: install-test  ## overhead figures: direct vs through the gateway
 	$(BIN)/python bench/run
 
+dist: install-test  ## dist/gatewayctl.pyz: the package and its dependencies in one file (shiv), for this platform
+	$(BIN)/python packaging/build_pyz.py --out dist/gatewayctl.pyz
+
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache dist

@@ -9,6 +9,7 @@ to one server. One keep-alive connection per client. The server names its curren
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -37,7 +38,8 @@ class AdminClient:
             self._conn = kind(self._parts.hostname, self._parts.port, timeout=self._timeout)
         return self._conn
 
-    def request(self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None) -> Any:
+    def _send(self, method: str, path: str, json_body: Any, params: dict[str, Any] | None) -> Any:
+        """Send one request; the response with its headers read (its body not yet)."""
         target = quote(f"{self._parts.path.rstrip('/')}/admin/v1{path}", safe="/@:")
         if params:
             target += "?" + urlencode({k: v for k, v in params.items() if v is not None})
@@ -50,17 +52,40 @@ class AdminClient:
             conn = self._connection()
             conn.request(method, target, body=payload, headers=headers)
             response = conn.getresponse()
-            raw = response.read()
         except (OSError, ValueError) as exc:  # refused, reset, timeout, TLS, a broken answer
             self.close()
             raise CliError(_unreachable(self.url, exc), code="unreachable") from None
         self.currency = response.getheader(CURRENCY_HEADER) or self.currency
+        return response
+
+    def request(self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        response = self._send(method, path, json_body, params)
+        try:
+            raw = response.read()
+        except (OSError, ValueError) as exc:
+            self.close()
+            raise CliError(_unreachable(self.url, exc), code="unreachable") from None
         if response.status >= 400:
             raise _refusal(response.status, raw)
         try:
             return json.loads(raw)
         except ValueError:
             raise CliError(f"the gateway at {self.url} answered {response.status} with something not JSON") from None
+
+    def download(
+        self, path: str, write: Callable[[bytes], Any], params: dict[str, Any] | None = None
+    ) -> dict[str, str]:
+        """POST `path` and hand the answer's body to `write` piece by piece; returns its headers (lower-case)."""
+        response = self._send("POST", path, {}, params)
+        try:
+            if response.status >= 400:
+                raise _refusal(response.status, response.read())
+            while piece := response.read(1 << 20):
+                write(piece)
+        except (OSError, ValueError) as exc:
+            self.close()
+            raise CliError(_unreachable(self.url, exc), code="unreachable") from None
+        return {name.lower(): value for name, value in response.getheaders()}
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params)

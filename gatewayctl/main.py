@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from gatewayctl import lazy
-from gatewayctl.commands import budgets, invoices, keys, local, projects, reports, wallet
+from gatewayctl.commands import budgets, doctor, invoices, keys, local, ops, projects, reports, service, wallet
 from gatewayctl.errors import USAGE, CliError
 
 cli = typer.Typer(
@@ -26,6 +26,11 @@ cli = typer.Typer(
 cli.command("init")(local.init)
 cli.command("serve")(local.serve)
 cli.command("usage")(reports.usage)
+cli.command("reload")(ops.reload)
+cli.command("backup")(ops.backup)
+cli.command("restore")(ops.restore)
+cli.command("doctor")(doctor.doctor)
+cli.command("install-service")(service.install_service)
 cli.add_typer(projects.app, name="projects")
 cli.add_typer(keys.app, name="keys")
 cli.add_typer(reports.models_app, name="models")
@@ -37,12 +42,37 @@ cli.add_typer(invoices.app, name="invoices")
 
 
 def _version() -> str:
+    """The package version and the git revision it was built from (stamped into a .pyz, else asked of git)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("llm-gateway")
+        number = version("llm-gateway")
     except PackageNotFoundError:
+        number = "unknown"
+    return f"{number} (revision {_revision()})"
+
+
+def _revision() -> str:
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    stamped = here / "REVISION"  # written by packaging/build_pyz.py
+    if stamped.is_file():
+        return stamped.read_text().strip()
+    if not (here.parent / ".git").exists():
         return "unknown"
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(here.parent), *args], capture_output=True, text=True, timeout=5)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    try:
+        head = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head + ("-dirty" if dirty else "")) if head else "unknown"
 
 
 def _show_version(value: bool) -> None:

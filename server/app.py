@@ -28,11 +28,12 @@ from server.maintenance import Maintenance
 from server.settings import Settings
 
 
-def create_asgi(settings: Settings) -> ASGIApp:
-    """The served app: the request-id layer wraps everything, unknown routes included, and the access
-    log (unless `[server] access_log = false`) wraps that, so its line carries the request id."""
-    app = request_id_middleware(create_app(settings))
-    return access_log_middleware(app) if settings.server.access_log else app
+def create_asgi(settings: Settings, app: Litestar | None = None) -> ASGIApp:
+    """The served app (`app`, else a new one): the request-id layer wraps everything, unknown routes
+    included, and the access log (unless `[server] access_log = false`) wraps that, so its line carries
+    the request id."""
+    served = request_id_middleware(app or create_app(settings))
+    return access_log_middleware(served) if settings.server.access_log else served
 
 
 def create_app(settings: Settings) -> Litestar:

@@ -129,6 +129,7 @@ MISSING_AMOUNT = ErrorCode(400, "missing_amount", "'{field}' is required{hint}."
 MISSING_SCOPE = ErrorCode(400, "missing_scope", "Give 'project' or 'key'.")
 MISSING_REASON = ErrorCode(400, "missing_reason", "An adjustment needs a reason.")
 EMPTY_UPDATE = ErrorCode(400, "empty_update", "Nothing to change: give {wanted}.")
+RELOAD_REFUSED = ErrorCode(400, "invalid_config", "Reload refused; the running config stays in force: {detail}")
 INVALID_GROUP = ErrorCode(400, "invalid_group", "'by' must be one of {choices}.")
 INVALID_MONTH = ErrorCode(400, "invalid_month", "month must look like 2026-10 (or be 'last').")
 INVALID_TAX_RATE = ErrorCode(400, "invalid_tax_rate", "tax_rate must be a percent from 0 to 100, e.g. 20 or 7.25.")
@@ -211,6 +212,14 @@ METERING_UNAVAILABLE = ErrorCode(
     503, "metering_unavailable", "Usage could not be recorded; the request was refused (fail closed)."
 )
 STRIPE_NOT_CONFIGURED = ErrorCode(503, "stripe_not_configured", "Stripe {what} not configured: set {variable}.")
+BACKUP_FAILED = ErrorCode(500, "backup_failed", "The backup copy did not verify and was discarded: {detail}")
+BACKUP_NO_ROOM = ErrorCode(507, "insufficient_storage", "No room for a backup copy: {detail}", "service_unavailable")
+SERVER_STOPPING = ErrorCode(
+    503,
+    "server_shutting_down",
+    "The gateway is stopping and its grace period ran out; this stream was ended early and billed for what"
+    " it delivered. Retry the request.",
+)
 
 TABLE = {name: value for name, value in globals().items() if isinstance(value, ErrorCode)}
 _BY_CODE = {row.code: row for row in reversed(TABLE.values())}  # the first row of each code wins

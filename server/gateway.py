@@ -1,31 +1,37 @@
 """The running gateway's resources, owned by the app lifespan: settings, store, snapshot, providers, the
-in-memory limiter and budgets, and the request path built from them."""
+in-memory limiter and budgets, and the request path built from them.
+
+What the config drives (models, providers, router, plans, limits) is a `Generation` (server/generation.py)
+that `reload` replaces; everything else (the store, budgets, keys and projects) lives as long as the
+process."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from server.admission import Gatekeeper
 from server.billing.ledger import LedgerChain, open_chain
 from server.budget import Budgets, Hold, month_key, month_start_ms
 from server.clock import now_ms
 from server.events.outbox import RateLimitedSampler
+from server.generation import Generation, Generations, build
 from server.idempotency import Idempotency
 from server.latency import LatencyBands
 from server.limits import RateLimiter
 from server.metering import Rates, charge, estimate
 from server.pipeline import RequestPath
 from server.providers.base import Provider
-from server.providers.registry import build_providers
 from server.request_log import BodyLog
-from server.routing import ConnectionShares, Router
+from server.routing import ConnectionShares
 from server.settings import Settings
 from server.settlement import Settlement
 from server.snapshot import Snapshot
 from server.store.protocol import Interrupted, Recovery, Store
 from server.store.sqlite.store import SqliteStore
+from server.streaming.relay import OpenStreams
 
 log = logging.getLogger("gateway")
 
@@ -44,19 +50,38 @@ def recovery(item: Interrupted) -> Recovery:
 
 @dataclass
 class Gateway:
-    settings: Settings
     store: Store
     snapshot: Snapshot
-    providers: dict[str, Provider]
+    generations: Generations
     budgets: Budgets
     limiter: RateLimiter
     latency: LatencyBands
-    router: Router
     settlement: Settlement
     path: RequestPath
     chain: LedgerChain
+    shares: ConnectionShares
+    streams: OpenStreams
     idempotency: Idempotency
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    stopping: bool = False  # a graceful stop began: /readyz says so, so balancers send no more
+    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one reload at a time
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force (a reload replaces the parts the config drives)."""
+        return self.generations.current.settings
+
+    @property
+    def providers(self) -> dict[str, Provider]:
+        return self.generations.current.providers
+
+    def swap(self, generation: Generation) -> Generation:
+        """Put a new config generation in force in one synchronous step (no await: no request sees half)."""
+        old = self.generations.swap(generation)
+        self.snapshot.models = generation.models
+        self.path.gatekeeper.plans = generation.plans
+        self.path.gatekeeper.limits = generation.limits
+        return old
 
     @classmethod
     async def start(cls, settings: Settings) -> Gateway:
@@ -82,9 +107,9 @@ class Gateway:
         for held in loaded.open_holds:  # a job's or a session's reservation outlives the restart
             budgets.restore(Hold(held.project_id, held.key_id, held.micro, held.wallet, held.id))
         snapshot = Snapshot.build(settings, loaded)
-        providers = build_providers(settings.providers)
-        shares = ConnectionShares({p.name: p.project_share for p in settings.providers})
-        router = Router(providers, settings.routing, shares)
+        shares = ConnectionShares({})
+        generations = Generations(build(settings, 1, shares))
+        streams = OpenStreams()
         limiter = RateLimiter()
         latency = LatencyBands()
         settlement = Settlement(store, budgets)
@@ -100,30 +125,35 @@ class Gateway:
             gatekeeper=gatekeeper,
             budgets=budgets,
             store=store,
-            router=router,
+            generations=generations,
             settlement=settlement,
             latency=latency,
-            limits=settings.limits,
-            providers={p.name: p for p in settings.providers},
+            streams=streams,
             bodies=BodyLog(store, settings.logging, loaded.body_bytes),
         )
         return cls(
-            settings=settings,
             store=store,
             snapshot=snapshot,
-            providers=providers,
+            generations=generations,
             budgets=budgets,
             limiter=limiter,
             latency=latency,
-            router=router,
             settlement=settlement,
             path=path,
             chain=chain,
+            shares=shares,
+            streams=streams,
             idempotency=Idempotency(store, settings.idempotency.retention_hours),
             trusted_proxies=tuple(ipaddress.ip_network(c, strict=False) for c in settings.server.trusted_proxies),
         )
 
     async def close(self) -> None:
-        for provider in self.providers.values():
-            await provider.aclose()
+        """Close the providers, then the store: the writer commits what is queued, the WAL is checkpointed
+        and the database closed cleanly."""
+        await self.generations.close()
+        if self.settlement.backlog:
+            log.error(
+                "%d outcomes could not be recorded before the stop (the store refused writes)", self.settlement.backlog
+            )
         await self.store.close()
+        log.info("store closed: every queued write committed, the WAL checkpointed")

@@ -30,16 +30,16 @@ from server.capabilities import endpoint_class
 from server.clock import now_ms
 from server.dialects.base import Dialect
 from server.errors import METERING_UNAVAILABLE, GatewayError, UpstreamError
+from server.generation import Generations
 from server.idempotency import Claim
 from server.latency import LatencyBands
 from server.metering import charge, estimate, output_bound, tokens_in, worst_case
 from server.money import format_credits
 from server.request_log import BodyLog
-from server.routing import Lease, Router
-from server.settings import LimitSettings, ProviderSettings
+from server.routing import Lease
 from server.settlement import DISCONNECTED, ERROR, OK, UPSTREAM_FAILED, Answer, Settlement, Ticket, conclude
 from server.store.protocol import HoldRecord, Intent, Store
-from server.streaming.relay import LastFrames, StreamRelay, Transcript
+from server.streaming.relay import LastFrames, OpenStreams, StreamRelay, Transcript
 from server.types import Attempt, Call, Caller, Charge, Outcome, Target, Usage
 
 __all__ = ["OpenedStream", "RequestPath", "Served"]
@@ -71,11 +71,10 @@ class RequestPath:
     gatekeeper: Gatekeeper
     budgets: Budgets
     store: Store
-    router: Router
+    generations: Generations  # the config-driven parts (models, providers, router, limits); a call keeps its own
     settlement: Settlement
     latency: LatencyBands
-    limits: LimitSettings
-    providers: dict[str, ProviderSettings]
+    streams: OpenStreams
     bodies: BodyLog
 
     def admit(self, secret: str | None, client_ip: str) -> Caller:
@@ -84,11 +83,12 @@ class RequestPath:
     def start(self, caller: Caller, call: Call, dialect: Dialect, claim: Claim | None = None) -> Ticket:
         """Everything before forwarding; raises the documented 400/402/403/404/429/503 errors."""
         assert caller.key is not None and caller.project is not None
+        generation = self.generations.current
         call.endpoint = dialect.name
         klass = endpoint_class(dialect.capability)
         model = self.gatekeeper.authorize(caller, call, dialect.capability, klass)
         declared = dialect.declare(call.body)
-        default_cap = min(self.limits.default_max_output_tokens, model.context_window)
+        default_cap = min(generation.limits.default_max_output_tokens, model.context_window)
         if declared.output_cap is None:
             dialect.cap_output(call.body, default_cap)  # the reservation's bound is the upstream's bound too
         admission = self.gatekeeper.limit(
@@ -120,10 +120,17 @@ class RequestPath:
         intent = Intent(caller, call, record)
         written = self.store.record_intent(intent)  # ordered before the closing in the writer queue
         written.add_done_callback(lambda done: done.cancelled() or done.exception())
-        return Ticket(caller, call, model, dialect, admission, hold, intent, written, claim)
+        generation.enter()  # left in `Ticket.end`, once the call is over (its providers stay open until then)
+        return Ticket(caller, call, model, dialect, admission, hold, intent, written, generation, claim)
 
     async def serve_unary(self, ticket: Ticket) -> Served:
         """One JSON answer in the front door's shape, metered and recorded before it is returned."""
+        try:
+            return await self._serve_unary(ticket)
+        finally:
+            ticket.end()
+
+    async def _serve_unary(self, ticket: Ticket) -> Served:
         call, dialect = ticket.call, ticket.dialect
         attempts: list[Attempt] = []
         depth, target, (body, reported), lease = await self._route(
@@ -155,7 +162,14 @@ class RequestPath:
 
     async def open_stream(self, ticket: Ticket) -> OpenedStream:
         """Open the upstream stream and read its first event, so fallback happens before any byte is sent;
-        the intent is durable before the first byte goes out."""
+        the intent is durable before the first byte goes out. The call ends when its relay does."""
+        try:
+            return await self._open_stream(ticket)
+        except BaseException:
+            ticket.end()
+            raise
+
+    async def _open_stream(self, ticket: Ticket) -> OpenedStream:
         call, dialect = ticket.call, ticket.dialect
         attempts: list[Attempt] = []
 
@@ -183,26 +197,29 @@ class RequestPath:
             self.budgets.release(ticket.hold)
             ticket.admission.settle_tokens(0)
             raise METERING_UNAVAILABLE() from exc
-        provider = self.providers[target.provider]
+        generation = ticket.generation
+        provider = generation.provider_settings[target.provider]
         headers = {**ticket.admission.headers, **served_headers(call, target, depth)}
         relay = StreamRelay(
             stream=stream,
             events=events,
             first=first,
-            adapter=dialect.adapter(call.body, self.router.providers[target.provider]),
+            adapter=dialect.adapter(call.body, generation.providers[target.provider]),
             input_bytes=call.body_bytes,
             sink=_Sink(self, ticket, attempts, target, lease, headers),
             provider=target.provider,
             silence_s=provider.timeouts.first_byte,
             deadline=time.monotonic() + provider.timeouts.total,
             drain=provider.on_disconnect == "drain",
+            streams=self.streams,
         )
         return OpenedStream(chunks=relay.run(), target=target, depth=depth, headers=headers)
 
     async def _route(self, ticket: Ticket, attempts: list[Attempt], attempt: Any) -> tuple[int, Target, Any, Lease]:
         """Try the model's targets; a failure (or a client gone before any answer) is recorded, unmetered."""
         try:
-            return await self.router.first_success(ticket.model.targets, attempt, attempts, ticket.caller.project_id)
+            router = ticket.generation.router
+            return await router.first_success(ticket.model.targets, attempt, attempts, ticket.caller.project_id)
         except GatewayError as exc:
             status = UPSTREAM_FAILED if isinstance(exc, UpstreamError) else ERROR
             outcome = conclude(ticket.model.rates, attempts, status=status, http_status=exc.status, error_code=exc.code)
@@ -227,6 +244,8 @@ class RequestPath:
             await asyncio.shield(self.settlement.close(ticket, outcome))
         except Exception as exc:
             raise METERING_UNAVAILABLE() from exc
+        finally:
+            ticket.end()
         assert outcome.charge is not None
         return outcome.charge
 
@@ -303,6 +322,7 @@ class _Sink:
 
     def release(self) -> None:
         self._lease.release()
+        self._ticket.end()
 
 
 def served_headers(call: Call, target: Target, depth: int) -> dict[str, str]:

@@ -20,6 +20,7 @@ class RequestFacts:
 
 
 CURRENT: ContextVar[RequestFacts | None] = ContextVar("gateway_request_facts", default=None)
+REQUEST_ID: ContextVar[str | None] = ContextVar("gateway_request_id", default=None)  # for log lines
 
 
 def note_key(prefix: str) -> None:

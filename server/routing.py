@@ -87,6 +87,10 @@ class ConnectionShares:
         self._limits = limits
         self._counts: dict[tuple[str, str], int] = {}
 
+    def limit(self, limits: dict[str, int]) -> None:
+        """New shares after a reload; calls already counted stay counted (their leases release as before)."""
+        self._limits = limits
+
     def take(self, provider: str, project_id: str) -> Lease:
         key = (provider, project_id)
         used = self._counts.get(key, 0)

@@ -57,6 +57,10 @@ class ServerSettings(_Strict):
     max_connections: int = Field(2048, ge=2)
     reserved_connections: int = Field(64, ge=1)
 
+    # SIGTERM: requests and streams in flight get this long to finish; then each open stream ends with an
+    # error event, recorded and billed for what it delivered.
+    shutdown_grace_s: float = Field(30.0, ge=0, le=3600)
+
     @model_validator(mode="after")
     def _room_for_general_requests(self) -> ServerSettings:
         if self.reserved_connections >= self.max_connections:
@@ -332,6 +336,7 @@ class Settings(BaseSettings):
     billing: BillingSettings = Field(default_factory=BillingSettings)
     stripe: StripeSettings = Field(default_factory=StripeSettings)
     config_dir: Path = Path(".")
+    config_file: Path | None = None  # set by load_settings: the file a reload reads again
 
     @classmethod
     def settings_customise_sources(
@@ -405,6 +410,26 @@ def _served_by(model: ModelSettings, kinds: dict[str, str]) -> frozenset[str]:
     return served
 
 
+# What a reload applies (server/reload.py); a change anywhere else needs a restart.
+RELOADABLE = ("providers", "models", "plans", "limits", "routing")
+
+
+def restart_needed(running: Settings, loaded: Settings) -> list[str]:
+    """Keys whose new value a reload cannot apply (the listener, storage, billing): `section.key` names."""
+    changed: list[str] = []
+    for section in type(running).model_fields:
+        if section in RELOADABLE or section in ("config_dir", "config_file"):
+            continue
+        old, new = getattr(running, section), getattr(loaded, section)
+        if old == new:
+            continue
+        if isinstance(old, BaseModel):
+            changed += [f"{section}.{key}" for key in type(old).model_fields if getattr(old, key) != getattr(new, key)]
+        else:
+            changed.append(section)
+    return changed
+
+
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
     location = ".".join(str(part) for part in first["loc"]) or "config"
@@ -427,6 +452,7 @@ def load_settings(path: Path | str | None = None) -> Settings:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: invalid TOML: {exc}") from None
         config_dir = file.resolve().parent
+        data["config_file"] = file.resolve()
     data["config_dir"] = config_dir
     try:
         return Settings(**data)

@@ -21,6 +21,7 @@ from server.clock import now_ms
 from server.dialects.base import Dialect
 from server.errors import METERING_UNAVAILABLE
 from server.events.outbox import threshold_event
+from server.generation import Generation
 from server.idempotency import Claim
 from server.limits import Admission
 from server.metering import Rates, charge
@@ -46,7 +47,15 @@ class Ticket:
     hold: Hold
     intent: Intent
     intent_written: asyncio.Future[Any]
+    generation: Generation  # the config the call started on; it finishes on it
     claim: Claim | None = None  # the Idempotency-Key this call answers, if any
+    ended: bool = False
+
+    def end(self) -> None:
+        """The call is over (answered, failed, or its stream closed): its generation may release providers."""
+        if not self.ended:
+            self.ended = True
+            self.generation.leave()
 
 
 @dataclass(slots=True, frozen=True)

@@ -108,6 +108,20 @@ class ModelEntry:
 NO_MODEL = ModelEntry(name="", targets=(), rates=FREE, capabilities=(), context_window=0)  # calls without a model
 
 
+def model_entries(settings: Settings) -> dict[str, ModelEntry]:
+    """The public models of a config: targets, price card (as integer rates), capabilities."""
+    return {
+        model.name: ModelEntry(
+            name=model.name,
+            targets=tuple(Target.parse(t) for t in model.targets),
+            rates=Rates.from_card(model.price),
+            capabilities=tuple(model.capabilities or ()),
+            context_window=model.context_window,
+        )
+        for model in settings.models
+    }
+
+
 @dataclass
 class Snapshot:
     keys_by_hash: dict[str, KeyEntry] = field(default_factory=dict)
@@ -120,15 +134,7 @@ class Snapshot:
     @classmethod
     def build(cls, settings: Settings, catalog: Loaded) -> Snapshot:
         """From the config's models and the catalog rows the store loaded (projects, keys, admin)."""
-        snap = cls()
-        for model in settings.models:
-            snap.models[model.name] = ModelEntry(
-                name=model.name,
-                targets=tuple(Target.parse(t) for t in model.targets),
-                rates=Rates.from_card(model.price),
-                capabilities=tuple(model.capabilities),
-                context_window=model.context_window,
-            )
+        snap = cls(models=model_entries(settings))
         for row in catalog.projects:
             snap.put_project(ProjectEntry.from_row(row))
         for row in catalog.keys:

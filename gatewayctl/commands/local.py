@@ -163,14 +163,17 @@ def serve(
 ) -> None:
     """Run the gateway in the foreground.
 
-    One worker process; it refuses to start beside another on the same data; SIGTERM drains and exits 0.
+    One worker process; it refuses to start beside another on the same data; SIGHUP re-reads the config;
+    SIGTERM drains (server.shutdown_grace_s) and exits 0.
     """
     import logging
 
     import uvicorn
 
-    from server.app import create_asgi
+    from server.app import create_app, create_asgi
     from server.http_guard import uvicorn_options
+    from server.logline import OneLine
+    from server.serving import GatewayServer
 
     os.umask(PRIVATE)
     chosen = config or (Path(os.environ["GATEWAY_CONFIG"]) if os.environ.get("GATEWAY_CONFIG") else None)
@@ -187,14 +190,15 @@ def serve(
     for noisy in ("httpx", "httpx2"):  # one INFO line per upstream call is noise
         logging.getLogger(noisy).setLevel(logging.WARNING)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(OneLine("%(asctime)s %(levelname)s %(name)s: %(message)s"))  # one line per event
     gateway_log = logging.getLogger("gateway")
     gateway_log.addHandler(handler)
     gateway_log.setLevel(logging.INFO)
     gateway_log.propagate = False  # Litestar configures the root logger too: one line per event
-    server = uvicorn.Server(
+    app = create_app(settings)
+    server = GatewayServer(
         uvicorn.Config(
-            create_asgi(settings),
+            create_asgi(settings, app),
             host=listen_host,
             port=listen_port,
             access_log=False,  # ours (server/api/access_log.py) names the key and the cost
@@ -203,11 +207,14 @@ def serve(
             server_header=False,
             proxy_headers=False,  # X-Forwarded-For is honoured only from configured trusted proxies
             **uvicorn_options(settings),  # deadlines, header cap, connection cap, open-files limit
-        )
+        ),
+        app,
+        settings.server.shutdown_grace_s,  # GatewayServer sets uvicorn's graceful timeout from it
     )
     # uvicorn drains, restores the handlers it found and re-raises the signal it caught: for SIGTERM
     # that handler is this no-op, so a clean drain exits 0 (systemd's and the spec's expectation).
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the server takes it (a reload), never a kill
     try:
         server.run(sockets=[sock])
     finally:

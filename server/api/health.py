@@ -1,4 +1,4 @@
-"""/healthz (the process answers) and /readyz (the store can take writes)."""
+"""/healthz (the process answers) and /readyz (the store can take writes and no stop has begun)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ async def healthz() -> Response[Any]:
 @get("/readyz")
 async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
     gw = gateway_of(request)
-    ready = gw.store.healthy
-    body = {"status": "ready" if ready else "not_ready", "store": ready, "open_reservations": gw.budgets.open_holds}
+    ready = gw.store.healthy and not gw.stopping
+    status = "stopping" if gw.stopping else ("ready" if ready else "not_ready")
+    body = {"status": status, "store": gw.store.healthy, "open_reservations": gw.budgets.open_holds}
     return json_response(body, status=200 if ready else 503)

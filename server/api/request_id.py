@@ -12,6 +12,7 @@ from typing import Any
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api.common import CLIENT_ID_SCOPE_KEY, REQUEST_ID_SCOPE_KEY
+from server.request_facts import REQUEST_ID
 
 
 def _well_formed(value: bytes) -> str | None:
@@ -44,6 +45,10 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", echoed)]
             await send(message)
 
-        await app(scope, receive, send_with_id)
+        token = REQUEST_ID.set(own_id)  # every log line written below this request names it
+        try:
+            await app(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)
 
     return middleware

@@ -84,6 +84,12 @@ class LedgerChain:
             check.problems.append(f"balance {project['balance_micro']} != sum of entries {check.sum_micro}")
         return check
 
+    def fingerprint(self) -> str:
+        """A short public name for the key (it reveals nothing of it), to match a backup with its key file."""
+        if self._key is None:
+            return "unkeyed"
+        return hashlib.sha256(b"gateway-ledger-key\x1f" + self._key).hexdigest()[:16]
+
     def sign(self, fields: dict[str, Any]) -> str:
         if self._key is None:
             raise ValueError("checkpoints are signed with the ledger key")

@@ -86,6 +86,11 @@ class Provider(Protocol):
         """Fragments, ending after the one carrying a finishReason."""
         ...
 
+    async def probe(self) -> str:
+        """A cheap authenticated call (the models list) for `gatewayctl doctor`: what answered, or raises
+        UpstreamError (unreachable, timed out, credentials refused)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -106,6 +111,9 @@ class ProviderBase:
         return UpstreamError(
             400, f"provider {self.name} ({self.kind}) does not serve {what}", retryable=False, upstream_status=400
         )
+
+    async def probe(self) -> str:
+        return "built in, nothing to reach"
 
     async def embeddings(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
         raise self._not_served("embeddings")

@@ -41,6 +41,7 @@ from server.streaming.sse import EventTooLarge, iter_data
 from server.translate.errors import TranslationError
 
 JSON = dict[str, Any]
+PROBE_TIMEOUT_S = 5.0
 
 
 class HttpProvider(ProviderBase):
@@ -77,6 +78,25 @@ class HttpProvider(ProviderBase):
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    async def probe(self) -> str:
+        """GET the models list with the gateway's credentials, within min(connect + first_byte, 5 s)."""
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(min(self._timeouts.connect + self._timeouts.first_byte, PROBE_TIMEOUT_S)):
+                response = await self._client.send(self._client.build_request("GET", "/models"), stream=True)
+                if response.status_code >= 400:
+                    raise await status_error(self.name, response, self._secrets)
+                await response.aclose()
+        except TimeoutError:
+            raise timeout_error(self.name, "probe") from None
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise UpstreamError(
+                503, f"{self.name}: cannot connect ({type(exc).__name__})", retryable=True, upstream_status="connect"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise protocol_error(self.name, exc) from None
+        return f"models list answered {response.status_code} in {(time.monotonic() - started) * 1000:.0f} ms"
 
     def _deadline(self) -> float:
         return time.monotonic() + self._timeouts.total

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from server.types import Call, Caller, Outcome, Usage
@@ -21,6 +22,10 @@ StripeResult = tuple[str, dict[str, Any] | None]  # (what happened, the ledger e
 
 class StoreUnavailable(Exception):
     """The store cannot take writes now (locked by another process, out of disk space, failing I/O)."""
+
+
+class BackupRefused(Exception):
+    """A backup cannot be taken now (no room for the copy); the message says why."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -157,6 +162,11 @@ class Store(Protocol):
         """The store can take writes now (requests may be forwarded)."""
         ...
 
+    @property
+    def problem(self) -> str | None:
+        """Why the store cannot take writes now (a lock, a full disk, failing I/O), or None."""
+        ...
+
     def on_recovered(self, callback: Callable[[], None]) -> None: ...
 
     async def open(
@@ -167,6 +177,17 @@ class Store(Protocol):
 
     async def flush(self) -> None:
         """Wait until every write queued so far has committed."""
+        ...
+
+    # operations (backups, the doctor's questions)
+    async def backup(self) -> tuple[Path, dict[str, Any]]:
+        """A consistent, checked copy of the live database, as a file beside it the caller removes, and its
+        report (integrity, ledger verified, schema, size, sha256). Raises BackupRefused without room."""
+        ...
+
+    async def backlog(self) -> dict[str, Any]:
+        """What waits in storage: open holds and undelivered outbox events (counts, oldest times), and the
+        newest time recorded (a clock that went back behind it would misdate months and budgets)."""
         ...
 
     # the request path

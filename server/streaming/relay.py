@@ -13,6 +13,9 @@ outcome is recorded before the client sees the stream complete.
 - While it runs, the characters delivered are checkpointed (first frame, first content, then every half
   second), so a crash bills what the client received.
 - Usage: the provider's final count when it sent a sane one, else `metering.estimate` (marked estimated).
+- A graceful stop whose grace has run out (`OpenStreams.stop_all`) ends each stream at its next upstream
+  read with the front door's error frame (503 `server_shutting_down`), recorded as `interrupted` and billed
+  for what was delivered, like a broken upstream.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
-from server.errors import INTERNAL_ERROR, GatewayError, UpstreamError
+from server.errors import INTERNAL_ERROR, SERVER_STOPPING, GatewayError, UpstreamError
 from server.metering import estimate
 from server.types import Usage
 
 log = logging.getLogger("gateway.relay")
 
 CHECKPOINT_INTERVAL_S = 0.5
+INTERRUPTED = "interrupted"  # the status of a stream a stop ended (the restart rule's word for the same fact)
 _END = object()
 
 
@@ -89,6 +93,30 @@ class StreamSink(Protocol):
         ...
 
 
+class OpenStreams:
+    """The streams being relayed now, so a graceful stop can wait for them and, when its grace has run out,
+    end each one with an error frame (recorded and billed) instead of cutting the connection."""
+
+    def __init__(self) -> None:
+        self._relays: set[StreamRelay] = set()
+
+    def __len__(self) -> int:
+        return len(self._relays)
+
+    def add(self, relay: StreamRelay) -> None:
+        self._relays.add(relay)
+
+    def discard(self, relay: StreamRelay) -> None:
+        self._relays.discard(relay)
+
+    def stop_all(self) -> int:
+        """Ask every open stream to end now; returns how many were asked."""
+        relays = list(self._relays)
+        for relay in relays:
+            relay.stop()
+        return len(relays)
+
+
 class StreamRelay:
     def __init__(
         self,
@@ -103,6 +131,7 @@ class StreamRelay:
         silence_s: float,
         deadline: float,
         drain: bool = False,
+        streams: OpenStreams | None = None,
     ) -> None:
         self._stream = stream
         self._events = events
@@ -114,6 +143,9 @@ class StreamRelay:
         self._silence_s = silence_s
         self._deadline = deadline
         self._drain = drain
+        self._streams = streams
+        self._stopping = False
+        self._timer: asyncio.Timeout | None = None
         self._recorded = False
         self._next_checkpoint = 0.0
         self._checkpointed = -1
@@ -125,11 +157,21 @@ class StreamRelay:
             return adapter.reported
         return estimate(self._input_bytes, adapter.delivered_chars, adapter.reported)
 
+    def stop(self) -> None:
+        """End the stream at its next upstream read (now, if it is waiting for one): see OpenStreams."""
+        self._stopping = True
+        if self._timer is not None:
+            self._timer.reschedule(asyncio.get_running_loop().time())
+
     async def run(self) -> AsyncIterator[bytes]:
+        if self._streams is not None:
+            self._streams.add(self)
         try:
             async for data in self._relay():
                 yield data
         finally:
+            if self._streams is not None:
+                self._streams.discard(self)
             if not self._recorded:  # the client went away (or we were cancelled) mid-stream
                 self._recorded = True
                 if self._drain:
@@ -142,17 +184,24 @@ class StreamRelay:
 
     async def _next(self) -> Any:
         """The next upstream event (or _END), waiting no longer than the silence and total timeouts allow."""
+        if self._stopping:
+            raise SERVER_STOPPING()
         remaining = self._deadline - time.monotonic()
         which = "first_byte" if self._silence_s < remaining else "total"
         try:
-            async with asyncio.timeout(max(0.0, min(self._silence_s, remaining))):
+            async with asyncio.timeout(max(0.0, min(self._silence_s, remaining))) as timer:
+                self._timer = timer
                 return await anext(self._events)
         except StopAsyncIteration:
             return _END
         except TimeoutError:
+            if self._stopping:
+                raise SERVER_STOPPING() from None
             raise UpstreamError(
                 504, f"{self._provider}: {which} timeout", retryable=True, upstream_status="timeout"
             ) from None
+        finally:
+            self._timer = None
 
     def _progress(self) -> None:
         """Checkpoint the first frame, the first content, then at most every CHECKPOINT_INTERVAL_S."""
@@ -178,8 +227,9 @@ class StreamRelay:
                 event = await self._next()
         except GatewayError as exc:
             self._recorded = True
+            status = INTERRUPTED if exc.code == SERVER_STOPPING.code else "upstream_failed"
             with contextlib.suppress(GatewayError):  # the error frame is the client's answer either way
-                await self._sink.finish("upstream_failed", 200, exc.code, self.usage(), adapter.transcript)
+                await self._sink.finish(status, 200, exc.code, self.usage(), adapter.transcript)
             for frame in adapter.error(exc):
                 yield frame
             return

@@ -23,11 +23,11 @@ from tests.support.pdf import page_texts
 CRON = Path(__file__).resolve().parents[2] / "packaging" / "gateway-invoices.cron"
 
 
-def _cron_entry() -> tuple[dict[str, str], list[str], str, str]:
+def _cron_entry(path: Path = CRON) -> tuple[dict[str, str], list[str], str, str]:
     """(environment lines, the five schedule fields, the user, the command) of the one job."""
     env: dict[str, str] = {}
     jobs = []
-    for line in CRON.read_text().splitlines():
+    for line in path.read_text().splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         if re.match(r"^[A-Z_]+=", line):
@@ -104,7 +104,7 @@ def test_the_shipped_cron_line_runs_as_written(gw: GatewayProcess, tmp_path: Pat
     (etc / "cron.env").write_text(f"GATEWAY_URL={gw.url}\nGATEWAY_ADMIN_TOKEN={gw.admin_token}\n")
     sandboxed = command
     for real, stand_in in (
-        ("/opt/gateway/.venv/bin/gatewayctl", GATEWAYCTL),
+        ("/usr/bin/python3 /opt/gateway/gatewayctl.pyz", GATEWAYCTL),
         ("/etc/gateway/", f"{etc}/"),
         ("/var/log/gateway/", f"{log_dir}/"),
         ("/srv/invoices", str(srv / "invoices")),

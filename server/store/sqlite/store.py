@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from server.store.protocol import (
     Refusal,
     StripeResult,
 )
-from server.store.sqlite import billing, bodies, catalog, idempotency, ledger, records, rollups
+from server.store.sqlite import backup, billing, bodies, catalog, idempotency, ledger, records, rollups
 from server.store.sqlite.db import Writer, connect
 from server.store.sqlite.migrations import migrate
 from server.store.sqlite.reads import Reader
@@ -99,6 +100,7 @@ class SqliteStore:
     def __init__(self, path: Path, storage: StorageSettings, chain: ledger.Chain) -> None:
         self.path = path
         self.chain = chain
+        self._storage = storage
         self.writer = Writer(
             path,
             storage.synchronous,
@@ -125,6 +127,10 @@ class SqliteStore:
     def healthy(self) -> bool:
         """The store can take writes now (requests may be forwarded)."""
         return self.writer.healthy
+
+    @property
+    def problem(self) -> str | None:
+        return self.writer.problem if self.writer.running else "the store writer is not running"
 
     def on_recovered(self, callback: Callable[[], None]) -> None:
         self.writer.on_recovered = callback
@@ -209,6 +215,44 @@ class SqliteStore:
 
     async def flush(self) -> None:
         await self.writer.run(lambda conn: None)
+
+    async def backup(self) -> tuple[Path, dict[str, Any]]:
+        """A consistent copy beside the database (see backup.py), checked; the caller removes the file."""
+        folder, storage = self.path.parent, self._storage
+
+        def run() -> tuple[Path, dict[str, Any]]:
+            backup.clear_stale_parts(folder)
+            backup.room_for_copy(self.path, storage.min_free_mb << 20)
+            target = folder / f"gateway-{secrets.token_hex(6)}.db{backup.PART_SUFFIX}"
+            try:
+                backup.take(self.path, target, storage.busy_timeout_ms)
+                return target, backup.check(target, self.chain)
+            except BaseException:
+                target.unlink(missing_ok=True)
+                raise
+
+        return await asyncio.to_thread(run)
+
+    async def backlog(self) -> dict[str, Any]:
+        def read(conn: Any) -> dict[str, Any]:
+            holds = conn.execute(
+                "SELECT COUNT(*), MIN(created_ms), COALESCE(SUM(micro), 0) FROM holds WHERE status = 'open'"
+            ).fetchone()
+            outbox = conn.execute("SELECT COUNT(*), MIN(created_ms) FROM outbox WHERE delivered_ms IS NULL").fetchone()
+            newest = conn.execute(
+                "SELECT MAX(t) FROM (SELECT MAX(started_ms) AS t FROM requests UNION ALL"
+                " SELECT MAX(created_ms) FROM ledger)"
+            ).fetchone()
+            return {
+                "newest_record_ms": newest[0],
+                "open_holds": holds[0],
+                "open_holds_oldest_ms": holds[1],
+                "open_holds_micro": holds[2],
+                "outbox_pending": outbox[0],
+                "outbox_oldest_ms": outbox[1],
+            }
+
+        return await self.reader.call(read)
 
     async def create_topup_order(self, order: dict[str, Any]) -> None:
         await self.writer.run(billing.insert_order(order))
