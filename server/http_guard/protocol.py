@@ -86,6 +86,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_headers = True  # waiting for, or reading, a request line and headers
         self._header_bytes = 0  # of the request being read, counted per read
         self._headers_done = 0  # requests whose headers completed: did a read complete some?
+        self._messages_done = 0  # requests whose body completed: did a read end one?
         self._header_timer: TimerHandle | None = None
         self._body_timer: TimerHandle | None = None
         self._body_started = 0.0
@@ -114,14 +115,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_headers and len(data) > self.limits.max_header_bytes - self._header_bytes:
             self._receive_past_header_room(data)
             return
-        before = self._headers_done
+        before, ended = self._headers_done, self._messages_done
         _Base.data_received(self, data)  # type: ignore[arg-type]  # httptools takes any buffer
         # Count the read, and arm the deadline of the phase it left us in (none if it held a whole request).
         if self._stopped:
             return
         if self._in_headers:
-            if self._headers_done == before:  # the whole read was header bytes (or CRLFs) of one request
-                self._header_bytes += len(data)
+            if self._headers_done == before and self._messages_done == ended:
+                self._header_bytes += len(data)  # the whole read was header bytes (or CRLFs) of one request
                 if self._header_timer is None:
                     self._header_timer = self.loop.call_later(self.limits.header_timeout_s, self._header_deadline)
         elif self._body_timer is None:
@@ -168,6 +169,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._in_headers = True
+        self._messages_done += 1
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None

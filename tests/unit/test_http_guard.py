@@ -149,6 +149,23 @@ def test_a_large_body_in_the_same_read_as_the_headers_is_not_header_bytes() -> N
     run(scenario)
 
 
+def test_the_tail_of_a_body_is_not_counted_as_the_next_requests_headers() -> None:
+    """A body that arrives after its answer (a 413 before the body was read, say) ends in a read of its own;
+    those bytes belong to that request, not to the header budget of the next one on the connection."""
+
+    async def scenario(server: Server) -> None:
+        protocol, transport = server.connect()
+        protocol.data_received(post_head(5000) + b"x" * 100)
+        protocol.data_received(b"x" * 4900)  # the body's tail: larger than the 1,024-byte header cap
+        await asyncio.sleep(0.01)
+        transport.written = b""
+        protocol.data_received(get())
+        await asyncio.sleep(0.01)
+        assert transport.status == b"HTTP/1.1 200 OK", transport.written[:80]
+
+    run(scenario)
+
+
 def test_a_request_in_one_read_arms_no_timer() -> None:
     """The hot path: keep-alive requests that arrive whole cost flag checks, not timers."""
 
