@@ -186,6 +186,12 @@ ROTATE_REVOKED = ErrorCode(409, "key_revoked", "Key '{key}' is revoked; create a
 DUPLICATE_ADJUSTMENT = ErrorCode(
     409, "duplicate_adjustment", "Adjustment '{ref}' was already recorded with another amount or project; use a new id."
 )
+REPLAY_UNAVAILABLE = ErrorCode(409, "replay_unavailable", "Request {ref} cannot be replayed: {reason}.")
+REPLAY_KEY_INACTIVE = ErrorCode(
+    409,
+    "replay_key_inactive",
+    "The key that sent {ref} is {state}; bill the replay to a project instead (--project).",
+)
 MONTH_OPEN = ErrorCode(409, "month_open", "{month} has not ended; only closed months are sent to Stripe.")
 IDEMPOTENCY_KEY_IN_FLIGHT = ErrorCode(
     409,

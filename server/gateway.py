@@ -63,6 +63,7 @@ class Gateway:
     streams: OpenStreams
     idempotency: Idempotency
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    started_ms: int = field(default_factory=now_ms)  # when this process started serving (usage tail's hello)
     stopping: bool = False  # a graceful stop began: /readyz says so, so balancers send no more
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one reload at a time
 
@@ -150,6 +151,7 @@ class Gateway:
     async def close(self) -> None:
         """Close the providers, then the store: the writer commits what is queued, the WAL is checkpointed
         and the database closed cleanly."""
+        self.settlement.feed.close()
         await self.generations.close()
         if self.settlement.backlog:
             log.error(

@@ -26,6 +26,7 @@ from server.idempotency import Claim
 from server.limits import Admission
 from server.metering import Rates, charge
 from server.request_facts import note_cost
+from server.request_feed import RequestFeed
 from server.snapshot import ModelEntry
 from server.store.protocol import Closing, Event, Intent, Store, StoreUnavailable
 from server.types import Attempt, Call, Caller, Outcome, Target, Usage
@@ -33,6 +34,8 @@ from server.types import Attempt, Call, Caller, Outcome, Target, Usage
 log = logging.getLogger("gateway.settlement")
 
 OK, ERROR, UPSTREAM_FAILED, DISCONNECTED = "ok", "error", "upstream_failed", "client_disconnected"
+# Every status a request row can carry: pending until closed, interrupted when a crash closed it at restart.
+STATUSES = (OK, ERROR, UPSTREAM_FAILED, DISCONNECTED, "interrupted", "pending")
 
 
 @dataclass(slots=True)
@@ -108,9 +111,10 @@ def _with_lost_intent(closing: Closing, ticket: Ticket) -> Closing:
 
 
 class Settlement:
-    def __init__(self, store: Store, budgets: Budgets) -> None:
+    def __init__(self, store: Store, budgets: Budgets, feed: RequestFeed | None = None) -> None:
         self._store = store
         self._budgets = budgets
+        self.feed = feed or RequestFeed()  # followers of committed closings (usage tail)
         self._backlog: list[Closing] = []
         store.on_recovered(self.retry_backlog)
 
@@ -154,6 +158,7 @@ class Settlement:
     def _after(self, done: asyncio.Future[Any], closing: Closing, ticket: Ticket, delivered: bool) -> None:
         error = done.exception() if not done.cancelled() else asyncio.CancelledError()
         if error is None:
+            self.feed.publish(closing)
             return
         closing, hold = _with_lost_intent(closing, ticket), ticket.hold
         request_id = closing.call.request_id
@@ -181,7 +186,9 @@ class Settlement:
 
     def _retry_failed(self, done: asyncio.Future[Any], closing: Closing) -> None:
         error = done.exception() if not done.cancelled() else asyncio.CancelledError()
-        if isinstance(error, StoreUnavailable):
+        if error is None:
+            self.feed.publish(closing)
+        elif isinstance(error, StoreUnavailable):
             self._backlog.append(closing)
-        elif error is not None:
+        else:
             log.error("outcome of %s not recorded on retry: %r", closing.call.request_id, error)

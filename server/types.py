@@ -125,6 +125,7 @@ class Call:
     body_bytes: int = 0  # size of the body as JSON: the input-token upper bound and the estimate base
     raw: bytes = b""  # the body as the client sent it (JSON), for the request log and replay
     replay_of: str | None = None  # the request this one replays (gatewayctl replay)
+    pin: Target | None = None  # a replay sent to one target, not the model's own list (replay --target)
 
 
 @dataclass(slots=True)

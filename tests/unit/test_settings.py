@@ -71,7 +71,9 @@ def test_documented_config_covers_every_settings_key() -> None:
     """A key added to the settings must be documented in config.example.toml (and named in the README)."""
     from server.settings import (
         BillingSettings,
+        IdempotencySettings,
         LimitSettings,
+        LoggingSettings,
         ProviderSettings,
         RoutingSettings,
         ServerSettings,
@@ -91,6 +93,8 @@ def test_documented_config_covers_every_settings_key() -> None:
         RoutingSettings,
         BillingSettings,
         StripeSettings,
+        LoggingSettings,
+        IdempotencySettings,
     ):
         for name in model.model_fields:
             assert name in text, f"{model.__name__}.{name} is not documented in config.example.toml"
