@@ -1,6 +1,7 @@
 """The operator's loop against a real gateway process, driven with the openai SDK and the real CLI:
 `requests list|show` with scrubbed bodies, `replay` with a changed model (a stream, a tool call) and
-`usage tail --json` following requests live across a server restart."""
+`usage tail --json` following requests live across a server restart; Idempotency-Key retries from the
+SDK under concurrency and across a restart; `GET /v1/usage` against the ledger."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import json
 import os
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import openai
 
 from tests.support.front_doors import FrontDoors, expected_text, model_of
@@ -143,3 +146,64 @@ def test_usage_tail_json_follows_requests_in_order_across_a_restart(fd: FrontDoo
     assert [row["id"] for row in rows] == sent  # every one, in order, none of the other project's
     assert all(row["project_name"] == "tailed" and row["status"] == "ok" for row in rows)
     assert all(row["cost_micro"] > 0 and row["output_tokens"] > 0 for row in rows)
+
+
+def test_idempotent_retries_with_the_sdk_one_call_one_charge_across_a_restart(fd: FrontDoors) -> None:
+    key = fd.gw.new_key("idempotent")
+    fd.openai_up.set_behavior(delay_ms=300)
+    body = {"model": model_of("openai"), "messages": [{"role": "user", "content": "charge me once"}]}
+    headers = {"idempotency-key": "order-7"}
+
+    def attempt(_: int) -> tuple[int, dict[str, str], object]:
+        try:
+            raw = _client(fd, key).chat.completions.with_raw_response.create(**body, extra_headers=headers)
+            return 200, dict(raw.headers), raw.parse().model_dump()
+        except openai.APIStatusError as exc:
+            return exc.status_code, dict(exc.response.headers), exc.body
+
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(attempt, range(10)))
+    statuses = sorted(status for status, _, _ in answers)
+    assert statuses.count(200) >= 1 and set(statuses) <= {200, 409}, statuses
+    assert all(h.get("retry-after") for status, h, _ in answers if status == 409)
+    assert len(fd.openai_up.received()) == 1
+    first = next(b for status, h, b in answers if status == 200 and "idempotent-replayed" not in h)
+    fd.openai_up.set_behavior()
+    fd.gw.stop()
+    fd.gw.start()
+    again = _client(fd, key).chat.completions.with_raw_response.create(**body, extra_headers=headers)
+    assert again.headers["idempotent-replayed"] == "true" and again.parse().model_dump() == first
+    assert len(fd.openai_up.received()) == 1
+    billed = fd.gw.cli_json("usage", "--since", "1h", "--project", "idempotent")["data"]
+    assert [row["requests"] for row in billed] == [1]  # one usage row: one charge
+    try:
+        _client(fd, key).chat.completions.create(**{**body, "temperature": 0.5}, extra_headers=headers)
+        raise AssertionError("another body with the same key must be refused")
+    except openai.UnprocessableEntityError as exc:
+        assert exc.code == "idempotency_key_mismatch"
+
+
+def test_v1_usage_equals_the_ledger_and_is_scoped(fd: FrontDoors) -> None:
+    mine, theirs = fd.gw.new_key("usage-mine"), fd.gw.new_key("usage-theirs")
+    started = int(time.time()) - 1
+    for n in range(3):
+        _client(fd, mine).chat.completions.create(
+            model=model_of("mock"), messages=[{"role": "user", "content": f"usage {n}"}]
+        )
+    _client(fd, theirs).chat.completions.create(model=model_of("openai"), messages=[{"role": "user", "content": "x"}])
+    ended = int(time.time()) + 1
+    answer = httpx.get(
+        f"{fd.gw.url}/v1/usage",
+        params={"start": started, "end": ended, "group_by": "model"},
+        headers={"authorization": f"Bearer {mine}"},
+    )
+    assert answer.status_code == 200, answer.text
+    data = answer.json()["data"]
+    assert [row["model"] for row in data] == [model_of("mock")] and data[0]["requests"] == 3
+    history = fd.gw.cli_json("wallet", "history", "--project", "usage-mine")
+    debits = -sum(entry["amount_micro"] for entry in history if entry["kind"] == "usage")
+    assert data[0]["cost_micro"] == debits > 0
+    theirs_seen = httpx.get(
+        f"{fd.gw.url}/api/v1/usage", params={"start": started}, headers={"authorization": f"Bearer {theirs}"}
+    ).json()["data"]
+    assert sum(row["requests"] for row in theirs_seen) == 1
