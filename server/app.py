@@ -19,6 +19,7 @@ from server.api.openai.chat import chat_completions
 from server.api.openai.embeddings import embeddings
 from server.api.openai.models import list_models, retrieve_model
 from server.api.openai.responses import responses
+from server.api.openai.webhooks import WEBHOOK_ROUTES
 from server.api.request_id import request_id_middleware
 from server.api.stripe_webhook import stripe_webhook
 from server.gateway import Gateway
@@ -40,6 +41,7 @@ def create_app(settings: Settings) -> Litestar:
         app.state.gateway = gateway
         last_used = LastUsedFlusher(gateway.snapshot, gateway.store.touch_keys)
         last_used.start()
+        gateway.webhooks.start()  # the delivery worker: pending deliveries are in the store, so it resumes
         # Long-lived startup objects leave the GC's view, and young collections run less often:
         # per-request garbage is short-lived, and full collections were the p99 latency spikes.
         gc.freeze()
@@ -47,6 +49,7 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
+            await gateway.webhooks.stop()
             await last_used.stop()
             await gateway.close()
 
@@ -62,6 +65,7 @@ def create_app(settings: Settings) -> Litestar:
             messages,
             generate_content,
             stripe_webhook,
+            *WEBHOOK_ROUTES,
             admin_router,
         ],
         lifespan=[lifespan],

@@ -24,6 +24,7 @@ from server.settlement import Settlement
 from server.snapshot import Snapshot
 from server.store.protocol import Interrupted, Recovery, Store
 from server.store.sqlite.store import SqliteStore
+from server.webhooks.service import Webhooks
 
 log = logging.getLogger("gateway")
 
@@ -53,6 +54,7 @@ class Gateway:
     settlement: Settlement
     path: RequestPath
     chain: LedgerChain
+    webhooks: Webhooks
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @classmethod
@@ -84,7 +86,9 @@ class Gateway:
         router = Router(providers, settings.routing, shares)
         limiter = RateLimiter()
         latency = LatencyBands()
-        settlement = Settlement(store, budgets)
+        webhooks = Webhooks(settings.webhooks, store.webhooks)
+        await webhooks.refresh()
+        settlement = Settlement(store, budgets, webhooks.subscriptions.completed)
         gatekeeper = Gatekeeper(
             snapshot=snapshot,
             limiter=limiter,
@@ -115,6 +119,7 @@ class Gateway:
             settlement=settlement,
             path=path,
             chain=chain,
+            webhooks=webhooks,
             trusted_proxies=tuple(ipaddress.ip_network(c, strict=False) for c in settings.server.trusted_proxies),
         )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Container
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,7 +21,7 @@ from server.budget import Budgets, Crossing, Hold
 from server.clock import now_ms
 from server.dialects.base import Dialect
 from server.errors import METERING_UNAVAILABLE
-from server.events.outbox import threshold_event
+from server.events.outbox import request_completed_event, threshold_event
 from server.limits import Admission
 from server.metering import Rates, charge
 from server.request_facts import note_cost
@@ -87,9 +88,12 @@ def _with_lost_intent(closing: Closing, ticket: Ticket) -> Closing:
 
 
 class Settlement:
-    def __init__(self, store: Store, budgets: Budgets) -> None:
+    def __init__(self, store: Store, budgets: Budgets, completed_subscribers: Container[str] = frozenset()) -> None:
         self._store = store
         self._budgets = budgets
+        # Projects with a webhook endpoint for request.completed (kept current by the webhooks service):
+        # only their closings carry that event, so a gateway nobody listens to pays one set lookup.
+        self._completed_subscribers = completed_subscribers
         self._backlog: list[Closing] = []
         store.on_recovered(self.retry_backlog)
 
@@ -117,6 +121,8 @@ class Settlement:
             self._budgets.release(hold)
             closing = Closing(caller, ticket.call, outcome, hold.id, "released")
         ticket.admission.settle_tokens(outcome.usage.total_tokens if outcome.usage is not None else 0)
+        if caller.project_id in self._completed_subscribers:
+            closing = replace(closing, events=(*closing.events, request_completed_event(caller, ticket.call, outcome)))
         closing = _with_lost_intent(closing, ticket)
         future = self._store.record_closing(closing)
         future.add_done_callback(lambda done: self._after(done, closing, ticket, delivered))
