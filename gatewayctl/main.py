@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from gatewayctl import lazy
-from gatewayctl.commands import budgets, invoices, keys, local, projects, reports, wallet
+from gatewayctl.commands import budgets, invoices, keys, local, projects, reports, wallet, webhooks
 from gatewayctl.errors import USAGE, CliError
 
 cli = typer.Typer(
@@ -34,6 +34,7 @@ cli.add_typer(budgets.app, name="budgets")
 cli.add_typer(wallet.wallet_app, name="wallet")
 cli.add_typer(wallet.ledger_app, name="ledger")
 cli.add_typer(invoices.app, name="invoices")
+cli.add_typer(webhooks.app, name="webhooks")
 
 
 def _version() -> str:

@@ -78,6 +78,7 @@ def test_documented_config_covers_every_settings_key() -> None:
         StorageSettings,
         StripeSettings,
         Timeouts,
+        WebhookSettings,
     )
 
     text = (REPO / "config.example.toml").read_text()
@@ -91,6 +92,7 @@ def test_documented_config_covers_every_settings_key() -> None:
         RoutingSettings,
         BillingSettings,
         StripeSettings,
+        WebhookSettings,
     ):
         for name in model.model_fields:
             assert name in text, f"{model.__name__}.{name} is not documented in config.example.toml"

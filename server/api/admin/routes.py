@@ -12,6 +12,7 @@ from server.api.admin.budgets import BUDGET_HANDLERS
 from server.api.admin.guard import require_admin
 from server.api.admin.money import MONEY_HANDLERS
 from server.api.admin.views import currency_header, key_view, usage_rows, with_key_names
+from server.api.admin.webhooks import WEBHOOK_HANDLERS
 from server.api.common import gateway_of, json_body, json_response, money_field
 from server.api.openai.models import describe
 from server.errors import EMPTY_UPDATE, INVALID_GROUP, INVALID_TYPE, MISSING_FIELD, REQUEST_NOT_FOUND
@@ -174,6 +175,7 @@ admin_router = Router(
     route_handlers=[
         *MONEY_HANDLERS,
         *BUDGET_HANDLERS,
+        *WEBHOOK_HANDLERS,
         list_projects,
         get_project,
         post_project,
