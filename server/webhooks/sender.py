@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -47,9 +48,10 @@ def failed(started_ms: int, started: float, error: str) -> Answer:
 
 
 class Sender:
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, transport: Callable[[], httpx.AsyncBaseTransport] | None = None) -> None:
         self.timeout_s = timeout_s
         self._tls: ssl.SSLContext | None = None
+        self._transport = transport  # tests swap the network out; by default a fresh connection per attempt
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:  # built once: loading the CA bundle costs milliseconds
@@ -60,7 +62,10 @@ class Sender:
         self, destination: Destination, headers: dict[str, str], body: bytes, started_ms: int, started: float
     ) -> Answer:
         """Send to each checked address in turn until one accepts the connection; answer what came back."""
-        transport = httpx.AsyncHTTPTransport(verify=self._tls_context(), retries=0)
+        if self._transport is not None:
+            transport = self._transport()
+        else:
+            transport = httpx.AsyncHTTPTransport(verify=self._tls_context(), retries=0)
         extensions = {"sni_hostname": destination.host} if destination.scheme == "https" else {}
         sent = {**headers, "host": destination.host_header}
         last_error = "no address to connect to"
