@@ -146,6 +146,8 @@ async def test_each_event_type_arrives_once_signed_so_both_libraries_verify_it(
             client.webhooks.verify_signature(body, headers, secret="whsec_" + "A" * 32)
     by_type = {orjson.loads(r["body"])["type"]: orjson.loads(r["body"])["data"] for r in got}
     assert by_type["request.completed"]["model"] == "mock-chat" and by_type["request.completed"]["cost_micro"] > 0
+    limited = by_type["request.rate_limited"]
+    assert limited["model"] == "mock-chat" and limited["request_id"] and "key limit of 1 requests" in limited["message"]
     recharges = [orjson.loads(r["body"])["data"] for r in got if "recharged" in r["headers"]["webhook-id"]]
     assert sorted((d["source"], d["amount"]) for d in recharges) == [("adjustment", "2.5"), ("stripe", "5")]
 
