@@ -341,6 +341,9 @@ async def test_urls_are_refused_with_a_clear_400_by_the_rules_in_config(tmp_path
             ("https://10.1.2.3/x", "10.1.2.3, a private address"),
             ("https://169.254.169.254/latest", "169.254.169.254, a cloud metadata address"),
             ("https://[::ffff:127.0.0.1]/x", "::ffff:127.0.0.1, a loopback address"),
+            ("http://2130706433:9/x", "2130706433 resolves to 127.0.0.1, a loopback address"),  # odd spellings of
+            ("http://0x7f000001:9/x", "0x7f000001 resolves to 127.0.0.1, a loopback address"),  # an address are
+            ("http://0177.0.0.1:9/x", "0177.0.0.1 resolves to 127.0.0.1, a loopback address"),  # judged resolved
             ("https://user:pw@127.0.0.1/", "must not carry a user name or password"),
         ]:
             answer = await gw.client.post(
