@@ -10,7 +10,7 @@ of the error table: 400 `url_refused` (with why), 400 `unknown_event_type`, 404 
 
 from __future__ import annotations
 
-import secrets as random
+import secrets
 from collections.abc import Iterable
 from typing import Any
 
@@ -133,7 +133,7 @@ class Webhooks:
         if len(await self.store.endpoints(project_id)) >= MAX_ENDPOINTS_PER_PROJECT:
             raise TOO_MANY_ENDPOINTS(limit=MAX_ENDPOINTS_PER_PROJECT)
         endpoint = WebhookEndpoint(
-            id=f"we_{random.token_hex(8)}",
+            id=f"we_{secrets.token_hex(8)}",
             project_id=project_id,
             url=str(url),
             events=events,
@@ -189,7 +189,7 @@ class Webhooks:
         endpoint = await self.find(endpoint_id)
         self._enabled(endpoint)
         when = now_ms()
-        event_id = f"evt_test_{random.token_hex(8)}"
+        event_id = f"evt_test_{secrets.token_hex(8)}"
         payload = {"project_id": endpoint.project_id, "endpoint_id": endpoint.id, "message": "a test event"}
         delivery_id = await self.store.add_test_event(
             Event(event_id, TEST_EVENT, endpoint.project_id, payload, when), endpoint.id

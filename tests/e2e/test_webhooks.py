@@ -24,7 +24,7 @@ HOOKS = """
 [webhooks]
 allow_http = true
 allow_networks = ["127.0.0.0/8"]
-retry_schedule_s = [0.3, 0.5, 0.5, 1, 1, 1, 1, 1, 1, 1]
+retry_schedule_s = [0.3, 0.5, 0.5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]  # ~18 s of tries
 """
 T = TypeVar("T")
 
@@ -160,8 +160,8 @@ def test_a_hanging_receiver_does_not_delay_other_endpoints(hooked: GatewayProces
         arrived(receiver, "/hang", 1)  # the hanging endpoint holds its first delivery
         started = time.monotonic()
         hooked.cli_json("keys", "revoke", keys[1])
-        fast = arrived(receiver, "/fast", 2, timeout=5)
-        assert time.monotonic() - started < 3
+        fast = arrived(receiver, "/fast", 2, timeout=8)
+        assert time.monotonic() - started < 5  # far less than the 10 s the hanging attempt may take
         assert len(receiver.received("/hang")) == 1  # still waiting on its answer, not sending the next
     finally:
         hooked.cli("webhooks", "delete", hanging["id"])
