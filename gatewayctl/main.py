@@ -30,6 +30,7 @@ from gatewayctl.commands import (
     service,
     tail,
     wallet,
+    webhooks,
 )
 from gatewayctl.errors import USAGE, CliError
 
@@ -54,6 +55,7 @@ cli.add_typer(budgets.app, name="budgets")
 cli.add_typer(wallet.wallet_app, name="wallet")
 cli.add_typer(wallet.ledger_app, name="ledger")
 cli.add_typer(invoices.app, name="invoices")
+cli.add_typer(webhooks.app, name="webhooks")
 
 
 def _version() -> str:

@@ -20,6 +20,7 @@ from server.api.openai.embeddings import embeddings
 from server.api.openai.models import list_models, retrieve_model
 from server.api.openai.responses import responses
 from server.api.openai.usage import usage
+from server.api.openai.webhooks import WEBHOOK_ROUTES
 from server.api.request_id import request_id_middleware
 from server.api.stripe_webhook import stripe_webhook
 from server.gateway import Gateway
@@ -45,6 +46,7 @@ def create_app(settings: Settings) -> Litestar:
         last_used.start()
         maintenance = Maintenance(gateway)
         maintenance.start()
+        gateway.webhooks.start()  # the delivery worker: pending deliveries are in the store, so it resumes
         # Long-lived startup objects leave the GC's view, and young collections run less often:
         # per-request garbage is short-lived, and full collections were the p99 latency spikes.
         gc.freeze()
@@ -53,6 +55,7 @@ def create_app(settings: Settings) -> Litestar:
             yield
         finally:
             await maintenance.stop()
+            await gateway.webhooks.stop()
             await last_used.stop()
             await gateway.close()
 
@@ -69,6 +72,7 @@ def create_app(settings: Settings) -> Litestar:
             generate_content,
             usage,
             stripe_webhook,
+            *WEBHOOK_ROUTES,
             admin_router,
         ],
         lifespan=[lifespan],

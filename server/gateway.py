@@ -32,6 +32,7 @@ from server.snapshot import Snapshot
 from server.store.protocol import Interrupted, Recovery, Store
 from server.store.sqlite.store import SqliteStore
 from server.streaming.relay import OpenStreams
+from server.webhooks.service import Webhooks
 
 log = logging.getLogger("gateway")
 
@@ -62,6 +63,7 @@ class Gateway:
     shares: ConnectionShares
     streams: OpenStreams
     idempotency: Idempotency
+    webhooks: Webhooks
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     started_ms: int = field(default_factory=now_ms)  # when this process started serving (usage tail's hello)
     stopping: bool = False  # a graceful stop began: /readyz says so, so balancers send no more
@@ -113,7 +115,9 @@ class Gateway:
         streams = OpenStreams()
         limiter = RateLimiter()
         latency = LatencyBands()
-        settlement = Settlement(store, budgets)
+        webhooks = Webhooks(settings.webhooks, store.webhooks)
+        await webhooks.refresh()
+        settlement = Settlement(store, budgets, webhooks.subscriptions.completed)
         gatekeeper = Gatekeeper(
             snapshot=snapshot,
             limiter=limiter,
@@ -145,6 +149,7 @@ class Gateway:
             shares=shares,
             streams=streams,
             idempotency=Idempotency(store, settings.idempotency.retention_hours),
+            webhooks=webhooks,
             trusted_proxies=tuple(ipaddress.ip_network(c, strict=False) for c in settings.server.trusted_proxies),
         )
 

@@ -92,7 +92,7 @@ class RequestPath:
         if declared.output_cap is None:
             dialect.cap_output(call.body, default_cap)  # the reservation's bound is the upstream's bound too
         admission = self.gatekeeper.limit(
-            caller, klass, tokens_in(call.body_bytes) + output_bound(declared, default_cap)
+            caller, klass, tokens_in(call.body_bytes) + output_bound(declared, default_cap), call
         )
         try:
             worst = charge(worst_case(call.body_bytes, declared, default_cap), model.rates)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Container
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,7 +21,7 @@ from server.budget import Budgets, Crossing, Hold
 from server.clock import now_ms
 from server.dialects.base import Dialect
 from server.errors import METERING_UNAVAILABLE
-from server.events.outbox import threshold_event
+from server.events.outbox import request_completed_event, threshold_event
 from server.generation import Generation
 from server.idempotency import Claim
 from server.limits import Admission
@@ -111,10 +112,19 @@ def _with_lost_intent(closing: Closing, ticket: Ticket) -> Closing:
 
 
 class Settlement:
-    def __init__(self, store: Store, budgets: Budgets, feed: RequestFeed | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        budgets: Budgets,
+        completed_subscribers: Container[str] = frozenset(),
+        feed: RequestFeed | None = None,
+    ) -> None:
         self._store = store
         self._budgets = budgets
         self.feed = feed or RequestFeed()  # followers of committed closings (usage tail)
+        # Projects with a webhook endpoint for request.completed (kept current by the webhooks service):
+        # only their closings carry that event, so a gateway nobody listens to pays one set lookup.
+        self._completed_subscribers = completed_subscribers
         self._backlog: list[Closing] = []
         store.on_recovered(self.retry_backlog)
 
@@ -150,6 +160,8 @@ class Settlement:
                 ticket.call.request_id, answer.status, answer.headers, answer.stream, answer.body, outcome.ended_ms
             )
             closing = replace(closing, idempotency=record)
+        if caller.project_id in self._completed_subscribers:
+            closing = replace(closing, events=(*closing.events, request_completed_event(caller, ticket.call, outcome)))
         closing = _with_lost_intent(closing, ticket)
         future = self._store.record_closing(closing)
         future.add_done_callback(lambda done: self._after(done, closing, ticket, delivered))

@@ -93,7 +93,10 @@ def aggregate(found: list[dict[str, Any]], group_by: Sequence[str]) -> list[dict
         summed = groups[ident]
         if not summed[0]:
             continue
-        total: dict[str, Any] = {**dict(zip(fields, ident, strict=True)), **dict(zip(SUMS, summed[: len(SUMS)]))}
+        total: dict[str, Any] = {
+            **dict(zip(fields, ident, strict=True)),
+            **dict(zip(SUMS, summed[: len(SUMS)], strict=True)),
+        }
         counts = summed[len(SUMS) :]
         total["cost"] = credits_number(total["cost_micro"])
         total["latency_ms"] = {"p50": percentile(counts, 0.50), "p95": percentile(counts, 0.95)}

@@ -80,6 +80,7 @@ def test_documented_config_covers_every_settings_key() -> None:
         StorageSettings,
         StripeSettings,
         Timeouts,
+        WebhookSettings,
     )
 
     text = (REPO / "config.example.toml").read_text()
@@ -95,6 +96,7 @@ def test_documented_config_covers_every_settings_key() -> None:
         StripeSettings,
         LoggingSettings,
         IdempotencySettings,
+        WebhookSettings,
     ):
         for name in model.model_fields:
             assert name in text, f"{model.__name__}.{name} is not documented in config.example.toml"

@@ -16,6 +16,7 @@ from server.api.admin.money import MONEY_HANDLERS
 from server.api.admin.ops import OPS_HANDLERS
 from server.api.admin.tail import TAIL_HANDLERS
 from server.api.admin.views import currency_header, key_view, usage_rows, with_key_names
+from server.api.admin.webhooks import WEBHOOK_HANDLERS
 from server.api.common import gateway_of, json_body, json_response, money_field
 from server.api.openai.models import describe
 from server.clock import now_ms
@@ -230,6 +231,7 @@ admin_router = Router(
         *BUDGET_HANDLERS,
         *OPS_HANDLERS,
         *TAIL_HANDLERS,
+        *WEBHOOK_HANDLERS,
         list_projects,
         get_project,
         post_project,
