@@ -337,6 +337,9 @@ class WebhookSettings(_Strict):
     disable_after_days: float = Field(5.0, gt=0)
     # Deliveries in flight to one endpoint at once; 1 keeps the receiver's arrival order strict.
     concurrency_per_endpoint: int = Field(1, ge=1, le=32)
+    # Events, finished deliveries and their attempts older than this are deleted (pending ones stay). At
+    # least 35 days: a month's threshold events must outlive the month, so a restart cannot announce them again.
+    retention_days: int = Field(90, ge=35)
 
     @field_validator("allow_networks")
     @classmethod

@@ -138,3 +138,8 @@ class WebhookStore(Protocol):
     async def redeliver(self, delivery_id: str) -> None:
         """Queue a delivery again for its first attempt (same event id), ahead of its endpoint's pause."""
         ...
+
+    async def purge(self, before_ms: int) -> int:
+        """Drop finished deliveries (and their attempts) of events older than `before_ms`, and those events
+        once no delivery refers to them; pending deliveries and their events stay. Returns events dropped."""
+        ...

@@ -21,7 +21,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from server.clock import now_ms
 from server.webhooks.addresses import Destination
 from server.webhooks.sender import Answer
-from tests.inproc.harness import InProc, auth, running
+from tests.inproc.harness import BASE_CONFIG, InProc, auth, running
 from tests.upstreams.stripe_events import encode_event, make_event, sign_payload
 from tests.upstreams.webhook_receiver import Receiver, start_receiver
 
@@ -360,3 +360,34 @@ async def test_urls_are_refused_with_a_clear_400_by_the_rules_in_config(tmp_path
             "/v1/webhooks/endpoints", json={"url": "http://127.0.0.1:9/", "events": ["key.revoked"]}, headers=auth(key)
         )
         assert "must use https (http:// only with [webhooks] allow_http = true)" in answer.json()["error"]["message"]
+
+
+async def test_old_events_and_finished_deliveries_are_purged_pending_ones_stay(tmp_path: Path) -> None:
+    """Maintenance drops events past [webhooks] retention_days with their finished deliveries and attempts;
+    a delivery still pending keeps its event."""
+    from server.maintenance import DAY_MS, Maintenance
+
+    async with running(tmp_path, BASE_CONFIG) as gw:
+        await gw.project("p")
+        await gw.admin.post("/admin/v1/wallet/p/credit", json={"amount": "1", "reason": "x"})
+        await gw.quiesce()
+        old = now_ms() - 100 * DAY_MS
+        with sqlite3.connect(gw.database) as conn:
+            events = [row[0] for row in conn.execute("SELECT id FROM outbox")]
+            assert events
+            conn.execute("UPDATE outbox SET created_ms = ?", (old,))
+            conn.execute(
+                "INSERT INTO webhook_endpoints (id, project_id, url, events, secret, status, created_ms)"
+                " SELECT 'we_1', id, 'https://example.com/h', '[]', 's', 'enabled', 0 FROM projects LIMIT 1"
+            )
+            conn.execute(
+                "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, project_id, event_type, event_ms, status,"
+                " attempts) SELECT 'wd_pending', id, 'we_1', project_id, event_type, ?, 'pending', 0 FROM outbox"
+                " LIMIT 1",
+                (old,),
+            )
+        await Maintenance(gw.gateway).once()
+        with sqlite3.connect(gw.database) as conn:
+            left = [row[0] for row in conn.execute("SELECT id FROM outbox")]
+            pending = conn.execute("SELECT COUNT(*) FROM webhook_deliveries").fetchone()[0]
+        assert len(left) == 1 and pending == 1  # only the event a pending delivery still needs

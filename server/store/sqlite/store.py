@@ -249,7 +249,9 @@ class SqliteStore:
             holds = conn.execute(
                 "SELECT COUNT(*), MIN(created_ms), COALESCE(SUM(micro), 0) FROM holds WHERE status = 'open'"
             ).fetchone()
-            outbox = conn.execute("SELECT COUNT(*), MIN(created_ms) FROM outbox WHERE delivered_ms IS NULL").fetchone()
+            outbox = conn.execute(  # the outbox's consumers are webhook endpoints: what waits is their deliveries
+                "SELECT COUNT(*), MIN(event_ms) FROM webhook_deliveries WHERE status = 'pending'"
+            ).fetchone()
             newest = conn.execute(
                 "SELECT MAX(t) FROM (SELECT MAX(started_ms) AS t FROM requests UNION ALL"
                 " SELECT MAX(created_ms) FROM ledger)"

@@ -245,6 +245,23 @@ def _delivery(conn: sqlite3.Connection, delivery_id: str) -> dict[str, Any] | No
     return {**found[0], "attempt_log": [{**a, "ok": bool(a["ok"])} for a in attempts]}
 
 
+def _purge(before_ms: int) -> Any:
+    """Finished deliveries of events older than `before_ms` (with their attempts), then the events older
+    than that with no delivery left; returns how many events went."""
+
+    def op(conn: sqlite3.Connection) -> int:
+        finished = "SELECT id FROM webhook_deliveries WHERE event_ms < ? AND status != 'pending'"
+        conn.execute(f"DELETE FROM webhook_attempts WHERE delivery_id IN ({finished})", (before_ms,))
+        conn.execute("DELETE FROM webhook_deliveries WHERE event_ms < ? AND status != 'pending'", (before_ms,))
+        return conn.execute(
+            "DELETE FROM outbox WHERE created_ms < ?"
+            " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = outbox.id)",
+            (before_ms,),
+        ).rowcount
+
+    return op
+
+
 class SqliteWebhooks:
     """The WebhookStore on SQLite: writes through the store's writer, reads on read-only connections."""
 
@@ -318,3 +335,6 @@ class SqliteWebhooks:
 
     async def redeliver(self, delivery_id: str) -> None:
         await self._writer.run(_redeliver(delivery_id))
+
+    async def purge(self, before_ms: int) -> int:
+        return int(await self._writer.run(_purge(before_ms)))
