@@ -194,7 +194,13 @@ def run_ctl(args: list[str], env: dict[str, str], cwd: Path, timeout_s: float = 
 
 
 def setup_gateway(
-    children: Children, tmp: Path, upstream_port: int, *, ready_timeout_s: float = 30, limits: bool = True
+    children: Children,
+    tmp: Path,
+    upstream_port: int,
+    *,
+    ready_timeout_s: float = 30,
+    limits: bool = True,
+    server_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Write the config, init the database, start ``gatewayctl serve``, create a project and key.
     With `limits`, the key has RPM/TPM limits and a monthly budget and the project a budget, so every
@@ -205,7 +211,7 @@ def setup_gateway(
     env_token = secrets.token_urlsafe(24)
     init = run_ctl(["init", "--dir", str(tmp), "--json"], child_env(), tmp)
     token = str(init.get("admin_token") or env_token)
-    serve_env = child_env(BENCH_UPSTREAM_KEY=UPSTREAM_KEY, GATEWAY_ADMIN_TOKEN=env_token)
+    serve_env = child_env(BENCH_UPSTREAM_KEY=UPSTREAM_KEY, GATEWAY_ADMIN_TOKEN=env_token, **(server_env or {}))
     log = tmp / "gateway.log"
     proc = children.start("gateway", [*gatewayctl_cmd(), "serve", "--config", str(config)], log, serve_env, tmp)
     url = f"http://127.0.0.1:{port}"
