@@ -40,7 +40,9 @@ class Target:
 class Unit:
     """The metered units. Token units count tokens; `input_tokens` includes the cached and audio input
     tokens (pricing takes those parts out and prices them at their own rates), `output_tokens` includes
-    the audio output tokens. Images are counted per size and quality: `image_unit("1024x1024", "hd")`."""
+    the audio output tokens. `cache_hit_tokens` are tokens of `input_tokens` (then of `output_tokens`)
+    that the gateway's answer cache served instead of an upstream (priced at the card's `cache_hit`).
+    Images are counted per size and quality: `image_unit("1024x1024", "hd")`."""
 
     INPUT_TOKENS = "input_tokens"
     OUTPUT_TOKENS = "output_tokens"
