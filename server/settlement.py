@@ -53,6 +53,7 @@ class Ticket:
     intent_written: asyncio.Future[Any]
     generation: Generation  # the config the call started on; it finishes on it
     claim: Claim | None = None  # the Idempotency-Key this call answers, if any
+    cache_status: str | None = None  # what the answer cache did for the call (HIT, MISS, BYPASS), once looked up
     ended: bool = False
 
     def end(self) -> None:
@@ -81,6 +82,7 @@ def conclude(
     target: Target | None = None,
     usage: Usage | None = None,
     error_code: str | None = None,
+    cache_status: str | None = None,
 ) -> Outcome:
     """The one place an Outcome is built: its charge comes from its usage and the model's rates."""
     return Outcome(
@@ -92,6 +94,7 @@ def conclude(
         error_code=error_code,
         attempts=attempts,
         ended_ms=now_ms(),
+        cache_status=cache_status,
     )
 
 

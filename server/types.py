@@ -128,6 +128,7 @@ class Call:
     raw: bytes = b""  # the body as the client sent it (JSON), for the request log and replay
     replay_of: str | None = None  # the request this one replays (gatewayctl replay)
     pin: Target | None = None  # a replay sent to one target, not the model's own list (replay --target)
+    cache_mode: str | None = None  # the client's x-gateway-cache: "use" or "bypass" (server/cache_policy.py)
 
 
 @dataclass(slots=True)
@@ -152,11 +153,12 @@ class Outcome:
     error_code: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     ended_ms: int = 0
+    cache_status: str | None = None  # HIT | MISS | BYPASS for a cacheable call (server/cache_policy.py)
 
 
 def ended_request(caller: Caller, call: Call, outcome: Outcome) -> dict[str, Any]:
     """A finished request as events and followers describe it: ids, endpoint, model, how it ended, what
-    served it, its tokens and cost in micro-units, its latency."""
+    served it (and what the answer cache did), its tokens and cost in micro-units, its latency."""
     usage, target = outcome.usage, outcome.target
     return {
         "request_id": call.request_id,
@@ -176,6 +178,7 @@ def ended_request(caller: Caller, call: Call, outcome: Outcome) -> dict[str, Any
         "cached_tokens": usage.cached_tokens if usage else 0,
         "estimated": usage.estimated if usage else False,
         "cost_micro": outcome.charge.micro if outcome.charge else 0,
+        "cache_status": outcome.cache_status,
         "started_ms": call.started_ms,
         "ended_ms": outcome.ended_ms,
         "latency_ms": max(0, outcome.ended_ms - call.started_ms),
