@@ -168,7 +168,7 @@ class RequestPath:
         headers = {
             **ticket.admission.headers,
             **served_headers(call, target, depth, ticket.cache_status),
-            "x-credits-used": format_credits(outcome.charge.micro),
+            **money_headers(ticket, outcome.charge.micro),
         }
         answer = Answer(200, headers, False, content) if ticket.claim is not None else None
         try:
@@ -376,3 +376,13 @@ def served_headers(call: Call, target: Target, depth: int, cache_status: str | N
     if cache_status is not None:
         headers["x-cache-status"] = cache_status
     return headers
+
+
+def money_headers(ticket: Ticket, charge_micro: int) -> dict[str, str]:
+    """A unary answer's charge in credits, and for a prepaid project the wallet debit it makes (the same
+    amount: the ledger's usage entry). Streams send their headers before the cost is known: neither."""
+    credits = format_credits(charge_micro)
+    project = ticket.caller.project
+    if project is not None and project.prepaid:
+        return {"x-credits-used": credits, "x-wallet-debit": credits}
+    return {"x-credits-used": credits}

@@ -246,3 +246,26 @@ async def test_chat_answers_are_cached_for_temperature_zero_or_on_request(tmp_pa
         await gw.quiesce()
         assert rows(gw.database, "SELECT cache_status FROM requests WHERE model = 'chat-plain'") == [(None,)]
         assert rows(gw.database, "SELECT cache_status FROM requests WHERE stream = 1") == [("BYPASS",)]
+
+
+async def test_wallet_debit_header_for_prepaid_projects_equals_the_ledger_debit(tmp_path: Path) -> None:
+    async with running(tmp_path, CONFIG) as gw:
+        await gw.project("pre", billing="prepaid")
+        await gw.project("post")
+        credited = await gw.admin.post("/admin/v1/wallet/pre/credit", json={"amount": "5", "reason": "test"})
+        assert credited.status_code == 201
+        pre, post = await gw.key("pre"), await gw.key("post")
+        paid = await chat(gw, pre, headers={"x-gateway-cache": "bypass"})
+        await gw.quiesce()
+        row = request_row(gw.database, paid.headers["x-request-id"])
+        assert row["debit"] < 0 and paid.headers["x-wallet-debit"] == paid.headers["x-credits-used"]
+        assert Decimal(paid.headers["x-wallet-debit"]) * 1_000_000 == -row["debit"]
+        assert "x-wallet-debit" not in (await chat(gw, post)).headers
+        await embed(gw.client, pre, "x")
+        hit = await embed(gw.client, pre, "x")
+        assert hit.headers["x-cache-status"] == "HIT"
+        assert hit.headers["x-wallet-debit"] == "0.000001"  # 1 token at 0.5 per 1M tokens, rounded up
+        streamed = await gw.client.post(
+            "/v1/chat/completions", json={"model": "chat-plain", **CHAT, "stream": True}, headers=auth(pre)
+        )
+        assert streamed.status_code == 200 and "x-wallet-debit" not in streamed.headers
