@@ -39,7 +39,7 @@ from server.metering import charge, estimate, output_bound, tokens_in, worst_cas
 from server.money import format_credits
 from server.request_log import BodyLog
 from server.routing import Lease
-from server.settlement import DISCONNECTED, ERROR, OK, UPSTREAM_FAILED, Answer, Settlement, Ticket, conclude
+from server.settlement import DISCONNECTED, ERROR, OK, UPSTREAM_FAILED, Answer, Settlement, Ticket
 from server.store.protocol import HoldRecord, Intent, Store
 from server.streaming.relay import LastFrames, OpenStreams, StreamRelay, Transcript
 from server.types import Attempt, Call, Caller, Charge, Outcome, Target, Usage
@@ -150,15 +150,7 @@ class RequestPath:
             usage = reported or estimate(call.body_bytes, dialect.delivered_chars(body))
             if cached is None and depth == 0:
                 lookup.keep(body, usage, target)
-            outcome = conclude(
-                ticket.model.rates,
-                attempts,
-                status=OK,
-                http_status=200,
-                target=target,
-                usage=usage,
-                cache_status=ticket.cache_status,
-            )
+            outcome = ticket.conclude(attempts, status=OK, http_status=200, target=target, usage=usage)
             assert outcome.charge is not None
             dialect.present(body, usage, outcome.charge.micro)
             content = orjson.dumps(body)
@@ -245,27 +237,13 @@ class RequestPath:
             return await router.first_success(targets, attempt, attempts, ticket.caller.project_id)
         except GatewayError as exc:
             status = UPSTREAM_FAILED if isinstance(exc, UpstreamError) else ERROR
-            outcome = conclude(
-                ticket.model.rates,
-                attempts,
-                status=status,
-                http_status=exc.status,
-                error_code=exc.code,
-                cache_status=ticket.cache_status,
-            )
+            outcome = ticket.conclude(attempts, status=status, http_status=exc.status, error_code=exc.code)
             self.settlement.close(ticket, outcome)  # no usage to protect; not awaited
             self.bodies.record(ticket.call, outcome.ended_ms, exc.openai_body(), status)
             exc.headers = {**ticket.admission.headers, **exc.headers}
             raise
         except asyncio.CancelledError:
-            outcome = conclude(
-                ticket.model.rates,
-                attempts,
-                status=DISCONNECTED,
-                http_status=499,
-                error_code="client_disconnected",
-                cache_status=ticket.cache_status,
-            )
+            outcome = ticket.conclude(attempts, status=DISCONNECTED, http_status=499, error_code="client_disconnected")
             self.settlement.close(ticket, outcome)
             raise
         except BaseException:
@@ -274,7 +252,7 @@ class RequestPath:
 
     async def complete(self, ticket: Ticket, usage: Usage) -> Charge:
         """Close a call the gateway served itself (no upstream: a stored file, say), metered like any other."""
-        outcome = conclude(ticket.model.rates, [], status=OK, http_status=200, usage=usage)
+        outcome = ticket.conclude([], status=OK, http_status=200, usage=usage)
         try:
             await asyncio.shield(self.settlement.close(ticket, outcome))
         except Exception as exc:
@@ -285,14 +263,7 @@ class RequestPath:
         return outcome.charge
 
     def _internal_error(self, ticket: Ticket, attempts: list[Attempt]) -> None:
-        outcome = conclude(
-            ticket.model.rates,
-            attempts,
-            status=ERROR,
-            http_status=500,
-            error_code="internal_error",
-            cache_status=ticket.cache_status,
-        )
+        outcome = ticket.conclude(attempts, status=ERROR, http_status=500, error_code="internal_error")
         self.settlement.close(ticket, outcome)
 
 
@@ -316,15 +287,13 @@ class _Sink:
         self._path.store.checkpoint(self._ticket.call.request_id, delivered_chars, now_ms())
 
     def _outcome(self, status: str, http_status: int, error_code: str | None, usage: Usage) -> Outcome:
-        return conclude(
-            self._ticket.model.rates,
+        return self._ticket.conclude(
             self._attempts,
             status=status,
             http_status=http_status,
             target=self._target,
             usage=usage,
             error_code=error_code,
-            cache_status=self._ticket.cache_status,
         )
 
     async def finish(

@@ -62,6 +62,28 @@ class Ticket:
             self.ended = True
             self.generation.leave()
 
+    def conclude(
+        self,
+        attempts: list[Attempt],
+        *,
+        status: str,
+        http_status: int,
+        target: Target | None = None,
+        usage: Usage | None = None,
+        error_code: str | None = None,
+    ) -> Outcome:
+        """This call's Outcome: charged at its model's rates, with what the answer cache did for it."""
+        return conclude(
+            self.model.rates,
+            attempts,
+            status=status,
+            http_status=http_status,
+            target=target,
+            usage=usage,
+            error_code=error_code,
+            cache_status=self.cache_status,
+        )
+
 
 @dataclass(slots=True, frozen=True)
 class Answer:
