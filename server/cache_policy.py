@@ -13,13 +13,15 @@
   its first target and the whole body, canonical, less the fields that do not change the answer
   (`IGNORED_CHAT_FIELDS`; `stream: false` is the same as no `stream`). A stream is never served from or
   stored in the cache (BYPASS): replaying an answer as chunks would be a second stream format to keep.
-- `x-gateway-cache: bypass` (or `no-store`) skips the cache both ways.
+- `x-gateway-cache: bypass` (or `no-store`) skips the cache both ways, and so does a replay (`gatewayctl
+  replay` asks again: a cached answer would compare the original with itself, and an answer from a pinned
+  `--target` must never be stored as the model's own).
 
 Status (the `x-cache-status` header and the request row's `cache_status`): HIT when the whole answer
 came from the cache (no upstream call: the request row shows provider `cache` and no attempt), MISS when
 anything went upstream (a batch with some hits included), BYPASS when the call was cacheable but the
-cache was skipped (the header, a stream, a non-zero temperature, a cache sized 0 or a model set to 0);
-None for calls that are not cacheable at all (other endpoints, chat models without `cache`).
+cache was skipped (the header, a replay, a stream, a non-zero temperature, a cache sized 0, a model set
+to 0); None for calls that are not cacheable at all (other endpoints, chat models without `cache`).
 
 Billing: the tokens a hit serves are the request's `cache_hit_tokens` (inside its input tokens, and for
 a chat answer its output tokens too), priced by `metering.charge` at the card's `cache_hit` rate (default
@@ -96,20 +98,25 @@ class Caching:
     def lookup(self, project_id: str, call: Call, model: ModelEntry, endpoint: str) -> Lookup:
         if endpoint == "embeddings":
             ttl = EMBEDDINGS_TTL_S if model.cache_ttl_s is None else model.cache_ttl_s
-            if not ttl or call.stream or call.cache_mode == SKIP or not self.cache.enabled:
+            if not ttl or call.stream or _skipped(call) or not self.cache.enabled:
                 return Lookup(BYPASS)
             return EmbeddingsLookup(self.cache, _embedding_prefix(project_id, call.body, model), call.body, ttl)
         if endpoint != "chat" or not model.cache_ttl_s:
             return Lookup()
         temperature = call.body.get("temperature")
         wanted = call.cache_mode == USE or (call.cache_mode is None and temperature == 0)
-        if call.stream or not wanted or not self.cache.enabled:
+        if call.stream or not wanted or _skipped(call) or not self.cache.enabled:
             return Lookup(BYPASS)
         fields = {k: v for k, v in call.body.items() if k not in IGNORED_CHAT_FIELDS}
         if fields.get("stream") is False:
             del fields["stream"]
         key = digest("chat", project_id, model.name, str(model.targets[0]), fields)
         return ChatLookup(self.cache, key, model.cache_ttl_s)
+
+
+def _skipped(call: Call) -> bool:
+    """The client asked to skip the cache, or the call is a replay (which always asks the upstream again)."""
+    return call.cache_mode == SKIP or call.replay_of is not None
 
 
 def _embedding_prefix(project_id: str, body: JSON, model: ModelEntry) -> tuple[object, ...]:

@@ -269,3 +269,24 @@ async def test_wallet_debit_header_for_prepaid_projects_equals_the_ledger_debit(
             "/v1/chat/completions", json={"model": "chat-plain", **CHAT, "stream": True}, headers=auth(pre)
         )
         assert streamed.status_code == 200 and "x-wallet-debit" not in streamed.headers
+
+
+async def test_a_replay_asks_the_upstream_again_and_stores_nothing(tmp_path: Path) -> None:
+    async with running(tmp_path, CONFIG) as gw:
+        await gw.project("p")
+        key = await gw.key("p")
+        first = await embed(gw.client, key, ["replayed words", "more words"])
+        await gw.quiesce()
+        replay = await gw.admin.post(f"/admin/v1/requests/{first.headers['x-request-id']}/replay", json={})
+        assert replay.status_code == 200, replay.text
+        assert upstream_counted("embedded_inputs") == 4  # not served from the cache
+        pinned = await gw.admin.post(
+            f"/admin/v1/requests/{first.headers['x-request-id']}/replay",
+            json={"target": "up:another-embedding-model"},
+        )
+        assert pinned.status_code == 200 and upstream_counted("embedded_inputs") == 6
+        after = await embed(gw.client, key, ["replayed words", "more words"])
+        assert after.headers["x-cache-status"] == "HIT"
+        assert after.json()["model"] == "text-embedding-3-small"  # the pinned target's answer was not stored
+        await gw.quiesce()
+        assert rows(gw.database, "SELECT cache_status FROM requests WHERE replay_of IS NOT NULL") == [("BYPASS",)] * 2
