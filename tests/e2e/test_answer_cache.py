@@ -98,6 +98,8 @@ def test_a_batch_embeds_only_its_misses_upstream_and_bills_hits_at_the_cache_rat
     assert (hit_row["cache_status"], hit_row["provider"], hit_row["attempts"]) == ("HIT", "cache", [])
     whole = -(-result.usage.prompt_tokens * HIT_RATE // 1_000_000)
     assert hit_row["cost_micro"] == whole == ledger_debit(gw, "cache-a", again.headers["x-request-id"])
+    shown = gw.cli("requests", "show", again.headers["x-request-id"], "--no-bodies").stdout
+    assert "cache" in shown and "HIT" in shown
 
     other = sdk(gw, "cache-b").embeddings.with_raw_response.create(model="embed-cached", input=batch)
     assert other.headers["x-cache-status"] == "MISS"  # another project never sees the first one's entries
