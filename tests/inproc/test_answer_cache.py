@@ -12,17 +12,12 @@ from typing import Any
 
 import httpx
 
-from tests.inproc.harness import auth, running, upstream_counted, upstream_received
+from tests.inproc.harness import BASE_CONFIG, auth, running, upstream_counted, upstream_received
 from tests.upstreams.openai_upstream import expected_embedding
 
-CONFIG = """
-[[providers]]
-name = "up"
-kind = "openai"
-base_url = "http://upstream.invalid/v1"
-api_key_env = "INPROC_UPSTREAM_KEY"
-timeouts = { connect = 2, first_byte = 5, total = 20 }
-
+CONFIG = (
+    BASE_CONFIG
+    + """
 [[models]]
 name = "emb"
 targets = ["up:text-embedding-3-small"]
@@ -47,6 +42,7 @@ name = "chat-plain"
 targets = ["up:gpt-4o-mini"]
 price = { input = 1, output = 2 }
 """
+)
 INPUT_RATE, HIT_RATE = 2_000_000, 500_000  # micro per 1M tokens
 
 
