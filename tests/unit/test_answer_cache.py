@@ -69,3 +69,11 @@ def test_item_keys_under_a_prefix_tell_items_and_prefixes_apart() -> None:
     assert digests(("p", "model", "float"), ["b"]) == keys[2:]
     assert digests(("q", "model", "float"), ["a"])[0] != keys[0]
     assert digests(("p", "model", "base64"), ["a"])[0] != keys[0]
+
+
+def test_the_cache_status_travels_with_the_ended_request_events_and_followers_see() -> None:
+    from server.types import Call, Caller, Outcome, ended_request
+
+    call = Call(request_id="req_1", endpoint="embeddings", model="emb", body={})
+    outcome = Outcome(status="ok", http_status=200, cache_status="HIT")
+    assert ended_request(Caller("prj_a", "key_a", "127.0.0.1"), call, outcome)["cache_status"] == "HIT"
