@@ -77,3 +77,13 @@ def test_the_cache_status_travels_with_the_ended_request_events_and_followers_se
     call = Call(request_id="req_1", endpoint="embeddings", model="emb", body={})
     outcome = Outcome(status="ok", http_status=200, cache_status="HIT")
     assert ended_request(Caller("prj_a", "key_a", "127.0.0.1"), call, outcome)["cache_status"] == "HIT"
+
+
+def test_a_batch_token_count_is_shared_by_weight_and_adds_up() -> None:
+    from server.cache_policy import apportion
+
+    assert apportion(7, [3]) == [7]
+    assert apportion(10, [1, 1, 2]) == [3, 2, 5]  # 2.5, 2.5, 5: the first of equal remainders gets the token
+    shares = apportion(1001, [5, 17, 1, 250, 33])
+    assert sum(shares) == 1001 and shares[3] == max(shares)
+    assert apportion(5, [0, 0]) == [3, 2] and apportion(0, [4, 2]) == [0, 0] and apportion(3, []) == []
