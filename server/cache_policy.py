@@ -96,6 +96,8 @@ class Caching:
         self.cache = cache
 
     def lookup(self, project_id: str, call: Call, model: ModelEntry, endpoint: str) -> Lookup:
+        """What the cache does for `call`: decided and read now, before routing, so its status is known
+        whichever way the call ends (a failed MISS is recorded as MISS)."""
         if endpoint == "embeddings":
             ttl = EMBEDDINGS_TTL_S if model.cache_ttl_s is None else model.cache_ttl_s
             if not ttl or call.stream or _skipped(call) or not self.cache.enabled:
