@@ -13,8 +13,10 @@ import logging
 from dataclasses import dataclass, field
 
 from server.admission import Gatekeeper
+from server.answer_cache import AnswerCache
 from server.billing.ledger import LedgerChain, open_chain
 from server.budget import Budgets, Hold, month_key, month_start_ms
+from server.cache_policy import Caching
 from server.clock import now_ms
 from server.events.outbox import RateLimitedSampler
 from server.generation import Generation, Generations, build
@@ -135,6 +137,7 @@ class Gateway:
             latency=latency,
             streams=streams,
             bodies=BodyLog(store, settings.logging, loaded.body_bytes),
+            caching=Caching(AnswerCache(settings.cache.max_mb << 20)),
         )
         return cls(
             store=store,

@@ -53,6 +53,7 @@ class Ticket:
     intent_written: asyncio.Future[Any]
     generation: Generation  # the config the call started on; it finishes on it
     claim: Claim | None = None  # the Idempotency-Key this call answers, if any
+    cache_status: str | None = None  # what the answer cache did for the call (HIT, MISS, BYPASS), once looked up
     ended: bool = False
 
     def end(self) -> None:
@@ -60,6 +61,28 @@ class Ticket:
         if not self.ended:
             self.ended = True
             self.generation.leave()
+
+    def conclude(
+        self,
+        attempts: list[Attempt],
+        *,
+        status: str,
+        http_status: int,
+        target: Target | None = None,
+        usage: Usage | None = None,
+        error_code: str | None = None,
+    ) -> Outcome:
+        """This call's Outcome: charged at its model's rates, with what the answer cache did for it."""
+        return conclude(
+            self.model.rates,
+            attempts,
+            status=status,
+            http_status=http_status,
+            target=target,
+            usage=usage,
+            error_code=error_code,
+            cache_status=self.cache_status,
+        )
 
 
 @dataclass(slots=True, frozen=True)
@@ -81,6 +104,7 @@ def conclude(
     target: Target | None = None,
     usage: Usage | None = None,
     error_code: str | None = None,
+    cache_status: str | None = None,
 ) -> Outcome:
     """The one place an Outcome is built: its charge comes from its usage and the model's rates."""
     return Outcome(
@@ -92,6 +116,7 @@ def conclude(
         error_code=error_code,
         attempts=attempts,
         ended_ms=now_ms(),
+        cache_status=cache_status,
     )
 
 

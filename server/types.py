@@ -40,7 +40,9 @@ class Target:
 class Unit:
     """The metered units. Token units count tokens; `input_tokens` includes the cached and audio input
     tokens (pricing takes those parts out and prices them at their own rates), `output_tokens` includes
-    the audio output tokens. Images are counted per size and quality: `image_unit("1024x1024", "hd")`."""
+    the audio output tokens. `cache_hit_tokens` are tokens of `input_tokens` (then of `output_tokens`)
+    that the gateway's answer cache served instead of an upstream (priced at the card's `cache_hit`).
+    Images are counted per size and quality: `image_unit("1024x1024", "hd")`."""
 
     INPUT_TOKENS = "input_tokens"
     OUTPUT_TOKENS = "output_tokens"
@@ -126,6 +128,7 @@ class Call:
     raw: bytes = b""  # the body as the client sent it (JSON), for the request log and replay
     replay_of: str | None = None  # the request this one replays (gatewayctl replay)
     pin: Target | None = None  # a replay sent to one target, not the model's own list (replay --target)
+    cache_mode: str | None = None  # the client's x-gateway-cache: "use" or "bypass" (server/cache_policy.py)
 
 
 @dataclass(slots=True)
@@ -150,11 +153,12 @@ class Outcome:
     error_code: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     ended_ms: int = 0
+    cache_status: str | None = None  # HIT | MISS | BYPASS for a cacheable call (server/cache_policy.py)
 
 
 def ended_request(caller: Caller, call: Call, outcome: Outcome) -> dict[str, Any]:
     """A finished request as events and followers describe it: ids, endpoint, model, how it ended, what
-    served it, its tokens and cost in micro-units, its latency."""
+    served it (and what the answer cache did), its tokens and cost in micro-units, its latency."""
     usage, target = outcome.usage, outcome.target
     return {
         "request_id": call.request_id,
@@ -174,6 +178,7 @@ def ended_request(caller: Caller, call: Call, outcome: Outcome) -> dict[str, Any
         "cached_tokens": usage.cached_tokens if usage else 0,
         "estimated": usage.estimated if usage else False,
         "cost_micro": outcome.charge.micro if outcome.charge else 0,
+        "cache_status": outcome.cache_status,
         "started_ms": call.started_ms,
         "ended_ms": outcome.ended_ms,
         "latency_ms": max(0, outcome.ended_ms - call.started_ms),

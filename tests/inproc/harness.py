@@ -119,6 +119,7 @@ async def running(
     add_admin_token(settings.database_path, new_id("adm"), hash_secret(token), display_prefix(token), now_ms())
     if fresh:
         openai_upstream.STATE.received.clear()
+        openai_upstream.STATE.counters.clear()
         openai_upstream.STATE.behavior = dict(openai_upstream.STATE.defaults)
     app = create_app(settings)
     asgi = request_id_middleware(app)
@@ -147,3 +148,8 @@ def upstream_behavior(**behavior: Any) -> None:
 
 def upstream_received() -> list[dict[str, Any]]:
     return openai_upstream.STATE.received
+
+
+def upstream_counted(name: str) -> int:
+    """A counter of the in-process OpenAI stand-in (e.g. `embedded_inputs`); 0 when never counted."""
+    return openai_upstream.STATE.counters.get(name, 0)

@@ -71,9 +71,11 @@ def test_documented_config_covers_every_settings_key() -> None:
     """A key added to the settings must be documented in config.example.toml (and named in the README)."""
     from server.settings import (
         BillingSettings,
+        CacheSettings,
         IdempotencySettings,
         LimitSettings,
         LoggingSettings,
+        ModelCache,
         ProviderSettings,
         RoutingSettings,
         ServerSettings,
@@ -97,6 +99,8 @@ def test_documented_config_covers_every_settings_key() -> None:
         LoggingSettings,
         IdempotencySettings,
         WebhookSettings,
+        CacheSettings,
+        ModelCache,
     ):
         for name in model.model_fields:
             assert name in text, f"{model.__name__}.{name} is not documented in config.example.toml"
