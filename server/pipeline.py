@@ -169,7 +169,7 @@ class RequestPath:
             raise METERING_UNAVAILABLE() from exc
         if cached is None:  # the model's latency band measures upstream calls, not the cache
             self.latency.observe(call.model, now_ms() - call.started_ms)
-        self.bodies.record(call, outcome.ended_ms, body, OK)
+        self.bodies.record(call, outcome.ended_ms, content, OK)  # the answer as sent, not serialised again
         return Served(content=content, target=target, depth=depth, charge=outcome.charge, headers=headers)
 
     async def open_stream(self, ticket: Ticket) -> OpenedStream:
