@@ -22,6 +22,7 @@ from server.idempotency import Idempotency
 from server.latency import LatencyBands
 from server.limits import RateLimiter
 from server.metering import Rates, charge, estimate
+from server.metrics import Metrics
 from server.pipeline import RequestPath
 from server.providers.base import Provider
 from server.request_log import BodyLog
@@ -62,6 +63,7 @@ class Gateway:
     shares: ConnectionShares
     streams: OpenStreams
     idempotency: Idempotency
+    metrics: Metrics
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     stopping: bool = False  # a graceful stop began: /readyz says so, so balancers send no more
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one reload at a time
@@ -112,7 +114,14 @@ class Gateway:
         streams = OpenStreams()
         limiter = RateLimiter()
         latency = LatencyBands()
-        settlement = Settlement(store, budgets)
+        metrics = Metrics()
+        store.on_commit(metrics.commit)
+        metrics.watch(
+            open_reservations=lambda: budgets.open_holds,
+            queued_writes=lambda: store.queued_writes,
+            health=lambda: (generations.current.router.health, generations.current.provider_settings),
+        )
+        settlement = Settlement(store, budgets, metrics)
         gatekeeper = Gatekeeper(
             snapshot=snapshot,
             limiter=limiter,
@@ -130,6 +139,7 @@ class Gateway:
             latency=latency,
             streams=streams,
             bodies=BodyLog(store, settings.logging, loaded.body_bytes),
+            metrics=metrics,
         )
         return cls(
             store=store,
@@ -144,6 +154,7 @@ class Gateway:
             shares=shares,
             streams=streams,
             idempotency=Idempotency(store, settings.idempotency.retention_hours),
+            metrics=metrics,
             trusted_proxies=tuple(ipaddress.ip_network(c, strict=False) for c in settings.server.trusted_proxies),
         )
 

@@ -34,6 +34,7 @@ from server.generation import Generations
 from server.idempotency import Claim
 from server.latency import LatencyBands
 from server.metering import charge, estimate, output_bound, tokens_in, worst_case
+from server.metrics import Metrics, bounded_model
 from server.money import format_credits
 from server.request_log import BodyLog
 from server.routing import Lease
@@ -76,12 +77,22 @@ class RequestPath:
     latency: LatencyBands
     streams: OpenStreams
     bodies: BodyLog
+    metrics: Metrics
 
     def admit(self, secret: str | None, client_ip: str) -> Caller:
         return self.gatekeeper.admit(secret, client_ip)
 
     def start(self, caller: Caller, call: Call, dialect: Dialect, claim: Claim | None = None) -> Ticket:
-        """Everything before forwarding; raises the documented 400/402/403/404/429/503 errors."""
+        """Everything before forwarding; raises the documented 400/402/403/404/429/503 errors (counted as
+        refusals, with the model's name only when it is a configured one)."""
+        try:
+            return self._start(caller, call, dialect, claim)
+        except GatewayError as exc:
+            model = bounded_model(call.model, self.generations.current.models)
+            self.metrics.refused(model, dialect.name, exc.code)
+            raise
+
+    def _start(self, caller: Caller, call: Call, dialect: Dialect, claim: Claim | None) -> Ticket:
         assert caller.key is not None and caller.project is not None
         generation = self.generations.current
         call.endpoint = dialect.name
@@ -157,6 +168,7 @@ class RequestPath:
         except Exception as exc:
             raise METERING_UNAVAILABLE() from exc
         self.latency.observe(call.model, now_ms() - call.started_ms)
+        self.metrics.answered(call.endpoint, False, call.arrived, attempts)
         self.bodies.record(call.request_id, outcome.ended_ms, call.raw, body, OK)
         return Served(content=content, target=target, depth=depth, charge=outcome.charge, headers=headers)
 
@@ -213,6 +225,7 @@ class RequestPath:
             drain=provider.on_disconnect == "drain",
             streams=self.streams,
         )
+        self.metrics.answered(call.endpoint, True, call.arrived, attempts)
         return OpenedStream(chunks=relay.run(), target=target, depth=depth, headers=headers)
 
     async def _route(self, ticket: Ticket, attempts: list[Attempt], attempt: Any) -> tuple[int, Target, Any, Lease]:

@@ -6,7 +6,8 @@ the threshold events a spend crosses are computed before the write and committed
 crossed them. If the write fails because the store cannot take writes, a closing with delivered content
 (a stream the client already read) is kept and written as soon as the store recovers; one without (the
 client gets 503) is undone in memory and recorded as a failure instead. Callbacks run on the future's
-completion, not in the awaiting task, so a cancelled client cannot skip settlement.
+completion, not in the awaiting task, so a cancelled client cannot skip settlement. The call's metrics
+(server/metrics.py) are counted here too, as the closing is queued.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from server.generation import Generation
 from server.idempotency import Claim
 from server.limits import Admission
 from server.metering import Rates, charge
+from server.metrics import Metrics
 from server.request_facts import note_cost
 from server.snapshot import ModelEntry
 from server.store.protocol import Closing, Event, Intent, Store, StoreUnavailable
@@ -108,9 +110,10 @@ def _with_lost_intent(closing: Closing, ticket: Ticket) -> Closing:
 
 
 class Settlement:
-    def __init__(self, store: Store, budgets: Budgets) -> None:
+    def __init__(self, store: Store, budgets: Budgets, metrics: Metrics) -> None:
         self._store = store
         self._budgets = budgets
+        self._metrics = metrics
         self._backlog: list[Closing] = []
         store.on_recovered(self.retry_backlog)
 
@@ -125,8 +128,9 @@ class Settlement:
         """Resolve the hold in memory and queue the closing write; `delivered` says the client already has
         the content (a stream), so the usage must be recorded even if the store refuses it for now; an
         `answer` to an idempotent call is stored in the same transaction as its charge."""
-        caller, hold = ticket.caller, ticket.hold
+        caller, hold, model = ticket.caller, ticket.hold, ticket.model
         assert caller.key is not None and caller.project is not None
+        self._metrics.closed(model.name, ticket.call.endpoint, outcome, model.targets[0] if model.targets else None)
         if outcome.charge is not None:
             note_cost(outcome.charge.micro)  # for the access log line
             crossings = self._budgets.settle(

@@ -26,6 +26,7 @@ from server.types import Call, Caller
 
 REQUEST_ID_SCOPE_KEY = "gateway.request_id"
 CLIENT_ID_SCOPE_KEY = "gateway.client_request_id"
+ARRIVED_SCOPE_KEY = "gateway.arrived"  # time.perf_counter() when the request reached the app
 
 
 def gateway_of(request: Request[Any, Any, Any]) -> Gateway:
@@ -74,6 +75,7 @@ def new_call(
         body=body,
         stream=stream,
         started_ms=now_ms(),
+        arrived=request.scope.get(ARRIVED_SCOPE_KEY, 0.0),  # type: ignore[call-overload]
         body_bytes=len(raw),
         raw=raw,
     )
