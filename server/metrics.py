@@ -2,10 +2,10 @@
 several apps in one interpreter, as in the in-process tests, do not collide).
 
 Counters move where a fact is settled once: a call's outcome in `Settlement.close` (requests, tokens,
-spend, fallbacks, upstream attempts), a refusal in `RequestPath.start`, the answer's overhead where the
-pipeline hands it over. Gauges that mirror state (open reservations, queued writes, providers cooling
-down) are read at scrape time, so the request path pays nothing for them. The hot-path cost is a few
-dictionary look-ups and counter increments per call (see `bench/run`).
+spend, fallbacks, upstream attempts), a refusal in `RequestPath.admit` (the key) or `start` (scopes,
+limits, budget), the answer's overhead where the pipeline hands it over. Gauges that mirror state (open
+reservations, queued writes, providers cooling down) are read at scrape time, so the request path pays
+nothing for them. The hot-path cost is a few dictionary look-ups and counter increments per call.
 
 Labels are bounded: `model` is a configured public model name (a name a client made up is `unknown`;
 calls without a model are `none`), `endpoint` a front door (chat, embeddings, responses, messages,
@@ -130,10 +130,12 @@ class Metrics:
         if outcome.target is not None and first is not None and outcome.target != first:
             self._fallbacks.labels(label).inc()
 
-    def refused(self, model: str, endpoint: str, code: str | None) -> None:
-        """Count a call refused before anything was forwarded (`model` already bounded by the caller)."""
-        self._requests.labels(model, endpoint, REFUSED).inc()
+    def refused(self, code: str | None, model: str | None = None, endpoint: str | None = None) -> None:
+        """Count a refusal by its error code; one of a call (its key accepted, nothing forwarded) also counts
+        as a request of that model (already bounded by the caller) and front door."""
         self._refusals.labels(code or "unknown").inc()
+        if model is not None and endpoint is not None:
+            self._requests.labels(model, endpoint, REFUSED).inc()
 
     def answered(self, endpoint: str, stream: bool, started: float, attempts: list[Attempt]) -> None:
         """The gateway's own time on a call: since `started` (perf_counter at arrival), less its upstream

@@ -80,7 +80,12 @@ class RequestPath:
     metrics: Metrics
 
     def admit(self, secret: str | None, client_ip: str) -> Caller:
-        return self.gatekeeper.admit(secret, client_ip)
+        """The caller a key makes; a refusal (401, 403, the per-IP 429) is counted by its code."""
+        try:
+            return self.gatekeeper.admit(secret, client_ip)
+        except GatewayError as exc:
+            self.metrics.refused(exc.code)
+            raise
 
     def start(self, caller: Caller, call: Call, dialect: Dialect, claim: Claim | None = None) -> Ticket:
         """Everything before forwarding; raises the documented 400/402/403/404/429/503 errors (counted as
@@ -89,7 +94,7 @@ class RequestPath:
             return self._start(caller, call, dialect, claim)
         except GatewayError as exc:
             model = bounded_model(call.model, self.generations.current.models)
-            self.metrics.refused(model, dialect.name, exc.code)
+            self.metrics.refused(exc.code, model, dialect.name)
             raise
 
     def _start(self, caller: Caller, call: Call, dialect: Dialect, claim: Claim | None) -> Ticket:

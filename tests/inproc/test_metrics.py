@@ -58,6 +58,8 @@ async def test_sdk_calls_are_counted_by_model_and_status_with_their_tokens_and_s
             await client.chat.completions.create(
                 model="made-up-model-7f3a", messages=[{"role": "user", "content": "who?"}]
             )
+        with pytest.raises(openai.AuthenticationError):
+            await gw.openai("gw_live_" + "x" * 43).chat.completions.create(model="mock-chat", messages=[])
         upstream_behavior(status=500)
         with pytest.raises(openai.InternalServerError):
             await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
@@ -72,6 +74,8 @@ async def test_sdk_calls_are_counted_by_model_and_status_with_their_tokens_and_s
     assert value(samples, requests, model="gpt-4o-mini", endpoint="chat", status="upstream_failed") == 1
     assert value(samples, requests, model="unknown", endpoint="chat", status="refused") == 1
     assert value(samples, "gateway_refusals_total", code="model_not_found") == 1
+    assert value(samples, "gateway_refusals_total", code="invalid_api_key") == 1
+    assert sum(v for (name, _), v in samples.items() if name == requests) == 3 + 1 + 1 + 1  # not the bad key's
     assert "made-up-model-7f3a" not in label_values(samples)
 
     assert len(usages) == 4
