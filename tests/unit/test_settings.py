@@ -72,6 +72,8 @@ def test_documented_config_covers_every_settings_key() -> None:
     from server.settings import (
         BillingSettings,
         LimitSettings,
+        LoggingSettings,
+        MetricsSettings,
         ProviderSettings,
         RoutingSettings,
         ServerSettings,
@@ -89,6 +91,8 @@ def test_documented_config_covers_every_settings_key() -> None:
         Timeouts,
         LimitSettings,
         RoutingSettings,
+        LoggingSettings,
+        MetricsSettings,
         BillingSettings,
         StripeSettings,
     ):
