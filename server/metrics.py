@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
@@ -48,44 +48,39 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry()
-        self._requests = Counter(
+        self._requests = _Tally(
             "gateway_requests",
             "Calls by public model, front door and outcome (ok, error, upstream_failed, client_disconnected, refused).",
             ("model", "endpoint", "status"),
-            registry=registry,
         )
-        self._refusals = Counter(
-            "gateway_refusals", "Calls refused before forwarding, by error code.", ("code",), registry=registry
+        self._refusals = _Tally("gateway_refusals", "Calls refused before forwarding, by error code.", ("code",))
+        self._tokens = _Tally(
+            "gateway_tokens", "Metered tokens by public model and kind (input includes cached).", ("model", "kind")
         )
-        self._overhead = Histogram(
-            "gateway_overhead_seconds",
-            "Time the gateway itself spent on a call (arrival to answer, minus upstream attempts); for a stream,"
-            " to its first byte.",
-            ("endpoint", "mode"),
-            buckets=OVERHEAD_BUCKETS,
-            registry=registry,
+        self._spend = _Tally("gateway_spend_micro", "Charges in micro-units of currency, by public model.", ("model",))
+        self._fallbacks = _Tally("gateway_fallbacks", "Calls answered by another target than the first.", ("model",))
+        self._cache = _Tally("gateway_cache_lookups", "Cache lookups by result (hit, miss, bypass).", ("result",))
+        registry.register(
+            _Tallies((self._requests, self._refusals, self._tokens, self._spend, self._fallbacks, self._cache))
         )
-        self._upstream = Histogram(
-            "gateway_upstream_seconds",
-            "Upstream attempts by provider: to the whole answer, or to the first event of a stream.",
-            ("provider",),
-            buckets=UPSTREAM_BUCKETS,
-            registry=registry,
+        self._overhead = _Children(
+            Histogram(
+                "gateway_overhead_seconds",
+                "Time the gateway itself spent on a call (arrival to answer, minus upstream attempts); for a"
+                " stream, to its first byte.",
+                ("endpoint", "mode"),
+                buckets=OVERHEAD_BUCKETS,
+                registry=registry,
+            )
         )
-        self._tokens = Counter(
-            "gateway_tokens",
-            "Metered tokens by public model and kind (input includes cached).",
-            ("model", "kind"),
-            registry=registry,
-        )
-        self._spend = Counter(
-            "gateway_spend_micro", "Charges in micro-units of currency, by public model.", ("model",), registry=registry
-        )
-        self._fallbacks = Counter(
-            "gateway_fallbacks", "Calls answered by another target than the first.", ("model",), registry=registry
-        )
-        self._cache = Counter(
-            "gateway_cache_lookups", "Cache lookups by result (hit, miss, bypass).", ("result",), registry=registry
+        self._upstream = _Children(
+            Histogram(
+                "gateway_upstream_seconds",
+                "Upstream attempts by provider: to the whole answer, or to the first event of a stream.",
+                ("provider",),
+                buckets=UPSTREAM_BUCKETS,
+                registry=registry,
+            )
         )
         self._commit = Histogram(
             "gateway_store_commit_seconds",
@@ -114,28 +109,28 @@ class Metrics:
         """Count one call's outcome: its status, tokens, spend, upstream attempts, and a fallback when a
         target other than the model's `first` answered (what `x-fallback-depth` says)."""
         label = model or NO_MODEL
-        self._requests.labels(label, endpoint, outcome.status).inc()
+        self._requests.add((label, endpoint, outcome.status))
         usage = outcome.usage
         if usage is not None:
             quantities = usage.quantities
             for kind, unit in _TOKEN_KINDS:
                 amount = quantities.get(unit)
                 if amount:
-                    self._tokens.labels(label, kind).inc(amount)
+                    self._tokens.add((label, kind), amount)
         if outcome.charge is not None and outcome.charge.micro:
-            self._spend.labels(label).inc(outcome.charge.micro)
+            self._spend.add((label,), outcome.charge.micro)
         for attempt in outcome.attempts:
             if attempt.status not in NOT_UPSTREAM:
-                self._upstream.labels(attempt.target.partition(":")[0]).observe(attempt.latency_ms / 1000)
+                self._upstream(attempt.target.partition(":")[0]).observe(attempt.latency_ms / 1000)
         if outcome.target is not None and first is not None and outcome.target != first:
-            self._fallbacks.labels(label).inc()
+            self._fallbacks.add((label,))
 
     def refused(self, code: str | None, model: str | None = None, endpoint: str | None = None) -> None:
         """Count a refusal by its error code; one of a call (its key accepted, nothing forwarded) also counts
         as a request of that model (already bounded by the caller) and front door."""
-        self._refusals.labels(code or "unknown").inc()
+        self._refusals.add((code or "unknown",))
         if model is not None and endpoint is not None:
-            self._requests.labels(model, endpoint, REFUSED).inc()
+            self._requests.add((model, endpoint, REFUSED))
 
     def answered(self, endpoint: str, stream: bool, started: float, attempts: list[Attempt]) -> None:
         """The gateway's own time on a call: since `started` (perf_counter at arrival), less its upstream
@@ -144,7 +139,7 @@ class Metrics:
             return
         upstream = sum(attempt.latency_ms for attempt in attempts) / 1000
         spent = time.perf_counter() - started - upstream
-        self._overhead.labels(endpoint, "stream" if stream else "unary").observe(max(spent, 0.0))
+        self._overhead(endpoint, "stream" if stream else "unary").observe(max(spent, 0.0))
 
     def commit(self, seconds: float) -> None:
         """One group commit of the store's writer (called from the writer's thread)."""
@@ -154,7 +149,7 @@ class Metrics:
         """The cache's hook: one lookup, `hit`, `miss` or `bypass` (any case); other values are ignored."""
         result = result.lower()
         if result in CACHE_RESULTS:
-            self._cache.labels(result).inc()
+            self._cache.add((result,))
 
     def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
         """What a scrape gets, and its content type: the format its Accept header asks for (Prometheus'
@@ -171,6 +166,53 @@ def bounded_model(name: str, known: Iterable[str]) -> str:
     if not name:
         return NO_MODEL
     return name if name in known else UNKNOWN_MODEL
+
+
+class _Tally:
+    """A counter family kept as plain numbers by label values, handed to prometheus_client at scrape time. An
+    increment is one dictionary update, where a client-library counter takes a lock and checks its labels
+    each time (about 2 µs); it needs no lock because only the event loop's thread counts, and a scrape from
+    another thread reads a copy (one C-level step under the GIL)."""
+
+    __slots__ = ("counts", "documentation", "labels", "name")
+
+    def __init__(self, name: str, documentation: str, labels: tuple[str, ...]) -> None:
+        self.name, self.documentation, self.labels = name, documentation, labels
+        self.counts: dict[tuple[str, ...], float] = {}
+
+    def add(self, values: tuple[str, ...], amount: float = 1) -> None:
+        self.counts[values] = self.counts.get(values, 0) + amount
+
+    def family(self) -> CounterMetricFamily:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        for values, count in self.counts.copy().items():
+            family.add_metric(values, count)
+        return family
+
+
+class _Tallies(Collector):
+    def __init__(self, tallies: tuple[_Tally, ...]) -> None:
+        self._tallies = tallies
+
+    def collect(self) -> Iterator[Any]:
+        for tally in self._tallies:
+            yield tally.family()
+
+
+class _Children:
+    """A labelled histogram's children cached by label values: `labels()` costs a lock and a check each call."""
+
+    __slots__ = ("_children", "_metric")
+
+    def __init__(self, metric: Histogram) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Histogram] = {}
+
+    def __call__(self, *values: str) -> Histogram:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 class _Cooldowns(Collector):
