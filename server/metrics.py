@@ -5,15 +5,16 @@ Counters move where a fact is settled once: a call's outcome in `Settlement.clos
 spend, fallbacks, upstream attempts), a refusal in `RequestPath.admit` (the key) or `start` (scopes,
 limits, budget), the answer's overhead where the pipeline hands it over. Gauges that mirror state (open
 reservations, queued writes, providers cooling down) are read at scrape time, so the request path pays
-nothing for them. The hot-path cost is a few dictionary look-ups and counter increments per call.
+nothing for them. A call costs a few dictionary updates and two histogram observations (about 5 µs).
 
 Labels are bounded: `model` is a configured public model name (a name a client made up is `unknown`;
 calls without a model are `none`), `endpoint` a front door (chat, embeddings, responses, messages,
 gemini), `status` an outcome status or `refused`, `provider` a configured provider name, `code` a row of
 the error table. No request, key or project id ever becomes a label.
 
-The cache calls `Metrics.cache_lookup("hit" | "miss" | "bypass")` once per cacheable request (the
-`x-cache-status` it answers); other values are ignored, so a label can never grow from input.
+The cache calls `gateway.metrics.cache_lookup("hit" | "miss" | "bypass")` once per cacheable request (the
+`x-cache-status` it answers), on the event loop's thread; other values are ignored, so a label can never
+grow from input.
 
 Failure behaviour: recording never raises into a request (label values are checked here, not by the
 client library); a scrape-time reading that raises fails that scrape only, never a request.
@@ -146,7 +147,8 @@ class Metrics:
         self._commit.observe(seconds)
 
     def cache_lookup(self, result: str) -> None:
-        """The cache's hook: one lookup, `hit`, `miss` or `bypass` (any case); other values are ignored."""
+        """The cache's hook: one lookup, `hit`, `miss` or `bypass` (any case); other values are ignored. Call it
+        on the event loop's thread, like every counter here."""
         result = result.lower()
         if result in CACHE_RESULTS:
             self._cache.add((result,))
