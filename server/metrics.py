@@ -5,7 +5,8 @@ Counters move where a fact is settled once: a call's outcome in `Settlement.clos
 spend, fallbacks, upstream attempts), a refusal in `RequestPath.admit` (the key) or `start` (scopes,
 limits, budget), the answer's overhead where the pipeline hands it over. Gauges that mirror state (open
 reservations, queued writes, providers cooling down) are read at scrape time, so the request path pays
-nothing for them. A call costs a few dictionary updates and two histogram observations (about 5 µs).
+nothing for them. A call costs a few dictionary updates and two histogram observations (a few µs:
+bench/metrics_cost.py).
 
 Labels are bounded: `model` is a configured public model name (a name a client made up is `unknown`;
 calls without a model are `none`), `endpoint` a front door (chat, embeddings, responses, messages,
