@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How fast GET /v1/usage answers on a large log: seeds a database with --requests request rows (and their
-usage and rollups, as the server writes them) over 30 days, then times the window query and its grouping
-for typical windows. Prints figures; asserts nothing.
+usage and rollups, day and hour, as the server writes them) over 30 days, then times the window query and
+its grouping for typical windows. Prints figures; asserts nothing.
 
     .venv/bin/python bench/usage_query.py [--requests 1000000]
 """

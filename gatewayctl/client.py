@@ -9,7 +9,7 @@ to one server. One keep-alive connection per client. The server names its curren
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -86,6 +86,28 @@ class AdminClient:
             self.close()
             raise CliError(_unreachable(self.url, exc), code="unreachable") from None
         return {name.lower(): value for name, value in response.getheaders()}
+
+    def events(self, path: str, params: dict[str, Any] | None = None) -> Iterator[tuple[str, Any]]:
+        """GET a server-sent event stream: (event name, parsed data) as they arrive, until the server ends
+        it. A refusal (4xx, 5xx) raises at once; a lost connection raises CliError(code="unreachable")."""
+        response = self._send("GET", path, None, params)
+        if response.status >= 400:
+            raise _refusal(response.status, response.read())
+        name, data = "message", []
+        try:
+            while line := response.readline():
+                text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+                if text.startswith("event:"):
+                    name = text[6:].strip()
+                elif text.startswith("data:"):
+                    data.append(text[5:].strip())
+                elif not text and data:
+                    yield name, json.loads("\n".join(data))
+                    name, data = "message", []
+        except (OSError, ValueError) as exc:
+            raise CliError(_unreachable(self.url, exc), code="unreachable") from None
+        finally:
+            self.close()
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params)

@@ -17,7 +17,21 @@ from typing import Annotated, Any
 import typer
 
 from gatewayctl import lazy
-from gatewayctl.commands import budgets, doctor, invoices, keys, local, ops, projects, reports, service, wallet
+from gatewayctl.commands import (
+    budgets,
+    doctor,
+    invoices,
+    keys,
+    local,
+    ops,
+    projects,
+    reports,
+    request_log,
+    service,
+    tail,
+    wallet,
+    webhooks,
+)
 from gatewayctl.errors import USAGE, CliError
 
 cli = typer.Typer(
@@ -25,7 +39,7 @@ cli = typer.Typer(
 )
 cli.command("init")(local.init)
 cli.command("serve")(local.serve)
-cli.command("usage")(reports.usage)
+cli.command("replay")(request_log.replay)
 cli.command("reload")(ops.reload)
 cli.command("backup")(ops.backup)
 cli.command("restore")(ops.restore)
@@ -34,11 +48,14 @@ cli.command("install-service")(service.install_service)
 cli.add_typer(projects.app, name="projects")
 cli.add_typer(keys.app, name="keys")
 cli.add_typer(reports.models_app, name="models")
-cli.add_typer(reports.requests_app, name="requests")
+reports.usage_app.command("tail")(tail.usage_tail)
+cli.add_typer(reports.usage_app, name="usage")
+cli.add_typer(request_log.requests_app, name="requests")
 cli.add_typer(budgets.app, name="budgets")
 cli.add_typer(wallet.wallet_app, name="wallet")
 cli.add_typer(wallet.ledger_app, name="ledger")
 cli.add_typer(invoices.app, name="invoices")
+cli.add_typer(webhooks.app, name="webhooks")
 
 
 def _version() -> str:
@@ -143,7 +160,7 @@ def run(argv: list[str] | None = None) -> int:
         return _usage(exc, json_mode)
     except exceptions.ClickException as exc:
         return _fail(CliError(exc.format_message(), exc.exit_code), json_mode)
-    except (typer.Abort, exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):  # typer 0.28 folds click's Abort into its own
         sys.stderr.write("interrupted\n")
         return 130
     except typer.Exit as exc:

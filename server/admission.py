@@ -64,8 +64,9 @@ class Gatekeeper:
             raise MODEL_NOT_SUPPORTED(model=call.model, capability=capability, param="model")
         return model
 
-    def limit(self, caller: Caller, endpoint_class: str, tokens: int) -> Admission:
-        """Key RPM/TPM and the project's plan limits for this endpoint class, all or nothing."""
+    def limit(self, caller: Caller, endpoint_class: str, tokens: int, call: Call | None = None) -> Admission:
+        """Key RPM/TPM and the project's plan limits for this endpoint class, all or nothing; a refusal's
+        (sampled) request.rate_limited event names the call's request id and model."""
         assert caller.key is not None and caller.project is not None
         scopes = caller.key.scopes
         window = self.limiter.window
@@ -88,11 +89,13 @@ class Gatekeeper:
         try:
             return self.limiter.admit(checks, time.monotonic())
         except GatewayError as exc:
-            self._rate_limited(f"key_{caller.key_id}", caller.project_id, exc)
+            self._rate_limited(f"key_{caller.key_id}", caller.project_id, exc, call)
             raise
 
-    def _rate_limited(self, subject: str, project_id: str | None, exc: GatewayError) -> None:
+    def _rate_limited(self, subject: str, project_id: str | None, exc: GatewayError, call: Call | None = None) -> None:
         when = now_ms()
         if self.sampler.due(subject, when):
             event_id, payload = rate_limited_event(subject, project_id, exc.message)
+            if call is not None:
+                payload |= {"request_id": call.request_id, "model": call.model, "endpoint": call.endpoint}
             self.emit((Event(event_id, "request.rate_limited", project_id, payload, when),))

@@ -21,6 +21,7 @@ from server.api.openai.embeddings import embeddings
 from server.api.openai.models import list_models, retrieve_model
 from server.api.openai.responses import responses
 from server.api.openai.usage import usage
+from server.api.openai.webhooks import WEBHOOK_ROUTES
 from server.api.request_id import request_id_middleware
 from server.api.stripe_webhook import stripe_webhook
 from server.gateway import Gateway
@@ -56,6 +57,7 @@ def create_app(settings: Settings, host: str | None = None) -> Litestar:
         last_used.start()
         maintenance = Maintenance(gateway)
         maintenance.start()
+        gateway.webhooks.start()  # the delivery worker: pending deliveries are in the store, so it resumes
         # Long-lived startup objects leave the GC's view, and young collections run less often:
         # per-request garbage is short-lived, and full collections were the p99 latency spikes.
         gc.freeze()
@@ -66,6 +68,7 @@ def create_app(settings: Settings, host: str | None = None) -> Litestar:
             if listener is not None:
                 listener.close()
             await maintenance.stop()
+            await gateway.webhooks.stop()
             await last_used.stop()
             await gateway.close()
 
@@ -82,6 +85,7 @@ def create_app(settings: Settings, host: str | None = None) -> Litestar:
             generate_content,
             usage,
             stripe_webhook,
+            *WEBHOOK_ROUTES,
             admin_router,
             *metrics_routes(settings.metrics),
         ],

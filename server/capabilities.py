@@ -19,7 +19,8 @@ CAPABILITIES = (
 FEATURES = ("tools", "vision", "json")
 
 # A key's `endpoints` scope and a plan's `rpm` are per endpoint class.
-ENDPOINT_CLASSES = ("chat", "embeddings", "images", "audio", "files", "video", "realtime")
+# `webhooks` is the key-facing management of webhook endpoints (/v1/webhooks/endpoints), not a model call.
+ENDPOINT_CLASSES = ("chat", "embeddings", "images", "audio", "files", "video", "realtime", "webhooks")
 _CLASS_OF = {
     "chat": "chat",
     "embeddings": "embeddings",
@@ -30,6 +31,7 @@ _CLASS_OF = {
     "music": "video",
     "realtime": "realtime",
     "files": "files",
+    "webhooks": "webhooks",
 }
 
 

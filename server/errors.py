@@ -143,6 +143,9 @@ INVALID_ID = ErrorCode(400, "invalid_id", "An adjustment id is 1-200 printable c
 INVALID_SIGNATURE = ErrorCode(400, "invalid_signature", "Invalid or stale Stripe signature.")
 INVALID_EVENT = ErrorCode(400, "invalid_event", "Not a Stripe event.")
 INVALID_IDEMPOTENCY_KEY = ErrorCode(400, "invalid_idempotency_key", "An Idempotency-Key is 1-255 printable characters.")
+URL_REFUSED = ErrorCode(400, "url_refused", "Webhook URL refused: {detail}.")
+UNKNOWN_EVENT_TYPE = ErrorCode(400, "unknown_event_type", "Unknown event type '{event}'; use {known}.")
+TOO_MANY_ENDPOINTS = ErrorCode(400, "too_many_endpoints", "A project may have at most {limit} webhook endpoints.")
 # 400 and 502: what a translator between API shapes refuses (server.translate raises TranslationError)
 UNSUPPORTED_CONTENT = ErrorCode(400, "unsupported_content", "{detail}")
 UNSUPPORTED_PARAMETER = ErrorCode(400, "unsupported_parameter", "{detail}")
@@ -180,12 +183,21 @@ MODEL_NOT_FOUND = ErrorCode(404, "model_not_found", "The model '{model}' does no
 PROJECT_NOT_FOUND = ErrorCode(404, "project_not_found", "No project '{ref}'.")
 KEY_NOT_FOUND = ErrorCode(404, "key_not_found", "No key '{ref}'.")
 REQUEST_NOT_FOUND = ErrorCode(404, "request_not_found", "No request '{ref}'.")
+WEBHOOK_ENDPOINT_NOT_FOUND = ErrorCode(404, "webhook_endpoint_not_found", "No webhook endpoint '{ref}'.")
+DELIVERY_NOT_FOUND = ErrorCode(404, "delivery_not_found", "No webhook delivery '{ref}'.")
 PROJECT_EXISTS = ErrorCode(409, "project_exists", "A project named '{name}' already exists.")
 AMBIGUOUS_KEY = ErrorCode(409, "ambiguous_key", "Several keys start with '{prefix}' ({ids}); use the id.")
 ROTATE_REVOKED = ErrorCode(409, "key_revoked", "Key '{key}' is revoked; create a new one.")
 DUPLICATE_ADJUSTMENT = ErrorCode(
     409, "duplicate_adjustment", "Adjustment '{ref}' was already recorded with another amount or project; use a new id."
 )
+REPLAY_UNAVAILABLE = ErrorCode(409, "replay_unavailable", "Request {ref} cannot be replayed: {reason}.")
+REPLAY_KEY_INACTIVE = ErrorCode(
+    409,
+    "replay_key_inactive",
+    "The key that sent {ref} is {state}; bill the replay to a project instead (--project).",
+)
+ENDPOINT_NOT_ENABLED = ErrorCode(409, "endpoint_not_enabled", "Webhook endpoint '{ref}' is {status}; {hint}.")
 MONTH_OPEN = ErrorCode(409, "month_open", "{month} has not ended; only closed months are sent to Stripe.")
 IDEMPOTENCY_KEY_IN_FLIGHT = ErrorCode(
     409,

@@ -33,6 +33,7 @@ from server.snapshot import Snapshot
 from server.store.protocol import Interrupted, Recovery, Store
 from server.store.sqlite.store import SqliteStore
 from server.streaming.relay import OpenStreams
+from server.webhooks.service import Webhooks
 
 log = logging.getLogger("gateway")
 
@@ -63,8 +64,10 @@ class Gateway:
     shares: ConnectionShares
     streams: OpenStreams
     idempotency: Idempotency
+    webhooks: Webhooks
     metrics: Metrics
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    started_ms: int = field(default_factory=now_ms)  # when this process started serving (usage tail's hello)
     stopping: bool = False  # a graceful stop began: /readyz says so, so balancers send no more
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one reload at a time
 
@@ -121,7 +124,9 @@ class Gateway:
             queued_writes=lambda: store.queued_writes,
             health=lambda: (generations.current.router.health, generations.current.provider_settings),
         )
-        settlement = Settlement(store, budgets, metrics)
+        webhooks = Webhooks(settings.webhooks, store.webhooks)
+        await webhooks.refresh()
+        settlement = Settlement(store, budgets, metrics, webhooks.subscriptions.completed)
         gatekeeper = Gatekeeper(
             snapshot=snapshot,
             limiter=limiter,
@@ -154,6 +159,7 @@ class Gateway:
             shares=shares,
             streams=streams,
             idempotency=Idempotency(store, settings.idempotency.retention_hours),
+            webhooks=webhooks,
             metrics=metrics,
             trusted_proxies=tuple(ipaddress.ip_network(c, strict=False) for c in settings.server.trusted_proxies),
         )
@@ -161,6 +167,7 @@ class Gateway:
     async def close(self) -> None:
         """Close the providers, then the store: the writer commits what is queued, the WAL is checkpointed
         and the database closed cleanly."""
+        self.settlement.feed.close()
         await self.generations.close()
         if self.settlement.backlog:
             log.error(

@@ -1,5 +1,6 @@
-"""Periodic upkeep while the server runs: bodies past their retention and idempotency answers past theirs
-are dropped. Runs once at start, then every `interval_s`; a failure is logged and retried next round."""
+"""Periodic upkeep while the server runs: bodies past their retention, idempotency answers past theirs,
+and events with their finished webhook deliveries past `[webhooks] retention_days` are dropped. Runs once
+at start, then every `interval_s`; a failure is logged and retried next round."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from server.clock import now_ms
 from server.gateway import Gateway
 
 log = logging.getLogger("gateway.maintenance")
+DAY_MS = 86_400_000
 
 
 class Maintenance:
@@ -32,8 +34,14 @@ class Maintenance:
         now = now_ms()
         freed = await self._gateway.path.bodies.purge(now)
         expired = await self._gateway.store.purge_idempotency(now)
-        if freed or expired:
-            log.info("dropped %d bytes of old request bodies and %d expired idempotency answers", freed, expired)
+        events = await self._gateway.store.webhooks.purge(now - self._gateway.settings.webhooks.retention_days * DAY_MS)
+        if freed or expired or events:
+            log.info(
+                "dropped %d bytes of old request bodies, %d expired idempotency answers and %d old events",
+                freed,
+                expired,
+                events,
+            )
 
     async def _run(self) -> None:
         while True:

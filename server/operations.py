@@ -26,7 +26,7 @@ from server.errors import (
     TOO_LONG,
     UNKNOWN_PLAN,
 )
-from server.events.outbox import key_revoked_event
+from server.events.outbox import key_revoked_event, wallet_recharged_event
 from server.gateway import Gateway
 from server.keys import KEY_PREFIX, display_prefix, hash_secret, new_id, new_secret
 from server.scopes import KeyScopes
@@ -216,8 +216,14 @@ async def credit_wallet(gw: Gateway, ref: str, amount_micro: int, reason: str, s
         not isinstance(source_id, str) or not 0 < len(source_id) <= 200 or not source_id.isprintable()
     ):
         raise INVALID_ID(param="id")
+    source, when = source_id or new_id("adj"), now_ms()
+    # Every wallet credit announces itself (wallet.recharged), in the transaction of its ledger entry.
+    recharged = wallet_recharged_event(
+        project.id, amount_micro, "adjustment", f"adjustment_{source}", when, adjustment_id=source
+    )
+    events = (recharged,) if amount_micro > 0 else ()
     entry, created = await gw.store.append_ledger(
-        project.id, "adjustment", source_id or new_id("adj"), amount_micro, reason.strip(), now_ms()
+        project.id, "adjustment", source, amount_micro, reason.strip(), when, events
     )
     if created:
         gw.budgets.credit(project.id, amount_micro)

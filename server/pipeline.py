@@ -108,7 +108,7 @@ class RequestPath:
         if declared.output_cap is None:
             dialect.cap_output(call.body, default_cap)  # the reservation's bound is the upstream's bound too
         admission = self.gatekeeper.limit(
-            caller, klass, tokens_in(call.body_bytes) + output_bound(declared, default_cap)
+            caller, klass, tokens_in(call.body_bytes) + output_bound(declared, default_cap), call
         )
         try:
             worst = charge(worst_case(call.body_bytes, declared, default_cap), model.rates)
@@ -174,7 +174,7 @@ class RequestPath:
             raise METERING_UNAVAILABLE() from exc
         self.latency.observe(call.model, now_ms() - call.started_ms)
         self.metrics.answered(call.endpoint, False, call.arrived, attempts)
-        self.bodies.record(call.request_id, outcome.ended_ms, call.raw, body, OK)
+        self.bodies.record(call, outcome.ended_ms, body, OK)
         return Served(content=content, target=target, depth=depth, charge=outcome.charge, headers=headers)
 
     async def open_stream(self, ticket: Ticket) -> OpenedStream:
@@ -237,12 +237,14 @@ class RequestPath:
         """Try the model's targets; a failure (or a client gone before any answer) is recorded, unmetered."""
         try:
             router = ticket.generation.router
-            return await router.first_success(ticket.model.targets, attempt, attempts, ticket.caller.project_id)
+            pin = ticket.call.pin
+            targets = (pin,) if pin is not None else ticket.model.targets
+            return await router.first_success(targets, attempt, attempts, ticket.caller.project_id)
         except GatewayError as exc:
             status = UPSTREAM_FAILED if isinstance(exc, UpstreamError) else ERROR
             outcome = conclude(ticket.model.rates, attempts, status=status, http_status=exc.status, error_code=exc.code)
             self.settlement.close(ticket, outcome)  # no usage to protect; not awaited
-            self.bodies.record(ticket.call.request_id, outcome.ended_ms, ticket.call.raw, exc.openai_body(), status)
+            self.bodies.record(ticket.call, outcome.ended_ms, exc.openai_body(), status)
             exc.headers = {**ticket.admission.headers, **exc.headers}
             raise
         except asyncio.CancelledError:
@@ -327,7 +329,7 @@ class _Sink:
         call = self._ticket.call
         if status == OK:
             self._path.latency.observe(call.model, now_ms() - call.started_ms)
-        self._path.bodies.record(call.request_id, outcome.ended_ms, call.raw, transcript.result(), status)
+        self._path.bodies.record(call, outcome.ended_ms, transcript.result(), status)
         return frames
 
     def abandon(
@@ -336,7 +338,7 @@ class _Sink:
         outcome = self._outcome(status, http_status, error_code, usage)
         self._path.settlement.close(self._ticket, outcome, delivered=True)
         call = self._ticket.call
-        self._path.bodies.record(call.request_id, outcome.ended_ms, call.raw, transcript.result(), status)
+        self._path.bodies.record(call, outcome.ended_ms, transcript.result(), status)
 
     def release(self) -> None:
         self._lease.release()

@@ -19,6 +19,7 @@ import orjson
 from server.redact import scrub
 from server.settings import LoggingSettings
 from server.store.protocol import BodyRecord, Store
+from server.types import Call
 
 log = logging.getLogger("gateway.request_log")
 DAY_MS = 86_400_000
@@ -49,6 +50,32 @@ def unpack(data: bytes | None, truncated: bool) -> Any:
         return text
 
 
+def why_missing(settings: LoggingSettings, status: str, started_ms: int, now_ms: int) -> str:
+    """Why a request has no stored bodies, as well as the settings in force can tell."""
+    if settings.bodies == "off":
+        return 'bodies are not stored ([logging] bodies = "off")'
+    if settings.bodies == "errors" and status == "ok":
+        return 'bodies are stored for failed requests only ([logging] bodies = "errors")'
+    if status == "pending":
+        return "the request has not finished"
+    if started_ms < now_ms - settings.retention_days * DAY_MS:
+        return f"its bodies expired ([logging] retention_days = {settings.retention_days})"
+    return (
+        f"its bodies were dropped to keep the log under [logging] max_disk_mb = {settings.max_disk_mb}"
+        " (or were not stored under an earlier setting)"
+    )
+
+
+def stored_bodies(found: dict[str, Any]) -> dict[str, Any]:
+    """Stored bodies as the admin API shows them: JSON again (cut ones as text), with their cut flags."""
+    return {
+        "request": unpack(found["request"], found["request_truncated"]),
+        "response": unpack(found["response"], found["response_truncated"]),
+        "request_truncated": found["request_truncated"],
+        "response_truncated": found["response_truncated"],
+    }
+
+
 class BodyLog:
     def __init__(self, store: Store, settings: LoggingSettings, stored_bytes: int) -> None:
         self._store = store
@@ -56,14 +83,17 @@ class BodyLog:
         self._budget = settings.max_disk_mb << 20
         self.stored_bytes = stored_bytes
 
-    def wants(self, status: str) -> bool:
+    def wants(self, status: str, replay: bool = False) -> bool:
+        """Whether the mode keeps these bodies; a replay keeps its own whenever bodies are kept at all
+        (the replay's diff is read from them)."""
         mode = self._settings.bodies
-        return mode == "all" or (mode == "errors" and status != "ok")
+        return mode == "all" or (mode == "errors" and (status != "ok" or replay))
 
-    def record(self, request_id: str, when_ms: int, request: bytes | None, response: Any, status: str) -> None:
-        """Queue a request's bodies (when the mode keeps them); never raises, never waits."""
-        if not self.wants(status):
+    def record(self, call: Call, when_ms: int, response: Any, status: str) -> None:
+        """Queue a call's bodies (when the mode keeps them); never raises, never waits."""
+        if not self.wants(status, call.replay_of is not None):
             return
+        request_id, request = call.request_id, call.raw
         try:
             limit = self._settings.max_body_bytes
             request_blob, request_cut = pack(request, limit)

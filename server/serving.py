@@ -77,6 +77,7 @@ class GatewayServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         gw = self.gateway
         gw.stopping = True
+        gw.settlement.feed.close()  # followers (usage tail) reconnect to the next server
         notify("STOPPING=1", "STATUS=draining")
         generations = gw.generations
         calls = generations.current.calls + generations.draining

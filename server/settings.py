@@ -319,6 +319,46 @@ class StripeSettings(_Strict):
         return os.environ.get(self.webhook_secret_env)
 
 
+DEFAULT_RETRY_SCHEDULE_S = [5, 300, 1800, 7200, 18000, 36000, 36000, 72000, 86400]  # ~3 days, 10 attempts
+
+
+class WebhookSettings(_Strict):
+    """Outgoing webhooks: where they may go (SSRF rules), how long a delivery may take, how it is retried."""
+
+    # CIDRs a webhook URL may resolve to despite the private/loopback/link-local/metadata rule.
+    allow_networks: list[str] = Field(default_factory=list)
+    # Plain http:// URLs (https only by default).
+    allow_http: bool = False
+    # The delays (seconds) between a failed attempt and the next; one attempt more than there are delays.
+    retry_schedule_s: list[float] = Field(default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE_S), min_length=1)
+    # One attempt (resolve, connect, send, answer) gives up after this long.
+    timeout_s: float = Field(10.0, gt=0, le=60)
+    # An endpoint whose deliveries have failed for this long (with no success between) is disabled.
+    disable_after_days: float = Field(5.0, gt=0)
+    # Deliveries in flight to one endpoint at once; 1 keeps the receiver's arrival order strict.
+    concurrency_per_endpoint: int = Field(1, ge=1, le=32)
+    # Events, finished deliveries and their attempts older than this are deleted (pending ones stay). At
+    # least 35 days: a month's threshold events must outlive the month, so a restart cannot announce them again.
+    retention_days: int = Field(90, ge=35)
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _cidrs(cls, networks: list[str]) -> list[str]:
+        for cidr in networks:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR") from None
+        return networks
+
+    @field_validator("retry_schedule_s")
+    @classmethod
+    def _delays(cls, delays: list[float]) -> list[float]:
+        if any(not 0 <= d <= 7 * 86_400 for d in delays):
+            raise ValueError("each delay is 0 to 604800 seconds")
+        return delays
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_nested_delimiter="__", extra="forbid")
 
@@ -335,6 +375,7 @@ class Settings(BaseSettings):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     stripe: StripeSettings = Field(default_factory=StripeSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     config_dir: Path = Path(".")
     config_file: Path | None = None  # set by load_settings: the file a reload reads again
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Container
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,13 +22,14 @@ from server.budget import Budgets, Crossing, Hold
 from server.clock import now_ms
 from server.dialects.base import Dialect
 from server.errors import METERING_UNAVAILABLE
-from server.events.outbox import threshold_event
+from server.events.outbox import request_completed_event, threshold_event
 from server.generation import Generation
 from server.idempotency import Claim
 from server.limits import Admission
 from server.metering import Rates, charge
 from server.metrics import Metrics
 from server.request_facts import note_cost
+from server.request_feed import RequestFeed
 from server.snapshot import ModelEntry
 from server.store.protocol import Closing, Event, Intent, Store, StoreUnavailable
 from server.types import Attempt, Call, Caller, Outcome, Target, Usage
@@ -35,6 +37,8 @@ from server.types import Attempt, Call, Caller, Outcome, Target, Usage
 log = logging.getLogger("gateway.settlement")
 
 OK, ERROR, UPSTREAM_FAILED, DISCONNECTED = "ok", "error", "upstream_failed", "client_disconnected"
+# Every status a request row can carry: pending until closed, interrupted when a crash closed it at restart.
+STATUSES = (OK, ERROR, UPSTREAM_FAILED, DISCONNECTED, "interrupted", "pending")
 
 
 @dataclass(slots=True)
@@ -110,10 +114,21 @@ def _with_lost_intent(closing: Closing, ticket: Ticket) -> Closing:
 
 
 class Settlement:
-    def __init__(self, store: Store, budgets: Budgets, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        store: Store,
+        budgets: Budgets,
+        metrics: Metrics,
+        completed_subscribers: Container[str] = frozenset(),
+        feed: RequestFeed | None = None,
+    ) -> None:
         self._store = store
         self._budgets = budgets
         self._metrics = metrics
+        self.feed = feed or RequestFeed()  # followers of committed closings (usage tail)
+        # Projects with a webhook endpoint for request.completed (kept current by the webhooks service):
+        # only their closings carry that event, so a gateway nobody listens to pays one set lookup.
+        self._completed_subscribers = completed_subscribers
         self._backlog: list[Closing] = []
         store.on_recovered(self.retry_backlog)
 
@@ -150,6 +165,8 @@ class Settlement:
                 ticket.call.request_id, answer.status, answer.headers, answer.stream, answer.body, outcome.ended_ms
             )
             closing = replace(closing, idempotency=record)
+        if caller.project_id in self._completed_subscribers:
+            closing = replace(closing, events=(*closing.events, request_completed_event(caller, ticket.call, outcome)))
         closing = _with_lost_intent(closing, ticket)
         future = self._store.record_closing(closing)
         future.add_done_callback(lambda done: self._after(done, closing, ticket, delivered))
@@ -158,6 +175,7 @@ class Settlement:
     def _after(self, done: asyncio.Future[Any], closing: Closing, ticket: Ticket, delivered: bool) -> None:
         error = done.exception() if not done.cancelled() else asyncio.CancelledError()
         if error is None:
+            self.feed.publish(closing)
             return
         closing, hold = _with_lost_intent(closing, ticket), ticket.hold
         request_id = closing.call.request_id
@@ -185,7 +203,9 @@ class Settlement:
 
     def _retry_failed(self, done: asyncio.Future[Any], closing: Closing) -> None:
         error = done.exception() if not done.cancelled() else asyncio.CancelledError()
-        if isinstance(error, StoreUnavailable):
+        if error is None:
+            self.feed.publish(closing)
+        elif isinstance(error, StoreUnavailable):
             self._backlog.append(closing)
-        elif error is not None:
+        else:
             log.error("outcome of %s not recorded on retry: %r", closing.call.request_id, error)

@@ -126,6 +126,7 @@ class Call:
     body_bytes: int = 0  # size of the body as JSON: the input-token upper bound and the estimate base
     raw: bytes = b""  # the body as the client sent it (JSON), for the request log and replay
     replay_of: str | None = None  # the request this one replays (gatewayctl replay)
+    pin: Target | None = None  # a replay sent to one target, not the model's own list (replay --target)
 
 
 @dataclass(slots=True)
@@ -150,3 +151,31 @@ class Outcome:
     error_code: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     ended_ms: int = 0
+
+
+def ended_request(caller: Caller, call: Call, outcome: Outcome) -> dict[str, Any]:
+    """A finished request as events and followers describe it: ids, endpoint, model, how it ended, what
+    served it, its tokens and cost in micro-units, its latency."""
+    usage, target = outcome.usage, outcome.target
+    return {
+        "request_id": call.request_id,
+        "client_request_id": call.client_request_id,
+        "project_id": caller.project_id,
+        "key_id": caller.key_id,
+        "endpoint": call.endpoint,
+        "model": call.model,
+        "stream": call.stream,
+        "status": outcome.status,
+        "http_status": outcome.http_status,
+        "error_code": outcome.error_code,
+        "provider": target.provider if target else None,
+        "upstream_model": target.model if target else None,
+        "input_tokens": usage.input_tokens if usage else 0,
+        "output_tokens": usage.output_tokens if usage else 0,
+        "cached_tokens": usage.cached_tokens if usage else 0,
+        "estimated": usage.estimated if usage else False,
+        "cost_micro": outcome.charge.micro if outcome.charge else 0,
+        "started_ms": call.started_ms,
+        "ended_ms": outcome.ended_ms,
+        "latency_ms": max(0, outcome.ended_ms - call.started_ms),
+    }

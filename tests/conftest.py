@@ -34,6 +34,9 @@ name = "text-embedding-3-small"
 targets = ["up:text-embedding-3-small"]
 price = {{ input = 0.02 }}
 capabilities = ["embeddings"]
+
+[webhooks]
+allow_http = true  # so that loopback webhook URLs are refused for their address, the allowlist being empty
 """
     )
 

@@ -147,7 +147,8 @@ def _backlog(report: dict[str, Any]) -> list[Check]:
     checks = [(WARN if stale else OK, "holds", detail + (" (never resolved?)" if stale else ""))]
     pending, first = found["outbox_pending"], found["outbox_oldest_ms"]
     late = first is not None and now - first > OUTBOX_STALE_S * 1000
-    checks.append((WARN if late else OK, "outbox", f"{pending} events waiting, oldest {_ago(first, now)}"))
+    detail = f"{pending} webhook deliveries waiting, oldest {_ago(first, now)}"
+    checks.append((WARN if late else OK, "outbox", detail))
     return checks
 
 

@@ -58,7 +58,10 @@ def create(
     ] = None,
     endpoints: Annotated[
         list[str] | None,
-        typer.Option("--endpoints", help="Allowed endpoint classes: chat, embeddings, images, audio, files, realtime."),
+        typer.Option(
+            "--endpoints",
+            help="Allowed endpoint classes: chat, embeddings, images, audio, files, realtime, webhooks.",
+        ),
     ] = None,
     ip: Annotated[list[str] | None, typer.Option("--ip", help="Allowed client CIDRs, e.g. 10.0.0.0/8.")] = None,
     expires: Annotated[

@@ -1,4 +1,4 @@
-"""gatewayctl models list, usage, requests show: read-only views of the gateway."""
+"""gatewayctl models list and usage: read-only views of the gateway (usage tail lives in tail.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,17 @@ import typer
 
 from gatewayctl import humanize
 from gatewayctl.options import Ids, Json, OptionalProject, Token, Url, admin, group
-from gatewayctl.output import emit_json, fields, note, say, table
+from gatewayctl.output import emit_json, note, table
 from gatewayctl.table import Column
 from gatewayctl.timeparse import since_ms
 
 models_app = group("Models the gateway serves.")
-requests_app = group("The request log.")
+usage_app = typer.Typer(
+    help="Requests, tokens and cost: totals over a period, or live.",
+    invoke_without_command=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
 
 
 class UsageGroup(StrEnum):
@@ -66,7 +71,9 @@ def _usage_label(row: dict[str, Any], by: str) -> dict[str, str]:
     return {by: str(row[by])}
 
 
+@usage_app.callback()
 def usage(
+    ctx: typer.Context,
     since: Annotated[str, typer.Option("--since", help="30m, 24h, 7d or an ISO date.")] = "24h",
     by: Annotated[UsageGroup, typer.Option("--by", help="Group by model, key, project or day.")] = UsageGroup.model,
     project: OptionalProject = None,
@@ -77,8 +84,11 @@ def usage(
 ) -> None:
     """Requests, tokens and cost over a period.
 
-    Totals since a time, grouped by model (or key, project, day).
+    Totals since a time, grouped by model (or key, project, day). `gatewayctl usage tail` follows
+    requests live.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from server.money import format_credits
 
     client = admin(url, token)
@@ -115,69 +125,3 @@ def usage(
     ]
     note(f"usage since {humanize.local_time(result['since_ms'])} by {by.value}")
     table(columns, shown, empty="no usage in that period")
-
-
-def _attempt_lines(attempts: list[dict[str, Any]]) -> list[str]:
-    return [f"{a['target']}: {a['status']} in {a['latency_ms']} ms" for a in attempts] or ["none"]
-
-
-def _show_request(row: dict[str, Any], currency: str) -> None:
-    started, ended = row.get("started_ms"), row.get("ended_ms")
-    tokens = "n/a"
-    if row.get("input_tokens") is not None:
-        tokens = f"{row['input_tokens']:,} in, {row['output_tokens']:,} out, {row['cached_tokens'] or 0:,} cached" + (
-            " (estimated)" if row.get("estimated") else ""
-        )
-    served = f"{row['provider']}:{row['upstream_model']}" if row.get("provider") else "not served"
-    fields(
-        [
-            ("request", row["id"]),
-            ("client request id", row.get("client_request_id") or "none"),
-            ("status", f"{row['status']} (HTTP {row.get('http_status') or '-'})"),
-            *([("error", row["error_code"])] if row.get("error_code") else []),
-            ("project", f"{row.get('project_name') or '?'} ({row['project_id']})"),
-            ("key", f"{row.get('key_name') or row.get('key_prefix') or '?'} ({row['key_id']})"),
-            ("endpoint", f"{row['endpoint']}{' (stream)' if row.get('stream') else ''}"),
-            ("model", f"{row['model']} -> {served}"),
-            ("started", humanize.moment(started)),
-            ("took", f"{ended - started:,} ms" if started and ended else "unfinished"),
-            ("tokens", tokens),
-            ("cost", humanize.money(row.get("cost_micro"), currency) or "none"),
-            ("attempts", _attempt_lines(row.get("attempts") or [])),
-        ]
-    )
-
-
-@requests_app.command("show")
-def requests_show(
-    request_id: Annotated[str, typer.Argument(help="The gateway's request id or the client's x-request-id.")],
-    json_out: Json = False,
-    url: Url = None,
-    token: Token = None,
-) -> None:
-    """Show a request.
-
-    By gateway id or the client's x-request-id, with its usage, cost and attempts.
-
-    A client may reuse its x-request-id: then every request carrying it is listed, newest first
-    (with --json: the newest, and `match_ids` naming them all).
-    """
-    from server.money import format_credits
-
-    client = admin(url, token)
-    row = client.get(f"/requests/{request_id}")
-    if row.get("cost_micro") is not None:
-        row["cost"] = format_credits(row["cost_micro"])
-    if json_out:
-        emit_json(row)
-        return
-    others = [i for i in row.get("match_ids") or [] if i != row["id"]]
-    if others:
-        note(
-            f"{len(others) + 1} requests carry the client request id {request_id}; all are shown, newest first."
-            " Show one: gatewayctl requests show <request>"
-        )
-    _show_request(row, client.currency)
-    for other in others:
-        say()
-        _show_request(client.get(f"/requests/{other}"), client.currency)

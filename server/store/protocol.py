@@ -9,9 +9,12 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from server.types import Call, Caller, Outcome, Usage
+
+if TYPE_CHECKING:
+    from server.store.webhook_protocol import WebhookStore
 
 HOLD_REQUEST, HOLD_JOB, HOLD_SESSION = "request", "job", "session"
 
@@ -157,6 +160,8 @@ class Store(Protocol):
     events that announce them. Rules the store applies (the ledger's keyed chain, the top-up refusal rule)
     come in as arguments, so storage never imports billing."""
 
+    webhooks: WebhookStore  # endpoints, deliveries and attempts (server/store/webhook_protocol.py)
+
     @property
     def healthy(self) -> bool:
         """The store can take writes now (requests may be forwarded)."""
@@ -228,8 +233,17 @@ class Store(Protocol):
 
     # money
     async def append_ledger(
-        self, project_id: str, kind: str, source_id: str, amount_micro: int, memo: str, when_ms: int
-    ) -> tuple[dict[str, Any], bool]: ...
+        self,
+        project_id: str,
+        kind: str,
+        source_id: str,
+        amount_micro: int,
+        memo: str,
+        when_ms: int,
+        events: tuple[Event, ...] = (),
+    ) -> tuple[dict[str, Any], bool]:
+        """A new entry (and `events`, in its transaction), or the one already recorded under (kind, source_id)."""
+        ...
 
     async def create_topup_order(self, order: dict[str, Any]) -> None: ...
 

@@ -222,7 +222,7 @@ def test_requests_show_lists_every_request_sharing_a_client_id(gw: GatewayProces
     shown = gw.cli_json("requests", "show", shared)
     assert len(shown["match_ids"]) == 2 and shown["id"] == shown["match_ids"][0]
     text = gw.cli("requests", "show", shared)
-    assert "2 requests carry the client request id" in text.stderr
+    assert "2 requests match" in text.stderr
     assert all(f"request:{' ' * 11}{i}" in text.stdout or i in text.stdout for i in shown["match_ids"])
     assert text.stdout.count("client request id:") == 2 and "reused-ids" in text.stdout
     one = gw.cli_json("requests", "show", shown["match_ids"][1])

@@ -7,6 +7,7 @@ import asyncio
 import copy
 import hashlib
 import hmac
+import ipaddress
 import json
 import sqlite3
 import threading
@@ -89,6 +90,14 @@ ROUTES: dict[str, tuple[str, dict[str, Any]]] = {
     "admin_key": ("/admin/v1/keys", {"project": "fuzz", "models": ["*"], "rpm": 5, "monthly_budget": "1"}),
     "admin_budget": ("/admin/v1/budgets", {"project": "fuzz", "monthly": "5"}),
     "admin_credit": ("/admin/v1/wallet/fuzz/credit", {"amount": "1", "reason": "r", "id": "x"}),
+    "webhooks": (
+        "/v1/webhooks/endpoints",
+        {"url": "http://127.0.0.1:9/h", "events": ["key.revoked"], "description": ""},
+    ),
+    "admin_webhooks": (
+        "/admin/v1/webhooks/endpoints",
+        {"project": "fuzz", "url": "http://127.0.0.1:9/h", "events": ["wallet.recharged"], "description": "d"},
+    ),
     "stripe": (
         "/stripe/webhook",
         {"id": "evt_1", "type": "checkout.session.completed", "data": {"object": {"id": "cs_1", "amount_total": 5}}},
@@ -105,6 +114,14 @@ targets = ["mock:mock-embed"]
 price = { input = 0.1 }
 capabilities = ["embeddings"]
 """
+
+
+async def _no_dns(host: str, port: int) -> list[str]:
+    """An IP literal resolves to itself, a name to nothing: a fuzzed webhook URL never causes a DNS query."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        return []
 
 
 class Gateway:
@@ -131,6 +148,7 @@ class Gateway:
         self._stop = asyncio.Event()
         async with running(self._directory, BASE_CONFIG + MODELS) as gw:
             self.gw = gw
+            gw.gateway.webhooks.worker.resolver = _no_dns  # a fuzzed webhook URL never causes a DNS query
             await gw.project("fuzz")
             self.key = await gw.key("fuzz")
             self._ready.set()

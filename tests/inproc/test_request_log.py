@@ -57,7 +57,7 @@ async def test_the_disk_budget_drops_the_oldest_and_errors_mode_keeps_only_error
     async with running(tmp_path, config) as gw:
         await gw.project("p")
         key = await gw.key("p")
-        for n in range(60):  # ~24 KB each once compressed (random hex): 1.4 MB in all, past the budget
+        for n in range(200):  # ~24 KB each once compressed (random hex): 4.8 MB in all, past the budget
             body = {"model": "mock-chat", "messages": [{"role": "user", "content": f"{n} {secrets.token_hex(24_000)}"}]}
             assert (await gw.client.post("/v1/chat/completions", json=body, headers=auth(key))).status_code == 200
         await gw.quiesce()
@@ -68,6 +68,9 @@ async def test_the_disk_budget_drops_the_oldest_and_errors_mode_keeps_only_error
             ).fetchone()[0]
             first = conn.execute("SELECT MIN(started_ms) FROM requests").fetchone()[0]
         assert 0 < kept < 60 and size <= 1 << 20  # bounded, the newest kept
+        with sqlite3.connect(gw.database) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert gw.database.stat().st_size < 5 << 19  # the file too: freed pages are reused, not appended
         assert oldest > first
         assert gw.gateway.path.bodies.stored_bytes == size
     errors_only = BASE_CONFIG + '\n[logging]\nbodies = "errors"\n'

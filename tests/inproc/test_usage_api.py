@@ -75,6 +75,7 @@ async def test_whole_hours_come_from_the_rollups_and_edges_from_the_rows(tmp_pat
                     "UPDATE usage SET created_ms = created_ms - ? WHERE request_id = ?", (2 * HOUR_MS, request_id)
                 )
             conn.execute("DELETE FROM usage_hours")
+            conn.execute("DELETE FROM usage_days")
             from server.store.sqlite.rollups import add_to_rollup
 
             for key_id, model, status, started, ended, cost, created, tin, tout, cached in conn.execute(

@@ -71,6 +71,7 @@ def test_documented_config_covers_every_settings_key() -> None:
     """A key added to the settings must be documented in config.example.toml (and named in the README)."""
     from server.settings import (
         BillingSettings,
+        IdempotencySettings,
         LimitSettings,
         LoggingSettings,
         MetricsSettings,
@@ -80,6 +81,7 @@ def test_documented_config_covers_every_settings_key() -> None:
         StorageSettings,
         StripeSettings,
         Timeouts,
+        WebhookSettings,
     )
 
     text = (REPO / "config.example.toml").read_text()
@@ -91,10 +93,12 @@ def test_documented_config_covers_every_settings_key() -> None:
         Timeouts,
         LimitSettings,
         RoutingSettings,
-        LoggingSettings,
-        MetricsSettings,
         BillingSettings,
         StripeSettings,
+        LoggingSettings,
+        MetricsSettings,
+        IdempotencySettings,
+        WebhookSettings,
     ):
         for name in model.model_fields:
             assert name in text, f"{model.__name__}.{name} is not documented in config.example.toml"

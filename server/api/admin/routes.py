@@ -3,19 +3,31 @@ does the work, views.py adds the names people use beside the ids."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from litestar import Request, Response, Router, get, patch, post, put
 from litestar.params import Parameter
 
 from server.api.admin.budgets import BUDGET_HANDLERS
+from server.api.admin.filters import request_filters
 from server.api.admin.guard import require_admin
 from server.api.admin.money import MONEY_HANDLERS
 from server.api.admin.ops import OPS_HANDLERS
+from server.api.admin.tail import TAIL_HANDLERS
 from server.api.admin.views import currency_header, key_view, usage_rows, with_key_names
+from server.api.admin.webhooks import WEBHOOK_HANDLERS
 from server.api.common import gateway_of, json_body, json_response, money_field
 from server.api.openai.models import describe
-from server.errors import EMPTY_UPDATE, INVALID_GROUP, INVALID_TYPE, MISSING_FIELD, REQUEST_NOT_FOUND
+from server.clock import now_ms
+from server.errors import (
+    EMPTY_UPDATE,
+    INVALID_GROUP,
+    INVALID_TYPE,
+    INVALID_VALUE,
+    MISSING_FIELD,
+    REQUEST_NOT_FOUND,
+)
 from server.operations import (
     create_key,
     create_project,
@@ -26,10 +38,13 @@ from server.operations import (
     set_billing_details,
     set_project,
 )
+from server.replay import replay
+from server.request_log import stored_bodies, why_missing
 
 USAGE_GROUPS = ("model", "key", "project", "day")
 MAX_MS = 2**53  # a millisecond timestamp past this is not a time; refused with 400
 MAX_GRACE_S = 366 * 86_400
+MAX_LISTED = 1000
 
 
 def _optional_str(body: dict[str, Any], name: str) -> str | None:
@@ -147,15 +162,54 @@ async def usage(
     return json_response({"since_ms": since_ms, "by": by, "data": usage_rows(gw, rows, by)})
 
 
+@get("/requests")
+async def list_requests(
+    request: Request[Any, Any, Any],
+    project: str | None = None,
+    key: str | None = None,
+    model: str | None = None,
+    status: str | None = None,
+    since_ms: Annotated[int, Parameter(ge=0, le=MAX_MS)] = 0,
+    until_ms: Annotated[int, Parameter(ge=0, le=MAX_MS)] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=MAX_LISTED)] = 50,
+) -> Response[Any]:
+    """The request log, newest first, narrowed by project, key, model, status ("failed": any finished
+    request that was not ok) and a time range; `until_ms` pages back (the oldest shown's started_ms)."""
+    gw = gateway_of(request)
+    wanted = request_filters(gw, project, key, model, status)
+    filters = {**asdict(wanted), "since_ms": since_ms, "until_ms": until_ms}
+    rows = await gw.store.list_requests(filters, limit)
+    return json_response({"data": [with_key_names(gw, row) for row in rows]})
+
+
 @get("/requests/{request_id:str}")
-async def get_request(request: Request[Any, Any, Any], request_id: str) -> Response[Any]:
+async def get_request(request: Request[Any, Any, Any], request_id: str, bodies: bool = True) -> Response[Any]:
     """A request by gateway id, or by the client's x-request-id: the newest carrying it, with
-    `match_ids` naming every request that does (a client may reuse its ids), newest first."""
+    `match_ids` naming every request that does (a client may reuse its ids), newest first. With its
+    stored bodies (secrets already scrubbed) unless `bodies=false`; `bodies_missing` says why there are none."""
     gw = gateway_of(request)
     rows = await gw.store.requests_matching(request_id)
     if not rows:
         raise REQUEST_NOT_FOUND(ref=request_id)
-    return json_response({**with_key_names(gw, rows[0]), "match_ids": [row["id"] for row in rows]})
+    shown = {**with_key_names(gw, rows[0]), "match_ids": [row["id"] for row in rows]}
+    if bodies:
+        found = await gw.store.read_bodies(shown["id"])
+        shown["bodies"] = stored_bodies(found) if found is not None else None
+        if found is None:
+            settings = gw.settings.logging
+            shown["bodies_missing"] = why_missing(settings, shown["status"], shown["started_ms"], now_ms())
+    return json_response(shown)
+
+
+@post("/requests/{request_id:str}/replay", status_code=200)
+async def post_replay(request: Request[Any, Any, Any], request_id: str) -> Response[Any]:
+    """Send a logged request again through the request path (`model`, `target` or `project` change it) and
+    answer both sides: model used, tokens, cost, latency and the gist of each answer."""
+    body = await json_body(request)
+    model, target, project = (_optional_str(body, name) for name in ("model", "target", "project"))
+    if model and target:
+        raise INVALID_VALUE(field="target", what="left out when 'model' is given (one or the other)")
+    return json_response(await replay(gateway_of(request), request_id, model=model, target=target, project=project))
 
 
 @get("/models")
@@ -176,6 +230,8 @@ admin_router = Router(
         *MONEY_HANDLERS,
         *BUDGET_HANDLERS,
         *OPS_HANDLERS,
+        *TAIL_HANDLERS,
+        *WEBHOOK_HANDLERS,
         list_projects,
         get_project,
         post_project,
@@ -187,7 +243,9 @@ admin_router = Router(
         get_key,
         post_revoke,
         usage,
+        list_requests,
         get_request,
+        post_replay,
         admin_models,
     ],
 )

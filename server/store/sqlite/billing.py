@@ -75,6 +75,7 @@ def credit_topup(
         payload = {
             "project_id": order["project_id"],
             "amount_micro": order["amount_micro"],
+            "source": "stripe",
             "session_id": facts["session_id"],
         }
         event = f"evt_recharged_{facts['session_id']}"

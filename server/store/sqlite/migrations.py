@@ -8,7 +8,7 @@ from collections.abc import Callable
 import sqlite_utils
 
 from server.clock import now_ms
-from server.store.sqlite.rollups import add_to_rollup
+from server.store.sqlite.rollups import HOURS_ONLY, add_to_rollup
 from server.usage_report import COLUMNS
 
 Migration = Callable[[sqlite_utils.Database], None]
@@ -276,7 +276,8 @@ def _m008_operator_loop(db: sqlite_utils.Database) -> None:
     for project, key, model, status, started, ended, tokens_in, tokens_out, cached, cost, created in rows:
         at, error = created or ended or started, status != "ok"
         tokens = (tokens_in or 0, tokens_out or 0, cached or 0)
-        add_to_rollup(db.conn, project, key, model or "", at, error, tokens, cost or 0, (ended or at) - started)
+        latency = (ended or at) - started
+        add_to_rollup(db.conn, project, key, model or "", at, error, tokens, cost or 0, latency, tiers=HOURS_ONLY)
     # Bodies of requests and answers (compressed, secrets scrubbed), apart from the request rows.
     db.execute(
         "CREATE TABLE request_bodies (request_id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL,"
@@ -299,6 +300,103 @@ def _m008_operator_loop(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_idempotency_expires ON idempotency (expires_ms)")
 
 
+def _m009_usage_days(db: sqlite_utils.Database) -> None:
+    # Day rollups (UTC days) beside the hourly ones: a month-long /v1/usage window reads ~30 rows per key
+    # and model instead of ~720. Filled from the hourly rows already there.
+    buckets = ", ".join(f"{column} INTEGER NOT NULL DEFAULT 0" for column in COLUMNS)
+    db.execute(
+        "CREATE TABLE usage_days (project_id TEXT NOT NULL, day_ms INTEGER NOT NULL, key_id TEXT NOT NULL,"
+        " model TEXT NOT NULL, requests INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0,"
+        " input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,"
+        " cached_tokens INTEGER NOT NULL DEFAULT 0, cost_micro INTEGER NOT NULL DEFAULT 0,"
+        f" {buckets}, PRIMARY KEY (project_id, day_ms, key_id, model)) WITHOUT ROWID"
+    )
+    sums = ("requests", "errors", "input_tokens", "output_tokens", "cached_tokens", "cost_micro", *COLUMNS)
+    names = ", ".join(sums)
+    db.execute(
+        f"INSERT INTO usage_days (project_id, day_ms, key_id, model, {names})"
+        f" SELECT project_id, hour_ms - hour_ms % 86400000, key_id, model, {', '.join(f'SUM({n})' for n in sums)}"
+        " FROM usage_hours GROUP BY project_id, hour_ms - hour_ms % 86400000, key_id, model"
+    )
+
+
+def _m007_webhooks(db: sqlite_utils.Database) -> None:
+    # A project's signed webhook endpoints. The secret must be stored to sign (HMAC); the previous one keeps
+    # signing beside it until prev_secret_until_ms after a rotation. paused_until_ms holds the whole
+    # endpoint back after a failed attempt (its deliveries go in event order); failing_since_ms is when the
+    # current run of failures began (an endpoint failing long enough is disabled).
+    db["webhook_endpoints"].create(
+        {
+            "id": str,
+            "project_id": str,
+            "url": str,
+            "events": str,
+            "description": str,
+            "secret": str,
+            "prev_secret": str,
+            "prev_secret_until_ms": int,
+            "status": str,
+            "created_ms": int,
+            "failing_since_ms": int,
+            "paused_until_ms": int,
+            "disabled_ms": int,
+            "disabled_reason": str,
+            "deleted_ms": int,
+        },
+        pk="id",
+        not_null={"project_id", "url", "events", "secret", "status", "created_ms"},
+        defaults={"status": "enabled"},
+        foreign_keys=[("project_id", "projects", "id")],
+    )
+    db["webhook_endpoints"].create_index(["project_id"])
+    # One delivery per (event, endpoint), fanned out in the transaction that writes the event.
+    db["webhook_deliveries"].create(
+        {
+            "id": str,
+            "event_id": str,
+            "endpoint_id": str,
+            "project_id": str,
+            "event_type": str,
+            "event_ms": int,
+            "status": str,
+            "attempts": int,
+            "last_attempt_ms": int,
+            "last_status_code": int,
+            "last_error": str,
+            "delivered_ms": int,
+        },
+        pk="id",
+        not_null={"event_id", "endpoint_id", "project_id", "event_type", "event_ms", "status", "attempts"},
+        defaults={"status": "pending", "attempts": 0},
+        foreign_keys=[("event_id", "outbox", "id"), ("endpoint_id", "webhook_endpoints", "id")],
+    )
+    db["webhook_deliveries"].create_index(["event_id", "endpoint_id"], unique=True)
+    db["webhook_deliveries"].create_index(["endpoint_id", "event_ms"])
+    db["webhook_deliveries"].create_index(["status", "event_ms"])
+    db.execute(
+        "CREATE INDEX idx_webhook_deliveries_pending ON webhook_deliveries (endpoint_id, event_ms)"
+        " WHERE status = 'pending'"
+    )
+    # Every attempt: when, how long, what came back (the first KiB of the answer) or what went wrong.
+    db["webhook_attempts"].create(
+        {
+            "id": int,
+            "delivery_id": str,
+            "number": int,
+            "started_ms": int,
+            "latency_ms": int,
+            "ok": int,
+            "response_code": int,
+            "response_body": str,
+            "error": str,
+        },
+        pk="id",
+        not_null={"delivery_id", "number", "started_ms", "latency_ms", "ok"},
+        foreign_keys=[("delivery_id", "webhook_deliveries", "id")],
+    )
+    db["webhook_attempts"].create_index(["delivery_id", "number"])
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_limits_budgets_ledger", _m002_limits_budgets_ledger),
@@ -306,7 +404,9 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("004_key_last_used", _m004_key_last_used),
     ("005_invoices_for_business", _m005_invoices_for_business),
     ("006_holds_units_checkpoints", _m006_holds_units_checkpoints),
+    ("007_webhooks", _m007_webhooks),
     ("008_operator_loop", _m008_operator_loop),
+    ("009_usage_days", _m009_usage_days),
 ]
 
 

@@ -73,17 +73,62 @@ class Reader:
             tuple(args),
         )
 
+    async def list_requests(self, filters: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        """Request rows with their usage, newest first, narrowed by `filters` (project_id, key_id, model,
+        status: a request status or "failed" for any finished non-ok one, since_ms, until_ms)."""
+        where, args = ["1 = 1"], []
+        for name in ("project_id", "key_id", "model"):
+            if filters.get(name):
+                where.append(f"r.{name} = ?")
+                args.append(filters[name])
+        status = filters.get("status")
+        if status == "failed":
+            where.append("r.status NOT IN ('ok', 'pending')")
+        elif status:
+            where.append("r.status = ?")
+            args.append(status)
+        if filters.get("since_ms"):
+            where.append("r.started_ms >= ?")
+            args.append(filters["since_ms"])
+        if filters.get("until_ms"):
+            where.append("r.started_ms < ?")
+            args.append(filters["until_ms"])
+        rows = await self._all(
+            f"SELECT {_REQUEST_COLUMNS} FROM requests r LEFT JOIN usage u ON u.request_id = r.id"
+            f" WHERE {' AND '.join(where)} ORDER BY r.started_ms DESC, r.rowid DESC LIMIT ?",
+            (*args, limit),
+        )
+        return [_request_row(row) for row in rows]
+
     async def requests_matching(self, ref: str, limit: int = 50) -> list[dict[str, Any]]:
         """Request rows with their usage, newest first: the one with gateway id `ref`, or every one whose
-        client x-request-id is `ref` (clients may reuse an id)."""
+        client x-request-id is `ref` (clients may reuse an id); failing both, those whose gateway id starts
+        with `ref` (at least MIN_PREFIX characters: the short ids tables show)."""
         rows = await self._all(
-            "SELECT r.*, u.input_tokens, u.output_tokens, u.cached_tokens, u.cost_micro, u.price_card,"
-            " u.estimated FROM requests r LEFT JOIN usage u ON u.request_id = r.id"
+            f"SELECT {_REQUEST_COLUMNS} FROM requests r LEFT JOIN usage u ON u.request_id = r.id"
             " WHERE r.id = ? OR r.client_request_id = ? ORDER BY r.started_ms DESC, r.rowid DESC LIMIT ?",
             (ref, ref, limit),
         )
-        for row in rows:
-            row["attempts"] = orjson.loads(row["attempts"]) if row["attempts"] else []
-            row["price_card"] = orjson.loads(row["price_card"]) if row["price_card"] else None
-            row["stream"] = bool(row["stream"])
-        return rows
+        if not rows and len(ref) >= MIN_PREFIX:
+            rows = await self._all(
+                f"SELECT {_REQUEST_COLUMNS} FROM requests r LEFT JOIN usage u ON u.request_id = r.id"
+                " WHERE r.id >= ? AND r.id < ? ORDER BY r.started_ms DESC, r.rowid DESC LIMIT ?",
+                (ref, ref + "\uffff", limit),
+            )
+        return [_request_row(row) for row in rows]
+
+
+MIN_PREFIX = 8
+_REQUEST_COLUMNS = (
+    "r.*, u.input_tokens, u.output_tokens, u.cached_tokens, u.cost_micro, u.price_card, u.estimated,"
+    " EXISTS (SELECT 1 FROM request_bodies b WHERE b.request_id = r.id) AS has_bodies"
+)
+
+
+def _request_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A request row as the admin API shows it: attempts and price card parsed, flags as booleans."""
+    row["attempts"] = orjson.loads(row["attempts"]) if row["attempts"] else []
+    row["price_card"] = orjson.loads(row["price_card"]) if row["price_card"] else None
+    row["stream"] = bool(row["stream"])
+    row["has_bodies"] = bool(row["has_bodies"])
+    return row

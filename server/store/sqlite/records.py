@@ -12,6 +12,7 @@ import orjson
 from server.store.protocol import Closing, Event, HoldRecord, Intent, Interrupted, Recovery
 from server.store.sqlite import idempotency, ledger
 from server.store.sqlite.catalog import rows
+from server.store.sqlite.fanout import fan_out
 from server.store.sqlite.rollups import add_to_rollup
 
 Op = Any  # a writer operation: a function of the connection
@@ -207,12 +208,16 @@ def insert_event(
     payload: dict[str, object],
     when_ms: int,
 ) -> bool:
-    """An outbox event, once per id (inside the caller's transaction): a replayed source never enqueues it twice."""
+    """An outbox event, once per id (inside the caller's transaction): a replayed source never enqueues it twice.
+    Its webhook deliveries are fanned out with it."""
     cur = conn.execute(
         "INSERT OR IGNORE INTO outbox (id, event_type, project_id, payload, created_ms) VALUES (?, ?, ?, ?, ?)",
         (event_id, event_type, project_id, _json(payload), when_ms),
     )
-    return cur.rowcount == 1
+    if cur.rowcount != 1:
+        return False
+    fan_out(conn, event_id, event_type, project_id, when_ms)  # its webhook deliveries, in this transaction
+    return True
 
 
 def add_events(events: Iterable[Event]) -> Op:

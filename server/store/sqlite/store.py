@@ -25,6 +25,7 @@ from server.store.sqlite import backup, billing, bodies, catalog, idempotency, l
 from server.store.sqlite.db import Writer, connect
 from server.store.sqlite.migrations import migrate
 from server.store.sqlite.reads import Reader
+from server.store.sqlite.webhooks import SqliteWebhooks
 
 Recover = Callable[[Interrupted], Recovery]
 
@@ -110,6 +111,7 @@ class SqliteStore:
             wal_limit_bytes=storage.wal_limit_mb << 20,
         )
         self.reader = Reader(path, storage.busy_timeout_ms)
+        self.webhooks = SqliteWebhooks(self.writer, self.reader)
 
     async def open(self, month_start_ms: int, recover: Recover, rekey_from: ledger.Chain | None = None) -> Loaded:
         loaded = await asyncio.to_thread(
@@ -189,16 +191,25 @@ class SqliteStore:
         return self.writer.submit(records.add_events(events))
 
     async def append_ledger(
-        self, project_id: str, kind: str, source_id: str, amount_micro: int, memo: str, when_ms: int
+        self,
+        project_id: str,
+        kind: str,
+        source_id: str,
+        amount_micro: int,
+        memo: str,
+        when_ms: int,
+        events: tuple[Event, ...] = (),
     ) -> tuple[dict[str, Any], bool]:
-        """(entry, True) for a new entry; (the entry already recorded under (kind, source_id), False)
-        otherwise: nothing happens twice, and a retry can tell whether it repeated the same thing."""
+        """(entry, True) for a new entry, written with `events`; (the entry already recorded under (kind,
+        source_id), False) otherwise: nothing happens twice, and a retry can tell whether it repeated."""
 
         def op(conn: Any) -> tuple[dict[str, Any], bool]:
             found = ledger.find(conn, kind, source_id)
             if found is not None:
                 return found, False
-            return ledger.append(conn, self.chain, project_id, kind, source_id, amount_micro, memo, when_ms), True
+            entry = ledger.append(conn, self.chain, project_id, kind, source_id, amount_micro, memo, when_ms)
+            records.insert_events(conn, events)
+            return entry, True
 
         return await self.writer.run(op)
 
@@ -245,7 +256,9 @@ class SqliteStore:
             holds = conn.execute(
                 "SELECT COUNT(*), MIN(created_ms), COALESCE(SUM(micro), 0) FROM holds WHERE status = 'open'"
             ).fetchone()
-            outbox = conn.execute("SELECT COUNT(*), MIN(created_ms) FROM outbox WHERE delivered_ms IS NULL").fetchone()
+            outbox = conn.execute(  # the outbox's consumers are webhook endpoints: what waits is their deliveries
+                "SELECT COUNT(*), MIN(event_ms) FROM webhook_deliveries WHERE status = 'pending'"
+            ).fetchone()
             newest = conn.execute(
                 "SELECT MAX(t) FROM (SELECT MAX(started_ms) AS t FROM requests UNION ALL"
                 " SELECT MAX(created_ms) FROM ledger)"
