@@ -53,6 +53,8 @@ class _Server(ThreadingMixIn, WSGIServer):
 
 
 class _Quiet(WSGIRequestHandler):
+    timeout = 10  # seconds a connection may stay silent (a slow or idle client does not hold a thread forever)
+
     def log_message(self, format: str, *args: Any) -> None:  # scrapes are not log events
         pass
 
@@ -66,7 +68,6 @@ class MetricsListener:
         allowed = _anyone if public else _admin_check(gateway)
         app = _guarded(make_wsgi_app(gateway.metrics.registry), allowed)
         self._server = make_server(host, port, app, server_class=server_class, handler_class=_Quiet)
-        self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="gateway-metrics", daemon=True)
         self._thread.start()
 
@@ -91,7 +92,7 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def _guarded(app: WSGIApp, allowed: Callable[[str | None], bool]) -> WSGIApp:
-    """Only GET /metrics, and only for an allowed Authorization header; refusals in OpenAI's error shape."""
+    """Only /metrics, and only for an allowed Authorization header; refusals in OpenAI's error shape."""
 
     def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != PATH:
