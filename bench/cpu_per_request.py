@@ -67,7 +67,20 @@ def main() -> int:
         spy = None
         if opts.profile:
             seconds = str(int(opts.seconds))
-            record = ["py-spy", "record", "-f", "raw", "-d", seconds, "-p", str(gw["pid"]), "-o", str(opts.profile)]
+            record = [
+                "py-spy",
+                "record",
+                "-r",
+                "400",
+                "-f",
+                "raw",
+                "-d",
+                seconds,
+                "-p",
+                str(gw["pid"]),
+                "-o",
+                str(opts.profile),
+            ]
             spy = harness.subprocess.Popen(record)
         for stream in (False, True):
             figures = [

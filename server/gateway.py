@@ -24,6 +24,7 @@ from server.idempotency import Idempotency
 from server.latency import LatencyBands
 from server.limits import RateLimiter
 from server.metering import Rates, charge, estimate
+from server.metrics import Metrics
 from server.pipeline import RequestPath
 from server.providers.base import Provider
 from server.request_log import BodyLog
@@ -66,6 +67,7 @@ class Gateway:
     streams: OpenStreams
     idempotency: Idempotency
     webhooks: Webhooks
+    metrics: Metrics
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     started_ms: int = field(default_factory=now_ms)  # when this process started serving (usage tail's hello)
     stopping: bool = False  # a graceful stop began: /readyz says so, so balancers send no more
@@ -117,9 +119,16 @@ class Gateway:
         streams = OpenStreams()
         limiter = RateLimiter()
         latency = LatencyBands()
+        metrics = Metrics()
+        store.on_commit(metrics.commit)
+        metrics.watch(
+            open_reservations=lambda: budgets.open_holds,
+            queued_writes=lambda: store.queued_writes,
+            health=lambda: (generations.current.router.health, generations.current.provider_settings),
+        )
         webhooks = Webhooks(settings.webhooks, store.webhooks)
         await webhooks.refresh()
-        settlement = Settlement(store, budgets, webhooks.subscriptions.completed)
+        settlement = Settlement(store, budgets, metrics, webhooks.subscriptions.completed)
         gatekeeper = Gatekeeper(
             snapshot=snapshot,
             limiter=limiter,
@@ -138,6 +147,7 @@ class Gateway:
             streams=streams,
             bodies=BodyLog(store, settings.logging, loaded.body_bytes),
             caching=Caching(AnswerCache(settings.cache.max_mb << 20)),
+            metrics=metrics,
         )
         return cls(
             store=store,
@@ -153,6 +163,7 @@ class Gateway:
             streams=streams,
             idempotency=Idempotency(store, settings.idempotency.retention_hours),
             webhooks=webhooks,
+            metrics=metrics,
             trusted_proxies=tuple(ipaddress.ip_network(c, strict=False) for c in settings.server.trusted_proxies),
         )
 

@@ -36,6 +36,7 @@ from server.generation import Generations
 from server.idempotency import Claim
 from server.latency import LatencyBands
 from server.metering import charge, estimate, output_bound, tokens_in, worst_case
+from server.metrics import Metrics, bounded_model
 from server.money import format_credits
 from server.request_log import BodyLog
 from server.routing import Lease
@@ -79,12 +80,27 @@ class RequestPath:
     streams: OpenStreams
     bodies: BodyLog
     caching: Caching
+    metrics: Metrics
 
     def admit(self, secret: str | None, client_ip: str) -> Caller:
-        return self.gatekeeper.admit(secret, client_ip)
+        """The caller a key makes; a refusal (401, 403, the per-IP 429) is counted by its code."""
+        try:
+            return self.gatekeeper.admit(secret, client_ip)
+        except GatewayError as exc:
+            self.metrics.refused(exc.code)
+            raise
 
     def start(self, caller: Caller, call: Call, dialect: Dialect, claim: Claim | None = None) -> Ticket:
-        """Everything before forwarding; raises the documented 400/402/403/404/429/503 errors."""
+        """Everything before forwarding; raises the documented 400/402/403/404/429/503 errors (counted as
+        refusals, with the model's name only when it is a configured one)."""
+        try:
+            return self._start(caller, call, dialect, claim)
+        except GatewayError as exc:
+            model = bounded_model(call.model, self.generations.current.models)
+            self.metrics.refused(exc.code, model, dialect.name)
+            raise
+
+    def _start(self, caller: Caller, call: Call, dialect: Dialect, claim: Claim | None) -> Ticket:
         assert caller.key is not None and caller.project is not None
         generation = self.generations.current
         call.endpoint = dialect.name
@@ -138,6 +154,8 @@ class RequestPath:
         attempts: list[Attempt] = []
         lookup = self.caching.lookup(ticket.caller.project_id, call, ticket.model, dialect.name)
         ticket.cache_status = lookup.status
+        if lookup.status is not None:
+            self.metrics.cache_lookup(lookup.status)
         cached = lookup.served()
         if cached is not None:  # no upstream call, no attempt; billed like any other answer, at the cache rate
             depth, target, body, reported = 0, cached.target, cached.answer, cached.usage
@@ -169,6 +187,7 @@ class RequestPath:
             raise METERING_UNAVAILABLE() from exc
         if cached is None:  # the model's latency band measures upstream calls, not the cache
             self.latency.observe(call.model, now_ms() - call.started_ms)
+        self.metrics.answered(call.endpoint, False, call.arrived, attempts)
         self.bodies.record(call, outcome.ended_ms, content, OK)  # the answer as sent, not serialised again
         return Served(content=content, target=target, depth=depth, charge=outcome.charge, headers=headers)
 
@@ -185,6 +204,8 @@ class RequestPath:
         call, dialect = ticket.call, ticket.dialect
         attempts: list[Attempt] = []
         ticket.cache_status = self.caching.lookup(ticket.caller.project_id, call, ticket.model, dialect.name).status
+        if ticket.cache_status is not None:
+            self.metrics.cache_lookup(ticket.cache_status)
 
         async def open_and_peek(provider: Any, upstream_model: str) -> tuple[Any, AsyncIterator[Any], Any]:
             stream = await dialect.open(provider, upstream_model, call.body)
@@ -226,6 +247,7 @@ class RequestPath:
             drain=provider.on_disconnect == "drain",
             streams=self.streams,
         )
+        self.metrics.answered(call.endpoint, True, call.arrived, attempts)
         return OpenedStream(chunks=relay.run(), target=target, depth=depth, headers=headers)
 
     async def _route(self, ticket: Ticket, attempts: list[Attempt], attempt: Any) -> tuple[int, Target, Any, Lease]:

@@ -6,7 +6,8 @@ the threshold events a spend crosses are computed before the write and committed
 crossed them. If the write fails because the store cannot take writes, a closing with delivered content
 (a stream the client already read) is kept and written as soon as the store recovers; one without (the
 client gets 503) is undone in memory and recorded as a failure instead. Callbacks run on the future's
-completion, not in the awaiting task, so a cancelled client cannot skip settlement.
+completion, not in the awaiting task, so a cancelled client cannot skip settlement. The call's metrics
+(server/metrics.py) are counted here too, as the closing is queued.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from server.generation import Generation
 from server.idempotency import Claim
 from server.limits import Admission
 from server.metering import Rates, charge
+from server.metrics import Metrics
 from server.request_facts import note_cost
 from server.request_feed import RequestFeed
 from server.snapshot import ModelEntry
@@ -141,11 +143,13 @@ class Settlement:
         self,
         store: Store,
         budgets: Budgets,
+        metrics: Metrics,
         completed_subscribers: Container[str] = frozenset(),
         feed: RequestFeed | None = None,
     ) -> None:
         self._store = store
         self._budgets = budgets
+        self._metrics = metrics
         self.feed = feed or RequestFeed()  # followers of committed closings (usage tail)
         # Projects with a webhook endpoint for request.completed (kept current by the webhooks service):
         # only their closings carry that event, so a gateway nobody listens to pays one set lookup.
@@ -164,8 +168,9 @@ class Settlement:
         """Resolve the hold in memory and queue the closing write; `delivered` says the client already has
         the content (a stream), so the usage must be recorded even if the store refuses it for now; an
         `answer` to an idempotent call is stored in the same transaction as its charge."""
-        caller, hold = ticket.caller, ticket.hold
+        caller, hold, model = ticket.caller, ticket.hold, ticket.model
         assert caller.key is not None and caller.project is not None
+        self._metrics.closed(model.name, ticket.call.endpoint, outcome, model.targets[0] if model.targets else None)
         if outcome.charge is not None:
             note_cost(outcome.charge.micro)  # for the access log line
             crossings = self._budgets.settle(

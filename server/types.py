@@ -124,6 +124,7 @@ class Call:
     stream: bool = False
     client_request_id: str | None = None
     started_ms: int = 0
+    arrived: float = 0.0  # time.perf_counter() when the HTTP request arrived (the overhead metric's start)
     body_bytes: int = 0  # size of the body as JSON: the input-token upper bound and the estimate base
     raw: bytes = b""  # the body as the client sent it (JSON), for the request log and replay
     replay_of: str | None = None  # the request this one replays (gatewayctl replay)

@@ -29,6 +29,7 @@ REQUEST_ID_SCOPE_KEY = "gateway.request_id"
 CLIENT_ID_SCOPE_KEY = "gateway.client_request_id"
 CACHE_HEADER = "x-gateway-cache"
 CACHE_MODES = {"use": USE, "bypass": SKIP, "no-store": SKIP}
+ARRIVED_SCOPE_KEY = "gateway.arrived"  # time.perf_counter() when the request reached the app
 
 
 def gateway_of(request: Request[Any, Any, Any]) -> Gateway:
@@ -82,6 +83,7 @@ def new_call(
         body=body,
         stream=stream,
         started_ms=now_ms(),
+        arrived=request.scope.get(ARRIVED_SCOPE_KEY, 0.0),  # type: ignore[call-overload]
         body_bytes=len(raw),
         raw=raw,
         cache_mode=cache_mode,

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import httpx2
+import openai
 
 from server.api.request_id import request_id_middleware
 from server.app import create_app
@@ -60,6 +61,12 @@ class InProc:
     client: httpx.AsyncClient
     admin: httpx.AsyncClient
     database: Path
+    transport: httpx.AsyncBaseTransport
+
+    def openai(self, key: str) -> openai.AsyncOpenAI:
+        """The official SDK, speaking to this gateway in-process."""
+        http = httpx.AsyncClient(transport=self.transport, base_url="http://gateway.test", timeout=30)
+        return openai.AsyncOpenAI(base_url="http://gateway.test/v1", api_key=key, http_client=http, max_retries=0)
 
     async def project(self, name: str, **fields: Any) -> dict[str, Any]:
         created = (await self.admin.post("/admin/v1/projects", json={"name": name})).raise_for_status().json()
@@ -138,7 +145,7 @@ async def running(
                 transport=transport, base_url="http://gateway.test", headers=auth(token), timeout=30
             ) as admin,
         ):
-            yield InProc(gateway, client, admin, settings.database_path)
+            yield InProc(gateway, client, admin, settings.database_path, transport)
 
 
 def upstream_behavior(**behavior: Any) -> None:
