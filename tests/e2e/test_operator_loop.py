@@ -26,8 +26,9 @@ def _client(fd: FrontDoors, key: str | None = None) -> openai.OpenAI:
 
 
 def _stored_bytes(database: Path) -> bytes:
-    wal = Path(f"{database}-wal")
-    return database.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    """Every byte the gateway stored: its database and the bodies' one, with their write-ahead logs."""
+    files = [database, database.with_name("bodies.db")]
+    return b"".join(path.read_bytes() for f in files for path in (f, Path(f"{f}-wal")) if path.exists())
 
 
 def test_requests_list_and_show_with_scrubbed_bodies(fd: FrontDoors) -> None:

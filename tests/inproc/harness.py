@@ -84,7 +84,7 @@ class InProc:
 
     async def quiesce(self) -> None:
         """Wait until every queued write has committed (a settled request's last write is queued last)."""
-        await self.gateway.store.writer.run(lambda conn: None)
+        await self.gateway.store.flush()
 
 
 def auth(key: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from tests.inproc.harness import BASE_CONFIG, auth, running, upstream_behavior
 
 
 def _bodies(database: Path) -> dict[str, tuple[object, object]]:
-    with sqlite3.connect(database) as conn:
+    with sqlite3.connect(database.with_name("bodies.db")) as conn:
         found = conn.execute(
             "SELECT request_id, request, response, request_truncated, response_truncated FROM request_bodies"
         ).fetchall()
@@ -35,7 +35,8 @@ async def test_bodies_are_stored_scrubbed_and_streams_as_their_assembled_answer(
         await gw.quiesce()
         stored = _bodies(gw.database)
         assert len(stored) == 2
-        raw = gw.database.read_bytes() + Path(f"{gw.database}-wal").read_bytes()
+        files = [gw.database, gw.database.with_name("bodies.db")]
+        raw = b"".join(path.read_bytes() for f in files for path in (f, Path(f"{f}-wal")) if path.exists())
         assert key.encode() not in raw and b"sk-proj-abcdefghijklmnop" not in raw
         requests = [request for request, _ in stored.values()]
         assert any("[redacted]" in str(request) for request in requests)
@@ -61,16 +62,17 @@ async def test_the_disk_budget_drops_the_oldest_and_errors_mode_keeps_only_error
             body = {"model": "mock-chat", "messages": [{"role": "user", "content": f"{n} {secrets.token_hex(24_000)}"}]}
             assert (await gw.client.post("/v1/chat/completions", json=body, headers=auth(key))).status_code == 200
         await gw.quiesce()
-        with sqlite3.connect(gw.database) as conn:
-            kept, size = conn.execute("SELECT COUNT(*), SUM(bytes) FROM request_bodies").fetchone()
-            oldest = conn.execute(
-                "SELECT MIN(r.started_ms) FROM request_bodies b JOIN requests r ON r.id = b.request_id"
-            ).fetchone()[0]
-            first = conn.execute("SELECT MIN(started_ms) FROM requests").fetchone()[0]
-        assert 0 < kept < 60 and size <= 1 << 20  # bounded, the newest kept
-        with sqlite3.connect(gw.database) as conn:
+        bodies = gw.database.with_name("bodies.db")
+        with sqlite3.connect(bodies) as conn:
+            kept, size, oldest = conn.execute(
+                "SELECT COUNT(*), SUM(bytes), MIN(created_ms) FROM request_bodies"
+            ).fetchone()
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        assert gw.database.stat().st_size < 5 << 19  # the file too: freed pages are reused, not appended
+        with sqlite3.connect(gw.database) as conn:
+            first = conn.execute("SELECT MIN(ended_ms) FROM requests").fetchone()[0]
+            assert "request_bodies" not in {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert 0 < kept < 60 and size <= 1 << 20  # bounded, the newest kept
+        assert bodies.stat().st_size < 5 << 19  # the file too: freed pages are reused, not appended
         assert oldest > first
         assert gw.gateway.path.bodies.stored_bytes == size
     errors_only = BASE_CONFIG + '\n[logging]\nbodies = "errors"\n'

@@ -1,11 +1,27 @@
-"""SQL for the request log's bodies: insert (trimming the oldest past the disk budget), purge by age, read."""
+"""SQL for the request log's bodies, kept in a database file of their own (`bodies.db` beside
+`gateway.db`): insert (trimming the oldest past the disk budget), purge by age, read.
+
+Apart because they are diagnostics, not records: their bytes never ride in the fsync of a usage commit
+(the file is written with synchronous=NORMAL: a power loss may lose the last bodies, never corrupt), they
+do not swell backups of the ledger, and the disk budget bounds a file of their own."""
 
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from server.store.protocol import BodyRecord
+from server.store.sqlite.db import connect
+
+FILE_NAME = "bodies.db"
+SYNCHRONOUS = "NORMAL"
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS request_bodies (request_id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL,"
+    " request BLOB, response BLOB, request_truncated INTEGER NOT NULL DEFAULT 0,"
+    " response_truncated INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS idx_request_bodies_created ON request_bodies (created_ms)",
+)
 
 TRIM_BATCH = 200
 
@@ -58,8 +74,15 @@ def purge(before_ms: int) -> Any:
     return op
 
 
-def total(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT COALESCE(SUM(bytes), 0) FROM request_bodies").fetchone()[0])
+def prepare(path: Path, busy_timeout_ms: int) -> int:
+    """Create the bodies database when missing; returns what its bodies weigh now."""
+    conn = connect(path, SYNCHRONOUS, busy_timeout_ms)
+    try:
+        for statement in SCHEMA:
+            conn.execute(statement)
+        return int(conn.execute("SELECT COALESCE(SUM(bytes), 0) FROM request_bodies").fetchone()[0])
+    finally:
+        conn.close()
 
 
 def read(conn: sqlite3.Connection, request_id: str) -> dict[str, Any] | None:

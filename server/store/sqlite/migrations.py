@@ -397,6 +397,12 @@ def _m007_webhooks(db: sqlite_utils.Database) -> None:
     db["webhook_attempts"].create_index(["delivery_id", "number"])
 
 
+def _m012_bodies_apart(db: sqlite_utils.Database) -> None:
+    # The request log's bodies move to a database file of their own (bodies.db, store/sqlite/bodies.py).
+    # Those stored here before are diagnostics, not records: they are dropped, not copied.
+    db.execute("DROP TABLE IF EXISTS request_bodies")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("001_initial", _m001_initial),
     ("002_limits_budgets_ledger", _m002_limits_budgets_ledger),
@@ -407,6 +413,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("007_webhooks", _m007_webhooks),
     ("008_operator_loop", _m008_operator_loop),
     ("009_usage_days", _m009_usage_days),
+    ("012_bodies_apart", _m012_bodies_apart),
 ]
 
 

@@ -22,15 +22,18 @@ _GROUPS = {
 
 
 class Reader:
-    def __init__(self, path: Path, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, path: Path, busy_timeout_ms: int = 5000, attach: dict[str, Path] | None = None) -> None:
         self._path = path
         self._busy_timeout_ms = busy_timeout_ms
+        self._attach = attach or {}  # schema name -> database file, readable beside the main one
         self._conn: aiosqlite.Connection | None = None
 
     async def open(self) -> None:
         self._conn = await aiosqlite.connect(self._path)
         self._conn.row_factory = aiosqlite.Row
         await self._conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+        for name, path in self._attach.items():
+            await self._conn.execute(f"ATTACH DATABASE ? AS {name}", (str(path),))
         await self._conn.execute("PRAGMA query_only=ON")
 
     async def close(self) -> None:
@@ -38,11 +41,12 @@ class Reader:
             await self._conn.close()
             self._conn = None
 
-    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a synchronous read on its own read-only connection, off the event loop."""
+    async def call(self, fn: Callable[[sqlite3.Connection], T], path: Path | None = None) -> T:
+        """Run a synchronous read on its own read-only connection (to the main database, or `path`), off
+        the event loop."""
 
         def run() -> T:
-            conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True)
+            conn = sqlite3.connect(f"file:{path or self._path}?mode=ro", uri=True)
             try:
                 conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
                 return fn(conn)
@@ -121,7 +125,7 @@ class Reader:
 MIN_PREFIX = 8
 _REQUEST_COLUMNS = (
     "r.*, u.input_tokens, u.output_tokens, u.cached_tokens, u.cost_micro, u.price_card, u.estimated,"
-    " EXISTS (SELECT 1 FROM request_bodies b WHERE b.request_id = r.id) AS has_bodies"
+    " EXISTS (SELECT 1 FROM bodies.request_bodies b WHERE b.request_id = r.id) AS has_bodies"
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,6 @@ def prepare(
             spend_key=spend_key,
             open_holds=records.open_holds(conn),
             interrupted=pending,
-            body_bytes=bodies.total(conn),
         )
     finally:
         conn.close()
@@ -110,19 +110,31 @@ class SqliteStore:
             min_free_bytes=storage.min_free_mb << 20,
             wal_limit_bytes=storage.wal_limit_mb << 20,
         )
-        self.reader = Reader(path, storage.busy_timeout_ms)
+        self.bodies_path = path.with_name(bodies.FILE_NAME)
+        self.body_writer = Writer(
+            self.bodies_path,
+            bodies.SYNCHRONOUS,
+            storage.busy_timeout_ms,
+            storage.max_batch,
+            min_free_bytes=storage.min_free_mb << 20,
+            wal_limit_bytes=storage.wal_limit_mb << 20,
+        )
+        self.reader = Reader(path, storage.busy_timeout_ms, attach={"bodies": self.bodies_path})
         self.webhooks = SqliteWebhooks(self.writer, self.reader)
 
     async def open(self, month_start_ms: int, recover: Recover, rekey_from: ledger.Chain | None = None) -> Loaded:
         loaded = await asyncio.to_thread(
             prepare, self.path, self.chain, rekey_from=rekey_from, month_start_ms=month_start_ms, recover=recover
         )
+        body_bytes = await asyncio.to_thread(bodies.prepare, self.bodies_path, self._storage.busy_timeout_ms)
         self.writer.start()
+        self.body_writer.start()
         await self.reader.open()
-        return loaded
+        return replace(loaded, body_bytes=body_bytes)
 
     async def close(self) -> None:
         await self.writer.stop()
+        await self.body_writer.stop()
         await self.reader.close()
 
     @property
@@ -214,13 +226,13 @@ class SqliteStore:
         return await self.writer.run(op)
 
     def record_bodies(self, record: BodyRecord, trim_bytes: int) -> asyncio.Future[Any]:
-        return self.writer.submit(bodies.insert(record, trim_bytes), lazy=True)
+        return self.body_writer.submit(bodies.insert(record, trim_bytes), lazy=True)
 
     async def purge_bodies(self, before_ms: int) -> int:
-        return int(await self.writer.run(bodies.purge(before_ms)))
+        return int(await self.body_writer.run(bodies.purge(before_ms)))
 
     async def read_bodies(self, request_id: str) -> dict[str, Any] | None:
-        return await self.reader.call(lambda conn: bodies.read(conn, request_id))
+        return await self.reader.call(lambda conn: bodies.read(conn, request_id), self.bodies_path)
 
     async def list_requests(self, filters: dict[str, Any], limit: int) -> list[dict[str, Any]]:
         return await self.reader.list_requests(filters, limit)
@@ -233,6 +245,7 @@ class SqliteStore:
 
     async def flush(self) -> None:
         await self.writer.run(lambda conn: None)
+        await self.body_writer.run(lambda conn: None)
 
     async def backup(self) -> tuple[Path, dict[str, Any]]:
         """A consistent copy beside the database (see backup.py), checked; the caller removes the file."""
