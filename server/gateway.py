@@ -172,6 +172,7 @@ class Gateway:
         and the database closed cleanly."""
         self.settlement.feed.close()
         await self.generations.close()
+        await self.path.bodies.flush()
         if self.settlement.backlog:
             log.error(
                 "%d outcomes could not be recorded before the stop (the store refused writes)", self.settlement.backlog

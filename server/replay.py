@@ -72,7 +72,8 @@ async def replay(
             await gw.path.serve_unary(ticket)
     except GatewayError as exc:  # recorded like any failed call; shown beside the original
         failure = exc
-    await gw.store.flush()  # the replay's row, usage and bodies are written before they are read back
+    await gw.path.bodies.flush()  # the replay's row, usage and bodies are written before they are read back
+    await gw.store.flush()
     again = (await gw.store.requests_matching(call.request_id, 1))[0]
     side = await _side(gw, again)
     if failure is not None:

@@ -10,6 +10,8 @@ request rows and usage are kept regardless (they back invoices).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import zlib
 from typing import Any
@@ -23,6 +25,8 @@ from server.types import Call
 
 log = logging.getLogger("gateway.request_log")
 DAY_MS = 86_400_000
+FLUSH_S = 0.05  # bodies wait at most this long to be written with others
+BATCH = 64
 SCRUB_MARGIN = 512  # longer than any key shape: a key cut by max_body_bytes is still found whole
 
 
@@ -77,11 +81,16 @@ def stored_bodies(found: dict[str, Any]) -> dict[str, Any]:
 
 
 class BodyLog:
+    """Bodies are packed as requests end and written in batches (every FLUSH_S, or BATCH at once): one
+    hand-off to the writer thread per batch, not per request, so the log costs the hot path little."""
+
     def __init__(self, store: Store, settings: LoggingSettings, stored_bytes: int) -> None:
         self._store = store
         self._settings = settings
         self._budget = settings.max_disk_mb << 20
         self.stored_bytes = stored_bytes
+        self._pending: list[BodyRecord] = []
+        self._timer: asyncio.TimerHandle | None = None
 
     def wants(self, status: str, replay: bool = False) -> bool:
         """Whether the mode keeps these bodies; a replay keeps its own whenever bodies are kept at all
@@ -103,12 +112,34 @@ class BodyLog:
         except Exception:  # a body that cannot be serialised is not worth failing a request over
             log.exception("the bodies of %s were not stored", request_id)
             return
-        record = BodyRecord(request_id, when_ms, request_blob, response_blob, request_cut, response_cut)
-        self.stored_bytes += record.size
+        self._pending.append(BodyRecord(request_id, when_ms, request_blob, response_blob, request_cut, response_cut))
+        if len(self._pending) >= BATCH:
+            self._write()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_S, self._write)
+
+    def _write(self) -> asyncio.Future[Any] | None:
+        """Hand what is pending to the store in one write (trimming the oldest when past the budget)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        records, self._pending = self._pending, []
+        if not records:
+            return None
+        size = sum(record.size for record in records)
+        self.stored_bytes += size
         over = self.stored_bytes - self._budget
         trim = self.stored_bytes - self._budget * 9 // 10 if over > 0 else 0
-        future = self._store.record_bodies(record, trim)
-        future.add_done_callback(lambda done: self._written(done, record.size))
+        future = self._store.record_bodies(records, trim)
+        future.add_done_callback(lambda done: self._written(done, size))
+        return future
+
+    async def flush(self) -> None:
+        """Write the pending bodies now and wait for them (a replay reads its own back; a stop keeps them)."""
+        future = self._write()
+        if future is not None:
+            with contextlib.suppress(Exception):  # a failed write was logged and uncounted by `_written`
+                await future
 
     def _written(self, done: Any, size: int) -> None:
         if done.cancelled() or done.exception() is not None:

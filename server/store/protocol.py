@@ -281,9 +281,9 @@ class Store(Protocol):
     async def set_stripe_invoice(self, invoice_id: str, stripe_invoice_id: str) -> None: ...
 
     # the request log's bodies
-    def record_bodies(self, record: BodyRecord, trim_bytes: int) -> asyncio.Future[Any]:
-        """Store bodies (lazily, off the request's commit); drop the oldest until `trim_bytes` are freed.
-        The future gives the bytes freed."""
+    def record_bodies(self, records: Sequence[BodyRecord], trim_bytes: int) -> asyncio.Future[Any]:
+        """Store a batch of bodies (apart from the requests' commits); drop the oldest until `trim_bytes`
+        are freed. The future gives the bytes freed."""
         ...
 
     async def purge_bodies(self, before_ms: int) -> int: ...

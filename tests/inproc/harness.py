@@ -84,6 +84,7 @@ class InProc:
 
     async def quiesce(self) -> None:
         """Wait until every queued write has committed (a settled request's last write is queued last)."""
+        await self.gateway.path.bodies.flush()
         await self.gateway.store.flush()
 
 

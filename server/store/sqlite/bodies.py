@@ -8,6 +8,7 @@ do not swell backups of the ledger, and the disk budget bounds a file of their o
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +27,26 @@ SCHEMA = (
 TRIM_BATCH = 200
 
 
-def insert(record: BodyRecord, trim_bytes: int) -> Any:
-    """Store one request's bodies; then, when asked, drop the oldest until `trim_bytes` are freed. Returns
-    the bytes freed (the caller keeps the running total)."""
+def insert(records: Sequence[BodyRecord], trim_bytes: int) -> Any:
+    """Store requests' bodies; then, when asked, drop the oldest until `trim_bytes` are freed. Returns the
+    bytes freed (the caller keeps the running total)."""
 
     def op(conn: sqlite3.Connection) -> int:
-        conn.execute(
+        conn.executemany(
             "INSERT OR REPLACE INTO request_bodies (request_id, created_ms, request, response, request_truncated,"
             " response_truncated, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.request_id,
-                record.created_ms,
-                record.request,
-                record.response,
-                int(record.request_truncated),
-                int(record.response_truncated),
-                record.size,
-            ),
+            [
+                (
+                    record.request_id,
+                    record.created_ms,
+                    record.request,
+                    record.response,
+                    int(record.request_truncated),
+                    int(record.response_truncated),
+                    record.size,
+                )
+                for record in records
+            ],
         )
         freed = 0
         while freed < trim_bytes:

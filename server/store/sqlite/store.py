@@ -225,8 +225,8 @@ class SqliteStore:
 
         return await self.writer.run(op)
 
-    def record_bodies(self, record: BodyRecord, trim_bytes: int) -> asyncio.Future[Any]:
-        return self.body_writer.submit(bodies.insert(record, trim_bytes), lazy=True)
+    def record_bodies(self, records: Sequence[BodyRecord], trim_bytes: int) -> asyncio.Future[Any]:
+        return self.body_writer.submit(bodies.insert(records, trim_bytes))
 
     async def purge_bodies(self, before_ms: int) -> int:
         return int(await self.body_writer.run(bodies.purge(before_ms)))
