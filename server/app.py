@@ -17,6 +17,7 @@ from server.api.gemini import generate_content
 from server.api.health import healthz, readyz
 from server.api.openai.chat import chat_completions
 from server.api.openai.embeddings import embeddings
+from server.api.openai.files import FILE_ROUTES
 from server.api.openai.models import list_models, retrieve_model
 from server.api.openai.responses import responses
 from server.api.openai.usage import usage
@@ -47,6 +48,7 @@ def create_app(settings: Settings) -> Litestar:
         maintenance = Maintenance(gateway)
         maintenance.start()
         gateway.webhooks.start()  # the delivery worker: pending deliveries are in the store, so it resumes
+        gateway.jobs.start()  # video and music jobs: active ones are in the store, so they resume
         # Long-lived startup objects leave the GC's view, and young collections run less often:
         # per-request garbage is short-lived, and full collections were the p99 latency spikes.
         gc.freeze()
@@ -55,6 +57,7 @@ def create_app(settings: Settings) -> Litestar:
             yield
         finally:
             await maintenance.stop()
+            await gateway.jobs.stop()
             await gateway.webhooks.stop()
             await last_used.stop()
             await gateway.close()
@@ -73,6 +76,7 @@ def create_app(settings: Settings) -> Litestar:
             usage,
             stripe_webhook,
             *WEBHOOK_ROUTES,
+            *FILE_ROUTES,
             admin_router,
         ],
         lifespan=[lifespan],

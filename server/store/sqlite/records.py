@@ -13,6 +13,7 @@ from server.store.protocol import Closing, Event, HoldRecord, Intent, Interrupte
 from server.store.sqlite import idempotency, ledger
 from server.store.sqlite.catalog import rows
 from server.store.sqlite.fanout import fan_out
+from server.store.sqlite.media_rows import finish_job
 from server.store.sqlite.rollups import add_to_rollup
 
 Op = Any  # a writer operation: a function of the connection
@@ -168,6 +169,8 @@ def close(closing: Closing, chain: ledger.Chain) -> Op:
                 outcome.ended_ms,
             )
         resolve_hold(conn, closing.hold_id, closing.hold_status, outcome.ended_ms)
+        if closing.job_end is not None:
+            finish_job(conn, closing.job_end)
         insert_events(conn, closing.events)
         if closing.idempotency is not None:
             idempotency.insert(conn, closing.idempotency)
