@@ -15,12 +15,15 @@ from server.api.anthropic import messages
 from server.api.error_handlers import OPENAI_ERRORS
 from server.api.gemini import generate_content
 from server.api.health import healthz, readyz
+from server.api.openai.audio import AUDIO_ROUTES
 from server.api.openai.chat import chat_completions
 from server.api.openai.embeddings import embeddings
 from server.api.openai.files import FILE_ROUTES
+from server.api.openai.images import IMAGE_ROUTES
 from server.api.openai.models import list_models, retrieve_model
 from server.api.openai.responses import responses
 from server.api.openai.usage import usage
+from server.api.openai.videos import JOB_ROUTES
 from server.api.openai.webhooks import WEBHOOK_ROUTES
 from server.api.request_id import request_id_middleware
 from server.api.stripe_webhook import stripe_webhook
@@ -77,6 +80,9 @@ def create_app(settings: Settings) -> Litestar:
             stripe_webhook,
             *WEBHOOK_ROUTES,
             *FILE_ROUTES,
+            *IMAGE_ROUTES,
+            *AUDIO_ROUTES,
+            *JOB_ROUTES,
             admin_router,
         ],
         lifespan=[lifespan],

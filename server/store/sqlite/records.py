@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from server.store.protocol import Closing, Event, HoldRecord, Intent, Interrupted, Recovery
+from server.store.protocol import HOLD_JOB, Closing, Event, HoldRecord, Intent, Interrupted, Recovery
 from server.store.sqlite import idempotency, ledger
 from server.store.sqlite.catalog import rows
 from server.store.sqlite.fanout import fan_out
@@ -24,7 +24,8 @@ def _json(value: Any) -> str:
 
 
 def insert_intent(intent: Intent) -> Op:
-    """The request row (status pending) and its hold, written before the request is forwarded."""
+    """The request row (status pending) and its hold, written before the request is forwarded. A job's hold
+    was written with the job itself: its request row is written alone, when the job ends."""
     caller, call, hold = intent.caller, intent.call, intent.hold
 
     def op(conn: sqlite3.Connection) -> None:
@@ -44,7 +45,8 @@ def insert_intent(intent: Intent) -> Op:
                 call.replay_of,
             ),
         )
-        insert_hold(conn, hold, call.started_ms)
+        if hold.kind != HOLD_JOB:
+            insert_hold(conn, hold, call.started_ms)
 
     return op
 
