@@ -125,6 +125,19 @@ class ImagesDialect:
     def adapter(self, body: dict[str, Any], provider: Provider) -> Any:
         raise NotImplementedError("images are not streamed")
 
+    def logged(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """The answer as the request log keeps it: each image's base64 replaced by its size (the log keeps
+        JSON for people and replays, not megabytes of pictures)."""
+        shown = dict(answer)
+        shown["data"] = [
+            {**item, "b64_json": f"<{len(item['b64_json'])} characters of base64>"}
+            if isinstance(item.get("b64_json"), str)
+            else item
+            for item in answer.get("data") or []
+            if isinstance(item, dict)
+        ]
+        return shown
+
     def present(self, answer: dict[str, Any], usage: Usage, charge_micro: int) -> None:
         """The cost goes into the provider's usage object when it sent one (gpt-image models), else only into
         the `x-credits-used` header (DALL-E answers have no usage object to extend)."""
