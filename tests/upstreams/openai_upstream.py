@@ -448,6 +448,12 @@ async def responses(body: dict[str, Any], behavior: dict[str, Any], send: Send) 
     await _send_events(send, behavior, pieces)  # no [DONE] on /responses; a broken stream has no response.completed
 
 
+async def _send_png(send: Send, png: bytes) -> None:
+    start = [(b"content-type", b"image/png"), (b"content-length", str(len(png)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": start})
+    await send({"type": "http.response.body", "body": png})
+
+
 async def control(request: Request, send: Send) -> None:
     """Test-only routes; never recorded and never authenticated."""
 
@@ -456,6 +462,9 @@ async def control(request: Request, send: Send) -> None:
 
     if (request.method, request.path) == ("POST", "/_reset"):
         openai_media.reset()
+    if request.method == "GET" and request.path.startswith("/_media/"):  # a picture on the web, for fetch tests
+        png = openai_media.tiny_png(request.path)
+        return await _send_png(send, png)
     if not await control_route(STATE, request.method, request.path, request.body, reply, ApiError):
         raise ApiError(404, f"Invalid URL ({request.method} {request.path})")
 
