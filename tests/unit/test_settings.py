@@ -71,9 +71,12 @@ def test_documented_config_covers_every_settings_key() -> None:
     """A key added to the settings must be documented in config.example.toml (and named in the README)."""
     from server.settings import (
         BillingSettings,
+        FileSettings,
         IdempotencySettings,
+        JobSettings,
         LimitSettings,
         LoggingSettings,
+        PlanSettings,
         ProviderSettings,
         RoutingSettings,
         ServerSettings,
@@ -97,6 +100,9 @@ def test_documented_config_covers_every_settings_key() -> None:
         LoggingSettings,
         IdempotencySettings,
         WebhookSettings,
+        FileSettings,
+        JobSettings,
+        PlanSettings,
     ):
         for name in model.model_fields:
             assert name in text, f"{model.__name__}.{name} is not documented in config.example.toml"
