@@ -35,17 +35,11 @@ def _refuse(message: str) -> UpstreamError:
 
 def _images(seed: bytes, body: dict[str, Any], count: int, prompt: str) -> dict[str, Any]:
     width, height = synth.dimensions(body.get("size"))
-    data = []
+    data = []  # DALL-E's answer shape: no size, quality or usage fields
     for index in range(count):
         image = synth.png(synth.digest(seed.hex(), index), width, height)
         data.append({"b64_json": base64.b64encode(image).decode(), "revised_prompt": prompt})
-    return {
-        "created": int(time.time()),
-        "data": data,
-        "size": f"{width}x{height}",
-        "quality": body.get("quality") or "standard",
-        "output_format": "png",
-    }
+    return {"created": int(time.time()), "data": data}
 
 
 async def _file_digest(form: Form) -> tuple[bytes, int, bytes]:
