@@ -194,14 +194,22 @@ def run_ctl(args: list[str], env: dict[str, str], cwd: Path, timeout_s: float = 
 
 
 def setup_gateway(
-    children: Children, tmp: Path, upstream_port: int, *, ready_timeout_s: float = 30, limits: bool = True
+    children: Children,
+    tmp: Path,
+    upstream_port: int,
+    *,
+    ready_timeout_s: float = 30,
+    limits: bool = True,
+    extra_config: str = "",
 ) -> dict[str, Any]:
     """Write the config, init the database, start ``gatewayctl serve``, create a project and key.
     With `limits`, the key has RPM/TPM limits and a monthly budget and the project a budget, so every
     request goes through the rate limiter and the budget reservation (set high enough never to bite)."""
     port = free_port()
     config = tmp / "config.toml"
-    config.write_text(CONFIG.format(port=port, upstream_port=upstream_port) + (LIMITS_CONFIG if limits else ""))
+    config.write_text(
+        CONFIG.format(port=port, upstream_port=upstream_port) + (LIMITS_CONFIG if limits else "") + extra_config
+    )
     env_token = secrets.token_urlsafe(24)
     init = run_ctl(["init", "--dir", str(tmp), "--json"], child_env(), tmp)
     token = str(init.get("admin_token") or env_token)
