@@ -34,6 +34,16 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message is one line naming the key."""
 
 
+def cidrs(networks: list[str]) -> list[str]:
+    """A list of CIDRs, each checked (one line naming the first that is not one)."""
+    for cidr in networks:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ValueError(f"{cidr!r} is not a CIDR") from None
+    return networks
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -346,12 +356,7 @@ class FileSettings(_Strict):
     @field_validator("fetch_allow_networks")
     @classmethod
     def _cidrs(cls, networks: list[str]) -> list[str]:
-        for cidr in networks:
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError:
-                raise ValueError(f"{cidr!r} is not a CIDR") from None
-        return networks
+        return cidrs(networks)
 
     @field_validator("public_url")
     @classmethod
@@ -396,12 +401,7 @@ class WebhookSettings(_Strict):
     @field_validator("allow_networks")
     @classmethod
     def _cidrs(cls, networks: list[str]) -> list[str]:
-        for cidr in networks:
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError:
-                raise ValueError(f"{cidr!r} is not a CIDR") from None
-        return networks
+        return cidrs(networks)
 
     @field_validator("retry_schedule_s")
     @classmethod

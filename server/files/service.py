@@ -30,6 +30,20 @@ def new_file_id() -> str:
 
 
 @dataclass(slots=True, frozen=True)
+class Meta:
+    """What a stored file's row says besides its bytes."""
+
+    filename: str
+    content_type: str
+    purpose: str
+    source: str  # upload | image | video | music
+    request_id: str
+
+
+GENERATED = "assistants_output"  # the purpose of files the gateway made (images, job results)
+
+
+@dataclass(slots=True, frozen=True)
 class Upload:
     """A file received to disk (server/api/multipart.py), not yet kept."""
 
@@ -84,19 +98,9 @@ class Files:
         file_id = new_file_id()
         try:
             self.quota.confirm(reservation, upload.size)
-            self.disk.keep(upload.path, project_id, file_id)
-            stored = StoredFile(
-                id=file_id,
-                project_id=project_id,
-                purpose=purpose,
-                filename=upload.filename,
-                bytes=upload.size,
-                content_type=upload.content_type,
-                sha256=upload.sha256,
-                source="upload",
-                created_ms=now_ms(),
-                request_id=request_id,
-            )
+            path = self.disk.keep(upload.path, project_id, file_id)
+            meta = Meta(upload.filename, upload.content_type, purpose, "upload", request_id)
+            stored = self.describe(project_id, file_id, Written(path, upload.size, upload.sha256), meta)
             await self.store.add_file(stored)
         except BaseException:
             self.disk.remove(project_id, file_id)
@@ -105,73 +109,10 @@ class Files:
         self.quota.settle(reservation, upload.size)
         return stored
 
-    async def add_bytes(
-        self,
-        project_id: str,
-        data: bytes,
-        *,
-        filename: str,
-        content_type: str,
-        purpose: str,
-        source: str,
-        request_id: str,
-    ) -> StoredFile:
-        """Bytes the gateway produced or fetched whole (a generated image): stored and counted."""
+    async def add_bytes(self, project_id: str, data: bytes, meta: Meta) -> StoredFile:
+        """Bytes the gateway produced or fetched whole (a generated image): stored, given a row, counted."""
         file_id = new_file_id()
-        written = self.disk.write(project_id, file_id, data)
-        return await self._row(project_id, file_id, written, filename, content_type, purpose, source, request_id)
-
-    async def receive(
-        self,
-        project_id: str,
-        chunks: AsyncIterator[bytes],
-        *,
-        filename: str,
-        content_type: str,
-        source: str,
-        request_id: str,
-    ) -> StoredFile:
-        """A job's result streamed to disk; its row is written by the caller's closing (returned, not added)."""
-        file_id = new_file_id()
-        written = await self.disk.write_stream(project_id, file_id, chunks, self.max_file_bytes)
-        return self.describe(project_id, file_id, written, filename, content_type, "output", source, request_id)
-
-    def describe(
-        self,
-        project_id: str,
-        file_id: str,
-        written: Written,
-        filename: str,
-        content_type: str,
-        purpose: str,
-        source: str,
-        request_id: str,
-    ) -> StoredFile:
-        return StoredFile(
-            id=file_id,
-            project_id=project_id,
-            purpose=purpose,
-            filename=filename,
-            bytes=written.size,
-            content_type=content_type,
-            sha256=written.sha256,
-            source=source,
-            created_ms=now_ms(),
-            request_id=request_id,
-        )
-
-    async def _row(
-        self,
-        project_id: str,
-        file_id: str,
-        written: Written,
-        filename: str,
-        content_type: str,
-        purpose: str,
-        source: str,
-        request_id: str,
-    ) -> StoredFile:
-        stored = self.describe(project_id, file_id, written, filename, content_type, purpose, source, request_id)
+        stored = self.describe(project_id, file_id, self.disk.write(project_id, file_id, data), meta)
         try:
             await self.store.add_file(stored)
         except BaseException:
@@ -179,6 +120,27 @@ class Files:
             raise
         self.quota.add(project_id, stored.bytes)
         return stored
+
+    async def receive(self, project_id: str, chunks: AsyncIterator[bytes], meta: Meta) -> StoredFile:
+        """A job's result streamed to disk; its row is written by the caller's closing (returned, not added)."""
+        file_id = new_file_id()
+        written = await self.disk.write_stream(project_id, file_id, chunks, self.max_file_bytes)
+        return self.describe(project_id, file_id, written, meta)
+
+    @staticmethod
+    def describe(project_id: str, file_id: str, written: Written, meta: Meta) -> StoredFile:
+        return StoredFile(
+            id=file_id,
+            project_id=project_id,
+            purpose=meta.purpose,
+            filename=meta.filename,
+            bytes=written.size,
+            content_type=meta.content_type,
+            sha256=written.sha256,
+            source=meta.source,
+            created_ms=now_ms(),
+            request_id=meta.request_id,
+        )
 
     def counted(self, stored: StoredFile) -> None:
         """A file whose row another transaction wrote (a job's result) now counts against the quota."""

@@ -34,7 +34,7 @@ from server.clock import now_ms
 from server.dialects.jobs import UNITS, JobDialect
 from server.errors import GatewayError, UpstreamError
 from server.events.outbox import job_event
-from server.files.service import Files
+from server.files.service import GENERATED, Files, Meta
 from server.limits import Admission
 from server.metering import Rates
 from server.pipeline import RequestPath
@@ -217,14 +217,9 @@ class JobRunner:
         assert job.upstream_id is not None
         content = await provider.job_content(job.kind, job.upstream_id)
         try:
-            stored = await self._files.receive(
-                job.project_id,
-                content.__aiter__(),
-                filename=job.id + EXTENSIONS[job.kind],
-                content_type=content.content_type.split(";", 1)[0],
-                source=job.kind,
-                request_id=job.request_id,
-            )
+            name, content_type = job.id + EXTENSIONS[job.kind], content.content_type.split(";", 1)[0]
+            meta = Meta(name, content_type, GENERATED, job.kind, job.request_id)
+            stored = await self._files.receive(job.project_id, content.__aiter__(), meta)
         finally:
             await content.aclose()
         seconds = _seconds(answer.get("seconds"), job.seconds)

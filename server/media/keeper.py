@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server.errors import UpstreamError
-from server.files.service import Files
+from server.files.service import GENERATED, Files, Meta
 from server.media.fetch import Fetcher, FetchRefused
 
 SIGNATURES = ((b"\x89PNG", "image/png", "png"), (b"\xff\xd8\xff", "image/jpeg", "jpg"), (b"RIFF", "image/webp", "webp"))
@@ -31,15 +31,9 @@ class ProjectImages:
 
     async def keep(self, data: bytes, index: int) -> str:
         content_type, extension = sniff(data)
-        stored = await self.files.add_bytes(
-            self.project_id,
-            data,
-            filename=f"image-{self.request_id[:8]}-{index}.{extension}",
-            content_type=content_type,
-            purpose="assistants_output",
-            source="image",
-            request_id=self.request_id,
-        )
+        name = f"image-{self.request_id[:8]}-{index}.{extension}"
+        meta = Meta(name, content_type, GENERATED, "image", self.request_id)
+        stored = await self.files.add_bytes(self.project_id, data, meta)
         return self.files.url(self.base_url, stored.id)
 
     async def fetch(self, url: str) -> bytes:
