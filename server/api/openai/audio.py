@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -73,9 +74,13 @@ async def _json_form(request: Request[Any, Any, Any], gw: Gateway) -> Multipart:
     fd, raw = tempfile.mkstemp(prefix="upload-", dir=gw.files.disk.incoming)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
-    upload = UploadedFile("file", name, _audio_type(name), Path(raw), len(data))
-    fields = {key: [v if isinstance(v, str) else str(v) for v in (value if isinstance(value, list) else [value])]
-              for key, value in body.items() if value is not None}  # fmt: skip
+    upload = UploadedFile("file", name, _audio_type(name), Path(raw), len(data), hashlib.sha256(data).hexdigest())
+    fields: dict[str, list[str]] = {}
+    for field, value in body.items():  # a list is sent as OpenAI's multipart does: `field[]`, repeated
+        if isinstance(value, list):
+            fields[f"{field}[]"] = [str(item) for item in value]
+        elif value is not None:
+            fields[field] = [value if isinstance(value, str) else str(value)]
     return Multipart(fields, [upload])
 
 
