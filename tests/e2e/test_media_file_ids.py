@@ -138,3 +138,22 @@ def test_an_unknown_file_id_is_404_and_nothing_is_sent(fd: FrontDoors, sdk: open
         _ask(sdk, "openai", [{"type": "file", "file": {"file_id": "file-doesnotexist"}}])
     assert info.value.code == "file_not_found"
     assert fd.openai_up.received() == []
+
+
+def test_anthropic_and_gemini_take_images_in_but_make_no_media(fd: FrontDoors, sdk: openai.OpenAI) -> None:
+    for kind in ("anthropic", "gemini"):
+        with pytest.raises(openai.BadRequestError) as info:
+            sdk.images.generate(model=model_of(kind), prompt="a cat")
+        assert info.value.code == "model_not_supported"
+        with pytest.raises(openai.BadRequestError) as info:
+            sdk.audio.transcriptions.create(model=model_of(kind), file=("a.wav", b"RIFF" + bytes(100)))
+        assert info.value.code == "model_not_supported"
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk.chat.completions.create(
+            model=model_of("anthropic"),
+            messages=[
+                {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}
+            ],  # type: ignore[list-item]
+        )
+    assert info.value.code == "audio_not_supported_by_model"
+    assert fd.anthropic_up.received() == [] and fd.gemini_up.received() == []
