@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import harness
 import loadgen
+import media_bench
 
 CHAT = {"model": "bench-model", "messages": [{"role": "user", "content": "hello"}]}
 STREAM = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-limits", action="store_true", help="a key without RPM/TPM/budget (for comparing with older versions)"
     )
+    parser.add_argument("--no-media", action="store_true", help="skip the images, transcription and upload cases")
     opts = parser.parse_args(argv)
     plan = dict(QUICK if opts.quick else FULL)
     info = harness.machine() | {"loop": loadgen.install_uvloop(), "concurrency": opts.concurrency}
@@ -205,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         res = asyncio.run(measure(opts, plan, f"http://127.0.0.1:{up_port}", gw))
         rss = harness.peak_rss_mib(gw["pid"])
         figures = report(res, rss, info, plan)
+        if not opts.no_media:
+            children.stop_all()
+            say("media cases (bench/media_bench.py) ...")
+            figures["media"] = media_bench.run(opts.quick)
         if opts.json:
             print(json.dumps(figures, indent=2))
         return 0

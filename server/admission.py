@@ -38,6 +38,14 @@ class Gatekeeper:
 
     def admit(self, secret: str | None, client_ip: str) -> Caller:
         """The per-IP safety net, then the key (hash lookup, constant-time compare), expiry, IP scope."""
+        self.admit_anonymous(client_ip)
+        entry = authenticate(self.snapshot, secret, now_ms())
+        entry.scopes.check_ip(client_ip)
+        project = self.snapshot.projects_by_id[entry.project_id]
+        return Caller(project_id=project.id, key_id=entry.id, client_ip=client_ip, key=entry, project=project)
+
+    def admit_anonymous(self, client_ip: str) -> None:
+        """The per-IP safety net alone, for the one route served without a key (a signed download URL)."""
         limits = self.limits
         ip_window = self.limiter.pace(("ip", client_ip), limits.ip_requests, limits.ip_window_seconds)
         try:
@@ -45,10 +53,6 @@ class Gatekeeper:
         except GatewayError as exc:
             self._rate_limited(f"ip_{client_ip}", None, exc)
             raise
-        entry = authenticate(self.snapshot, secret, now_ms())
-        entry.scopes.check_ip(client_ip)
-        project = self.snapshot.projects_by_id[entry.project_id]
-        return Caller(project_id=project.id, key_id=entry.id, client_ip=client_ip, key=entry, project=project)
 
     def authorize(self, caller: Caller, call: Call, capability: str, endpoint_class: str) -> ModelEntry:
         """The model a call may use (scopes checked); a call without a model (files) is scoped by class only."""

@@ -16,11 +16,15 @@ from server.api.error_handlers import OPENAI_ERRORS
 from server.api.gemini import generate_content
 from server.api.health import healthz, readyz
 from server.api.metrics import MetricsListener, metrics_routes
+from server.api.openai.audio import AUDIO_ROUTES
 from server.api.openai.chat import chat_completions
 from server.api.openai.embeddings import embeddings
+from server.api.openai.files import FILE_ROUTES
+from server.api.openai.images import IMAGE_ROUTES
 from server.api.openai.models import list_models, retrieve_model
 from server.api.openai.responses import responses
 from server.api.openai.usage import usage
+from server.api.openai.videos import JOB_ROUTES
 from server.api.openai.webhooks import WEBHOOK_ROUTES
 from server.api.request_id import request_id_middleware
 from server.api.stripe_webhook import stripe_webhook
@@ -58,6 +62,7 @@ def create_app(settings: Settings, host: str | None = None) -> Litestar:
         maintenance = Maintenance(gateway)
         maintenance.start()
         gateway.webhooks.start()  # the delivery worker: pending deliveries are in the store, so it resumes
+        gateway.jobs.start()  # video and music jobs: active ones are in the store, so they resume
         # Long-lived startup objects leave the GC's view, and young collections run less often:
         # per-request garbage is short-lived, and full collections were the p99 latency spikes.
         gc.freeze()
@@ -68,6 +73,7 @@ def create_app(settings: Settings, host: str | None = None) -> Litestar:
             if listener is not None:
                 listener.close()
             await maintenance.stop()
+            await gateway.jobs.stop()
             await gateway.webhooks.stop()
             await last_used.stop()
             await gateway.close()
@@ -86,6 +92,10 @@ def create_app(settings: Settings, host: str | None = None) -> Litestar:
             usage,
             stripe_webhook,
             *WEBHOOK_ROUTES,
+            *FILE_ROUTES,
+            *IMAGE_ROUTES,
+            *AUDIO_ROUTES,
+            *JOB_ROUTES,
             admin_router,
             *metrics_routes(settings.metrics),
         ],

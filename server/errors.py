@@ -145,6 +145,8 @@ INVALID_EVENT = ErrorCode(400, "invalid_event", "Not a Stripe event.")
 INVALID_IDEMPOTENCY_KEY = ErrorCode(400, "invalid_idempotency_key", "An Idempotency-Key is 1-255 printable characters.")
 URL_REFUSED = ErrorCode(400, "url_refused", "Webhook URL refused: {detail}.")
 UNKNOWN_EVENT_TYPE = ErrorCode(400, "unknown_event_type", "Unknown event type '{event}'; use {known}.")
+URL_NOT_FETCHED = ErrorCode(400, "url_not_fetched", "{detail}")  # a remote media URL refused (SSRF) or unreachable
+INVALID_FILE = ErrorCode(400, "invalid_file", "{detail}")
 TOO_MANY_ENDPOINTS = ErrorCode(400, "too_many_endpoints", "A project may have at most {limit} webhook endpoints.")
 # 400 and 502: what a translator between API shapes refuses (server.translate raises TranslationError)
 UNSUPPORTED_CONTENT = ErrorCode(400, "unsupported_content", "{detail}")
@@ -176,6 +178,9 @@ KEY_EXPIRED = ErrorCode(403, "key_expired", "This API key has expired.")
 IP_NOT_ALLOWED = ErrorCode(403, "ip_not_allowed", "This API key may not be used from {address}.")
 ENDPOINT_NOT_ALLOWED = ErrorCode(403, "endpoint_not_allowed", "This API key may not call {endpoint_class} endpoints.")
 MODEL_NOT_ALLOWED = ErrorCode(403, "model_not_allowed", "This API key may not use the model '{model}'.")
+SIGNED_URL_INVALID = ErrorCode(
+    403, "signed_url_invalid", "This download URL is invalid or has expired; ask for a new one (or send an API key)."
+)
 # 404, 409, 413, 429
 NOT_FOUND = ErrorCode(404, "not_found", "{detail}")
 METHOD_NOT_ALLOWED = ErrorCode(405, "method_not_allowed", "{detail}")
@@ -185,6 +190,9 @@ KEY_NOT_FOUND = ErrorCode(404, "key_not_found", "No key '{ref}'.")
 REQUEST_NOT_FOUND = ErrorCode(404, "request_not_found", "No request '{ref}'.")
 WEBHOOK_ENDPOINT_NOT_FOUND = ErrorCode(404, "webhook_endpoint_not_found", "No webhook endpoint '{ref}'.")
 DELIVERY_NOT_FOUND = ErrorCode(404, "delivery_not_found", "No webhook delivery '{ref}'.")
+FILE_NOT_FOUND = ErrorCode(404, "file_not_found", "No such File object: {ref}")
+JOB_NOT_FOUND = ErrorCode(404, "job_not_found", "No {kind} job '{ref}'.")
+JOB_NOT_FINISHED = ErrorCode(409, "job_not_finished", "The {kind} job '{ref}' is {status}; {hint}.")
 PROJECT_EXISTS = ErrorCode(409, "project_exists", "A project named '{name}' already exists.")
 AMBIGUOUS_KEY = ErrorCode(409, "ambiguous_key", "Several keys start with '{prefix}' ({ids}); use the id.")
 ROTATE_REVOKED = ErrorCode(409, "key_revoked", "Key '{key}' is revoked; create a new one.")
@@ -213,6 +221,12 @@ REQUEST_TIMEOUT = ErrorCode(408, "request_timeout", "{detail}", "invalid_request
 REQUEST_TOO_LARGE = ErrorCode(413, "request_too_large", "{detail}")
 HEADERS_TOO_LARGE = ErrorCode(431, "request_header_fields_too_large", "{detail}", "invalid_request_error")
 FILE_TOO_LARGE = ErrorCode(413, "file_too_large", "File '{name}' is larger than {limit} bytes.")
+STORAGE_QUOTA_EXCEEDED = ErrorCode(
+    413,
+    "storage_quota_exceeded",
+    "Storage quota exceeded: {used} bytes in use and this upload may add {adding}, past the plan's limit of {limit}"
+    " bytes. Delete files (DELETE /v1/files/{{id}}) or move to a plan with more storage.",
+)
 RATE_LIMIT_EXCEEDED = ErrorCode(429, "rate_limit_exceeded", "{detail}")
 TOO_MANY_OPEN_CALLS = ErrorCode(429, "too_many_open_calls", "{detail}")  # a project past its share of a provider
 # 500, 502, 503: the gateway's side

@@ -19,10 +19,18 @@ from server.budget import Budgets, Hold, month_key, month_start_ms
 from server.cache_policy import Caching
 from server.clock import now_ms
 from server.events.outbox import RateLimitedSampler
+from server.files.disk import FileDisk
+from server.files.quota import StorageQuota
+from server.files.service import Files
+from server.files.signing import PURPOSE as URL_SIGNING
+from server.files.signing import UrlSigner
 from server.generation import Generation, Generations, build
 from server.idempotency import Idempotency
 from server.latency import LatencyBands
 from server.limits import RateLimiter
+from server.media.fetch import Fetcher
+from server.media.jobs import JobRunner
+from server.media.resolve import MediaRefs
 from server.metering import Rates, charge, estimate
 from server.metrics import Metrics
 from server.pipeline import RequestPath
@@ -32,7 +40,7 @@ from server.routing import ConnectionShares
 from server.settings import Settings
 from server.settlement import Settlement
 from server.snapshot import Snapshot
-from server.store.protocol import Interrupted, Recovery, Store
+from server.store.protocol import HOLD_JOB, HoldRecord, Interrupted, Recovery, Store
 from server.store.sqlite.store import SqliteStore
 from server.streaming.relay import OpenStreams
 from server.webhooks.service import Webhooks
@@ -68,6 +76,10 @@ class Gateway:
     idempotency: Idempotency
     webhooks: Webhooks
     metrics: Metrics
+    files: Files
+    media: MediaRefs
+    fetcher: Fetcher
+    jobs: JobRunner
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     started_ms: int = field(default_factory=now_ms)  # when this process started serving (usage tail's hello)
     stopping: bool = False  # a graceful stop began: /readyz says so, so balancers send no more
@@ -81,6 +93,14 @@ class Gateway:
     @property
     def providers(self) -> dict[str, Provider]:
         return self.generations.current.providers
+
+    def needs_image_bytes(self, model: str) -> bool:
+        """Whether a target of `model` is served by a provider that takes images only as bytes (Gemini), so
+        remote image URLs in its requests are fetched by the gateway (under the outbound URL rules)."""
+        generation = self.generations.current
+        entry = generation.models.get(model)
+        kinds = {generation.provider_settings[t.provider].kind for t in entry.targets} if entry else set()
+        return "gemini" in kinds
 
     def swap(self, generation: Generation) -> Generation:
         """Put a new config generation in force in one synchronous step (no await: no request sees half)."""
@@ -111,8 +131,11 @@ class Gateway:
             spent_key=loaded.spend_key,
             balances=loaded.balances,
         )
+        job_holds: dict[str, tuple[Hold, HoldRecord]] = {}
         for held in loaded.open_holds:  # a job's or a session's reservation outlives the restart
-            budgets.restore(Hold(held.project_id, held.key_id, held.micro, held.wallet, held.id))
+            restored = budgets.restore(Hold(held.project_id, held.key_id, held.micro, held.wallet, held.id))
+            if held.kind == HOLD_JOB:
+                job_holds[held.id] = (restored, held)
         snapshot = Snapshot.build(settings, loaded)
         shares = ConnectionShares({})
         generations = Generations(build(settings, 1, shares))
@@ -149,6 +172,19 @@ class Gateway:
             caching=Caching(AnswerCache(settings.cache.max_mb << 20)),
             metrics=metrics,
         )
+        disk = FileDisk(settings.files_path)
+        disk.prepare()
+        disk.sweep_incoming()
+        files = Files(
+            store.media,
+            disk,
+            StorageQuota(await store.media.storage_used()),
+            UrlSigner(chain.derive(URL_SIGNING), settings.files.url_ttl_s),
+            settings.files,
+            lambda: generations.current.plans,
+        )
+        fetcher = Fetcher(settings.files)
+        jobs = JobRunner(path, store.media, files, snapshot, settings.jobs, job_holds)
         return cls(
             store=store,
             snapshot=snapshot,
@@ -164,6 +200,10 @@ class Gateway:
             idempotency=Idempotency(store, settings.idempotency.retention_hours),
             webhooks=webhooks,
             metrics=metrics,
+            files=files,
+            media=MediaRefs(files, fetcher, settings.files.fetch_max_mb << 20),
+            fetcher=fetcher,
+            jobs=jobs,
             trusted_proxies=tuple(ipaddress.ip_network(c, strict=False) for c in settings.server.trusted_proxies),
         )
 

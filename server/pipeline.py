@@ -41,21 +41,32 @@ from server.money import format_credits
 from server.request_log import BodyLog
 from server.routing import Lease
 from server.settlement import DISCONNECTED, ERROR, OK, UPSTREAM_FAILED, Answer, Settlement, Ticket
-from server.store.protocol import HoldRecord, Intent, Store
+from server.store.protocol import HOLD_JOB, HOLD_REQUEST, HoldRecord, Intent, Store
 from server.streaming.relay import LastFrames, OpenStreams, StreamRelay, Transcript
 from server.types import Attempt, Call, Caller, Charge, Outcome, Target, Usage
 
-__all__ = ["OpenedStream", "RequestPath", "Served"]
+__all__ = ["Binary", "OpenedStream", "RequestPath", "Served"]
 
 
 @dataclass(slots=True)
 class Served:
-    """A finished non-stream answer (JSON bytes) and what the edge needs for its headers."""
+    """A finished non-stream answer (JSON bytes, or what the dialect renders) and what the edge needs for
+    its headers."""
 
     content: bytes
     target: Target
     depth: int
     charge: Charge
+    headers: dict[str, str]
+    media_type: str = "application/json"
+
+
+@dataclass(slots=True)
+class Binary:
+    """An answer of bytes (speech audio), already metered and recorded, streamed as it arrives."""
+
+    chunks: AsyncIterator[bytes]
+    media_type: str
     headers: dict[str, str]
 
 
@@ -90,17 +101,21 @@ class RequestPath:
             self.metrics.refused(exc.code)
             raise
 
-    def start(self, caller: Caller, call: Call, dialect: Dialect, claim: Claim | None = None) -> Ticket:
+    def start(
+        self, caller: Caller, call: Call, dialect: Dialect, claim: Claim | None = None, *, job: bool = False
+    ) -> Ticket:
         """Everything before forwarding; raises the documented 400/402/403/404/429/503 errors (counted as
-        refusals, with the model's name only when it is a configured one)."""
+        refusals, with the model's name only when it is a configured one). A `job` (video, music) holds its
+        reservation as a durable job hold, and its request row is written when it ends (with its outcome),
+        not now: the job outlives this call and any restart."""
         try:
-            return self._start(caller, call, dialect, claim)
+            return self._start(caller, call, dialect, claim, job)
         except GatewayError as exc:
             model = bounded_model(call.model, self.generations.current.models)
             self.metrics.refused(exc.code, model, dialect.name)
             raise
 
-    def _start(self, caller: Caller, call: Call, dialect: Dialect, claim: Claim | None) -> Ticket:
+    def _start(self, caller: Caller, call: Call, dialect: Dialect, claim: Claim | None, job: bool) -> Ticket:
         assert caller.key is not None and caller.project is not None
         generation = self.generations.current
         call.endpoint = dialect.name
@@ -135,12 +150,17 @@ class RequestPath:
             error = METERING_UNAVAILABLE()
             error.headers = {**admission.headers, "retry-after": "1"}
             raise error
-        record = HoldRecord(hold.id, hold.project_id, hold.key_id, hold.micro, hold.wallet, model.rates.card)
+        kind = HOLD_JOB if job else HOLD_REQUEST
+        record = HoldRecord(hold.id, hold.project_id, hold.key_id, hold.micro, hold.wallet, model.rates.card, kind)
         intent = Intent(caller, call, record)
-        written = self.store.record_intent(intent)  # ordered before the closing in the writer queue
-        written.add_done_callback(lambda done: done.cancelled() or done.exception())
+        if job:
+            written: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            written.set_result(None)  # written with the job's own row, then again with its end
+        else:
+            written = self.store.record_intent(intent)  # ordered before the closing in the writer queue
+            written.add_done_callback(lambda done: done.cancelled() or done.exception())
         generation.enter()  # left in `Ticket.end`, once the call is over (its providers stay open until then)
-        return Ticket(caller, call, model, dialect, admission, hold, intent, written, generation, claim)
+        return Ticket(caller, call, model, dialect, admission, hold, intent, written, generation, claim, job=job)
 
     async def serve_unary(self, ticket: Ticket) -> Served:
         """One JSON answer in the front door's shape, metered and recorded before it is returned."""
@@ -171,7 +191,8 @@ class RequestPath:
             outcome = ticket.conclude(attempts, status=OK, http_status=200, target=target, usage=usage)
             assert outcome.charge is not None
             dialect.present(body, usage, outcome.charge.micro)
-            content = orjson.dumps(body)
+            render = getattr(dialect, "render", None)  # a dialect whose answers are not always JSON (transcripts)
+            content, media_type = render(body) if render is not None else (orjson.dumps(body), "application/json")
         except Exception:
             self._internal_error(ticket, attempts)
             raise
@@ -180,6 +201,8 @@ class RequestPath:
             **served_headers(call, target, depth, ticket.cache_status),
             **money_headers(ticket, outcome.charge.micro),
         }
+        if media_type != "application/json":
+            headers["content-type"] = media_type
         answer = Answer(200, headers, False, content) if ticket.claim is not None else None
         try:
             await asyncio.shield(self.settlement.close(ticket, outcome, answer=answer))
@@ -188,8 +211,55 @@ class RequestPath:
         if cached is None:  # the model's latency band measures upstream calls, not the cache
             self.latency.observe(call.model, now_ms() - call.started_ms)
         self.metrics.answered(call.endpoint, False, call.arrived, attempts)
-        self.bodies.record(call, outcome.ended_ms, content, OK)  # the answer as sent, not serialised again
-        return Served(content=content, target=target, depth=depth, charge=outcome.charge, headers=headers)
+        logged = getattr(dialect, "logged", None)  # a dialect whose answers are too big to log whole (images)
+        self.bodies.record(call, outcome.ended_ms, logged(body) if logged is not None else content, OK)
+        return Served(
+            content=content, target=target, depth=depth, charge=outcome.charge, headers=headers, media_type=media_type
+        )
+
+    async def serve_binary(self, ticket: Ticket) -> Binary:
+        """An answer of bytes (speech): opened upstream with its first chunk read (so fallback happens before
+        anything is sent), metered at what the request declared (the provider bills the input, however much
+        of the audio the client reads), recorded, then streamed as it arrives."""
+        call, dialect = ticket.call, ticket.dialect
+        attempts: list[Attempt] = []
+        try:
+            depth, target, (stream, first, usage), lease = await self._route(
+                ticket, attempts, lambda p, m: dialect.unary(p, m, call.body)
+            )
+        except BaseException:
+            ticket.end()
+            raise
+        outcome = ticket.conclude(attempts, status=OK, http_status=200, target=target, usage=usage)
+        assert outcome.charge is not None
+        try:
+            await asyncio.shield(self.settlement.close(ticket, outcome))
+        except Exception as exc:
+            lease.release()
+            ticket.end()
+            await stream.aclose()
+            raise METERING_UNAVAILABLE() from exc
+        self.latency.observe(call.model, now_ms() - call.started_ms)
+        self.metrics.answered(call.endpoint, True, call.arrived, attempts)
+        self.bodies.record(call, outcome.ended_ms, {"content_type": stream.content_type, "streamed": True}, OK)
+        headers = {
+            **ticket.admission.headers,
+            **served_headers(call, target, depth, ticket.cache_status),
+            "x-credits-used": format_credits(outcome.charge.micro),
+        }
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                if first:
+                    yield first
+                async for piece in stream:
+                    yield piece
+            finally:
+                lease.release()
+                ticket.end()
+                await stream.aclose()
+
+        return Binary(chunks(), stream.content_type, headers)
 
     async def open_stream(self, ticket: Ticket) -> OpenedStream:
         """Open the upstream stream and read its first event, so fallback happens before any byte is sent;
@@ -272,8 +342,9 @@ class RequestPath:
             self._internal_error(ticket, attempts)
             raise
 
-    async def complete(self, ticket: Ticket, usage: Usage) -> Charge:
-        """Close a call the gateway served itself (no upstream: a stored file, say), metered like any other."""
+    async def complete(self, ticket: Ticket, usage: Usage | None, answer: Any = None) -> Charge | None:
+        """Close a call the gateway served itself (no upstream: a stored file, say), metered like any other;
+        without a usage (a listing) its hold is released and nothing is billed. `answer` goes to the log."""
         outcome = ticket.conclude([], status=OK, http_status=200, usage=usage)
         try:
             await asyncio.shield(self.settlement.close(ticket, outcome))
@@ -281,8 +352,16 @@ class RequestPath:
             raise METERING_UNAVAILABLE() from exc
         finally:
             ticket.end()
-        assert outcome.charge is not None
+        self.bodies.record(ticket.call, outcome.ended_ms, answer, OK)
         return outcome.charge
+
+    def fail(self, ticket: Ticket, error: GatewayError) -> None:
+        """Close a call refused after it started (a malformed upload, a quota passed): recorded with its
+        status and code, nothing billed."""
+        outcome = ticket.conclude([], status=ERROR, http_status=error.status, error_code=str(error.code or "error"))
+        self.settlement.close(ticket, outcome)
+        self.bodies.record(ticket.call, outcome.ended_ms, error.openai_body(), ERROR)
+        ticket.end()
 
     def _internal_error(self, ticket: Ticket, attempts: list[Attempt]) -> None:
         outcome = ticket.conclude(attempts, status=ERROR, http_status=500, error_code="internal_error")

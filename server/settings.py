@@ -34,6 +34,16 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message is one line naming the key."""
 
 
+def cidrs(networks: list[str]) -> list[str]:
+    """A list of CIDRs, each checked (one line naming the first that is not one)."""
+    for cidr in networks:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ValueError(f"{cidr!r} is not a CIDR") from None
+    return networks
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -109,6 +119,9 @@ class ProviderSettings(_Strict):
     # none (Anthropic requires it; OpenAI clients often omit it).
     anthropic_version: str = "2023-06-01"
     default_max_tokens: int = Field(4096, ge=1)
+    # Mock only: seconds a video or music job takes from its submission to completion (progress grows
+    # linearly in between), so clients polling a fresh install see queued, in_progress, then completed.
+    job_seconds: float = Field(3.0, ge=0, le=3600)
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> ProviderSettings:
@@ -209,10 +222,12 @@ EndpointClass = Literal["chat", "embeddings", "images", "audio", "files", "video
 
 
 class PlanSettings(_Strict):
-    """Per endpoint class requests per minute, and tokens per minute, for every project on the plan."""
+    """Per endpoint class requests per minute, tokens per minute, and the file storage quota (MiB), for
+    every project on the plan."""
 
     rpm: dict[EndpointClass, int] = Field(default_factory=dict)
     tpm: int | None = Field(None, ge=1)
+    storage_mb: int = Field(1024, ge=0)
 
     @field_validator("rpm")
     @classmethod
@@ -322,6 +337,48 @@ class StripeSettings(_Strict):
         return os.environ.get(self.webhook_secret_env)
 
 
+class FileSettings(_Strict):
+    """The Files API and the media the gateway stores (generated images, videos, music): size caps, signed
+    download URLs, and the rules for fetching remote media URLs (the same SSRF rules as webhooks)."""
+
+    # The largest single upload (MiB); larger is refused with 413 while it streams, nothing kept.
+    max_file_mb: int = Field(512, ge=1)
+    # Signed download URLs (generated images, job results) stay valid this long (seconds; 7 days).
+    url_ttl_s: int = Field(7 * 86_400, ge=60, le=366 * 86_400)
+    # The scheme and host signed URLs are built with (e.g. https://gateway.example.com); empty: the host
+    # the client called.
+    public_url: str = ""
+    # Remote image URLs a provider needs as bytes (Gemini) are fetched by the gateway: only public
+    # addresses (after DNS resolution, on every redirect) unless inside fetch_allow_networks; https only
+    # unless fetch_allow_http; at most fetch_max_mb, within fetch_timeout_s.
+    fetch_allow_networks: list[str] = Field(default_factory=list)
+    fetch_allow_http: bool = False
+    fetch_max_mb: int = Field(20, ge=1, le=512)
+    fetch_timeout_s: float = Field(10.0, gt=0, le=120)
+
+    @field_validator("fetch_allow_networks")
+    @classmethod
+    def _cidrs(cls, networks: list[str]) -> list[str]:
+        return cidrs(networks)
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        if url and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", url):
+            raise ValueError("public_url must look like https://gateway.example.com")
+        return url.rstrip("/")
+
+
+class JobSettings(_Strict):
+    """Asynchronous jobs (video, music): how often running jobs are polled upstream, and when they give up."""
+
+    poll_interval_s: float = Field(2.0, gt=0, le=600)
+    # A job not finished this long after it was created fails (its reservation is released, nothing billed).
+    timeout_s: int = Field(3600, ge=1, le=7 * 86_400)
+    # Jobs polled or submitted at once; more wait their turn.
+    concurrency: int = Field(4, ge=1, le=64)
+
+
 DEFAULT_RETRY_SCHEDULE_S = [5, 300, 1800, 7200, 18000, 36000, 36000, 72000, 86400]  # ~3 days, 10 attempts
 
 
@@ -347,12 +404,7 @@ class WebhookSettings(_Strict):
     @field_validator("allow_networks")
     @classmethod
     def _cidrs(cls, networks: list[str]) -> list[str]:
-        for cidr in networks:
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError:
-                raise ValueError(f"{cidr!r} is not a CIDR") from None
-        return networks
+        return cidrs(networks)
 
     @field_validator("retry_schedule_s")
     @classmethod
@@ -379,6 +431,8 @@ class Settings(BaseSettings):
     billing: BillingSettings = Field(default_factory=BillingSettings)
     stripe: StripeSettings = Field(default_factory=StripeSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    files: FileSettings = Field(default_factory=FileSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
     config_dir: Path = Path(".")
     config_file: Path | None = None  # set by load_settings: the file a reload reads again
 
@@ -439,6 +493,11 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         return self.data_path / "gateway.db"
+
+    @property
+    def files_path(self) -> Path:
+        """Where stored files live: one folder per project under the data dir."""
+        return self.data_path / "files"
 
     @property
     def ledger_key_path(self) -> Path:

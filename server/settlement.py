@@ -31,6 +31,7 @@ from server.metrics import Metrics
 from server.request_facts import note_cost
 from server.request_feed import RequestFeed
 from server.snapshot import ModelEntry
+from server.store.media_protocol import JobEnd
 from server.store.protocol import Closing, Event, Intent, Store, StoreUnavailable
 from server.types import Attempt, Call, Caller, Outcome, Target, Usage
 
@@ -57,6 +58,7 @@ class Ticket:
     claim: Claim | None = None  # the Idempotency-Key this call answers, if any
     cache_status: str | None = None  # what the answer cache did for the call (HIT, MISS, BYPASS), once looked up
     ended: bool = False
+    job: bool = False  # an asynchronous job: its request row is written with its closing, when it ends
 
     def end(self) -> None:
         """The call is over (answered, failed, or its stream closed): its generation may release providers."""
@@ -163,11 +165,19 @@ class Settlement:
         return len(self._backlog)
 
     def close(
-        self, ticket: Ticket, outcome: Outcome, *, delivered: bool = False, answer: Answer | None = None
+        self,
+        ticket: Ticket,
+        outcome: Outcome,
+        *,
+        delivered: bool = False,
+        answer: Answer | None = None,
+        job_end: JobEnd | None = None,
+        events: tuple[Event, ...] = (),
     ) -> asyncio.Future[Any]:
         """Resolve the hold in memory and queue the closing write; `delivered` says the client already has
         the content (a stream), so the usage must be recorded even if the store refuses it for now; an
-        `answer` to an idempotent call is stored in the same transaction as its charge."""
+        `answer` to an idempotent call is stored in the same transaction as its charge; a job's end (its
+        final state and result) and the `events` announcing it are written in that transaction too."""
         caller, hold, model = ticket.caller, ticket.hold, ticket.model
         assert caller.key is not None and caller.project is not None
         self._metrics.closed(model.name, ticket.call.endpoint, outcome, model.targets[0] if model.targets else None)
@@ -192,6 +202,8 @@ class Settlement:
             closing = replace(closing, idempotency=record)
         if caller.project_id in self._completed_subscribers:
             closing = replace(closing, events=(*closing.events, request_completed_event(caller, ticket.call, outcome)))
+        if ticket.job:
+            closing = replace(closing, intent=ticket.intent, job_end=job_end, events=(*closing.events, *events))
         closing = _with_lost_intent(closing, ticket)
         future = self._store.record_closing(closing)
         future.add_done_callback(lambda done: self._after(done, closing, ticket, delivered))

@@ -128,6 +128,11 @@ def _body_lines(body: Any, truncated: bool) -> list[str]:
     return [*lines, "… (cut at [logging] max_body_bytes)"] if truncated else lines
 
 
+def _quantity_lines(quantities: dict[str, int]) -> list[str]:
+    """Units beyond tokens, one per line: '2 images:1024x1024/hd', '5,375 stored_bytes'."""
+    return [f"{amount:,} {unit}" for unit, amount in sorted(quantities.items())]
+
+
 def _show_request(row: dict[str, Any], currency: str) -> None:
     started, ended = row.get("started_ms"), row.get("ended_ms")
     tokens = "n/a"
@@ -151,6 +156,7 @@ def _show_request(row: dict[str, Any], currency: str) -> None:
             ("started", humanize.moment(started)),
             ("took", f"{ended - started:,} ms" if started and ended else "unfinished"),
             ("tokens", tokens),
+            *([("metered", _quantity_lines(row["quantities"]))] if row.get("quantities") else []),
             ("cost", humanize.money(row.get("cost_micro"), currency) or "none"),
             ("attempts", _attempt_lines(row.get("attempts") or [])),
         ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -113,10 +113,15 @@ def _in(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Netw
 
 
 async def answer(
-    request: Request[Any, Any, Any], caller: Caller, dialect: Dialect, body: dict[str, Any]
+    request: Request[Any, Any, Any],
+    caller: Caller,
+    dialect: Dialect,
+    body: dict[str, Any],
+    prepare: Callable[[Call], Awaitable[None]] | None = None,
 ) -> Response[Any]:
     """Start and run one call of `dialect`: a streamed answer (SSE) or one JSON body, with its headers. With
-    an Idempotency-Key, a stored first answer is replayed instead (server/idempotency.py)."""
+    an Idempotency-Key, a stored first answer is replayed instead (server/idempotency.py). `prepare` runs on
+    the call before it is admitted (file ids resolved to their bytes; the log keeps the body as sent)."""
     gw = gateway_of(request)
     call = new_call(request, dialect, body)
     claim = None
@@ -127,6 +132,8 @@ async def answer(
             return _replayed(gw, found)
         claim = found
     try:
+        if prepare is not None:
+            await prepare(call)
         ticket = gw.path.start(caller, call, dialect, claim)
         if call.stream:
             opened = await gw.path.open_stream(ticket)
@@ -197,3 +204,16 @@ def money_field(value: Any, name: str, *, negative: bool = False, zero: bool = T
         return parse_amount(value, negative=negative, zero=zero)
     except ValueError as exc:
         raise INVALID_AMOUNT(field=name, detail=exc) from None
+
+
+def media_refs(request: Request[Any, Any, Any], caller: Caller, kind: str) -> Callable[[Call], Awaitable[None]]:
+    """The `prepare` step of chat (`kind` "chat") and Responses calls: file ids and, for models served by
+    providers that need them as bytes, remote image URLs, resolved into the body (server/media/resolve.py);
+    what they add counts toward the call's reservation."""
+    gw = gateway_of(request)
+
+    async def prepare(call: Call) -> None:
+        resolve = gw.media.chat if kind == "chat" else gw.media.responses
+        call.body_bytes += await resolve(caller.project_id, call.body, gw.needs_image_bytes(call.model))
+
+    return prepare

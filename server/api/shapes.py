@@ -268,3 +268,35 @@ def check_gemini(body: dict[str, Any]) -> None:
     if not isinstance(body.get("contents"), list) or not body["contents"]:
         raise INVALID_REQUEST(detail="contents must not be empty", param="contents")
     _GEMINI(body, "")
+
+
+_IMAGES = fields(
+    {
+        "prompt": string,
+        "size": string,
+        "quality": string,
+        "response_format": string,
+        "style": string,
+        "user": string,
+        "n": integer,
+    },
+    required=("prompt",),
+)
+
+
+def check_images(body: dict[str, Any]) -> None:
+    _IMAGES(body, "")
+
+
+_SPEECH = fields({"input": string, "response_format": string, "instructions": string, "speed": number}, ("input",))
+
+
+def check_speech(body: dict[str, Any]) -> None:
+    _SPEECH(body, "")
+
+
+_JOB = fields({"prompt": string, "size": string, "seconds": one_of(integer, string, what="seconds")}, ("prompt",))
+
+
+def check_job(body: dict[str, Any]) -> None:
+    _JOB(body, "")

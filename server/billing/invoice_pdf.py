@@ -18,7 +18,15 @@ from typing import Any
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
-from server.billing.invoice_render import CREDIT_LABELS, due_text, month_dates, subtotal_of, taxes_of, utc_text
+from server.billing.invoice_render import (
+    CREDIT_LABELS,
+    due_text,
+    month_dates,
+    subtotal_of,
+    taxes_of,
+    unit_text,
+    utc_text,
+)
 from server.money import currency_decimals, format_credits, format_number
 
 _PAGES_ALIAS = "{invoice-total-pages}"  # an alias no invoice text will contain by accident
@@ -180,16 +188,19 @@ def _table(
 
 def _usage(pdf: FPDF, invoice: dict[str, Any]) -> None:
     currency, lines, taxes = invoice["currency"], invoice["lines"], taxes_of(invoice)
-    rows = [
-        [
-            line["model"],
-            f"{line['requests']:,}",
-            f"{line['input_tokens']:,}",
-            f"{line['output_tokens']:,}",
-            due_text(invoice, line["amount_micro"]),
-        ]
-        for line in lines
-    ]
+    rows = []
+    for line in lines:
+        units = sorted((line.get("units") or {}).items())
+        metered = "".join(f"\n  {unit_text(unit, amount)}" for unit, amount in units)
+        rows.append(
+            [
+                line["model"] + metered,
+                f"{line['requests']:,}",
+                f"{line['input_tokens']:,}",
+                f"{line['output_tokens']:,}",
+                due_text(invoice, line["amount_micro"]),
+            ]
+        )
     rows.append(
         [
             "Subtotal" if taxes else "Total",

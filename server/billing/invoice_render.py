@@ -110,6 +110,12 @@ def validate_invoice(invoice: dict[str, Any]) -> None:
         for key in ("requests", "input_tokens", "output_tokens"):
             _need_int(f"lines[{i}].{key}", line.get(key), minimum=0)
         _need_int(f"lines[{i}].amount_micro", line.get("amount_micro"))
+        units = line.get("units", {})
+        if not isinstance(units, dict):
+            raise ValueError(f"lines[{i}].units must be an object")
+        for unit, amount in units.items():
+            _need_str(f"lines[{i}].units key", unit)
+            _need_int(f"lines[{i}].units.{unit}", amount, minimum=0)
     for i, credit in enumerate(credits):
         _need_str(f"credits[{i}].kind", credit.get("kind"))
         _need_str(f"credits[{i}].source_id", credit.get("source_id"))
@@ -241,23 +247,29 @@ def _money_cells(micro: int, currency: str) -> dict[str, str]:
 
 
 def csv_rows(invoice: dict[str, Any]) -> list[dict[str, str]]:
-    """The CSV as dicts: one ``line`` row per model, one ``credit`` row per credit, then (with taxes) a
-    ``subtotal`` and one ``tax`` row each, then a ``total`` row. Amounts are exact: a decimal string and
-    the integer micro-units; ``invoice`` is the number, or DRAFT on every row of a draft."""
+    """The CSV as dicts: one ``line`` row per model (followed by one ``unit`` row per unit it was metered
+    in beyond tokens: ``kind`` the unit, ``memo`` the quantity in words), one ``credit`` row per credit,
+    then (with taxes) a ``subtotal`` and one ``tax`` row each, then a ``total`` row. Amounts are exact: a
+    decimal string and the integer micro-units; ``invoice`` is the number, or DRAFT on every row of a draft."""
     currency = invoice["currency"]
     blank = dict.fromkeys(CSV_COLUMNS, "") | {"invoice": invoice.get("number") or "DRAFT"}
-    rows = [
-        {
-            **blank,
-            "row": "line",
-            "model": _csv_text(line["model"]),
-            "requests": str(line["requests"]),
-            "input_tokens": str(line["input_tokens"]),
-            "output_tokens": str(line["output_tokens"]),
-            **_money_cells(line["amount_micro"], currency),
-        }
-        for line in invoice["lines"]
-    ]
+    rows = []
+    for line in invoice["lines"]:
+        rows.append(
+            {
+                **blank,
+                "row": "line",
+                "model": _csv_text(line["model"]),
+                "requests": str(line["requests"]),
+                "input_tokens": str(line["input_tokens"]),
+                "output_tokens": str(line["output_tokens"]),
+                **_money_cells(line["amount_micro"], currency),
+            }
+        )
+        rows += [
+            {**blank, "row": "unit", "model": _csv_text(line["model"]), "kind": unit, "memo": unit_text(unit, amount)}
+            for unit, amount in sorted((line.get("units") or {}).items())
+        ]
     rows += [
         {
             **blank,
@@ -289,6 +301,25 @@ def csv_rows(invoice: dict[str, Any]) -> list[dict[str, str]]:
         }
     )
     return rows
+
+
+_UNIT_WORDS = {
+    "speech_characters": "characters of speech",
+    "audio_seconds": "seconds of audio",
+    "video_seconds": "seconds of video",
+    "music_seconds": "seconds of music",
+    "stored_bytes": "bytes stored",
+    "audio_input_tokens": "audio input tokens",
+    "audio_output_tokens": "audio output tokens",
+    "cache_hit_tokens": "tokens served from cache",
+}
+
+
+def unit_text(unit: str, amount: int) -> str:
+    """A quantity as people read it: '2 images 1024x1024/hd', '1,200 characters of speech'."""
+    if unit.startswith("images:"):
+        return f"{amount:,} image{'s' if amount != 1 else ''} {unit.removeprefix('images:')}"
+    return f"{amount:,} {_UNIT_WORDS.get(unit, unit.replace('_', ' '))}"
 
 
 def render_csv(invoice: dict[str, Any]) -> bytes:

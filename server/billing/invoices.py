@@ -90,16 +90,22 @@ def terms(billing: BillingSettings, project: dict[str, Any]) -> dict[str, Any]:
 
 
 def _lines(data: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {
+    """One line per model; a model metered in other units too (images, seconds, characters) carries them
+    as `units` (unit -> quantity), shown under its line."""
+    out = []
+    for line in data["lines"]:
+        item = {
             "model": line["model"],
             "requests": line["requests"],
             "input_tokens": line["input_tokens"] or 0,
             "output_tokens": line["output_tokens"] or 0,
             "amount_micro": line["amount_micro"] or 0,
         }
-        for line in data["lines"]
-    ]
+        units = {unit: amount for unit, amount in (line.get("units") or {}).items() if amount}
+        if units:
+            item["units"] = units
+        out.append(item)
+    return out
 
 
 def _credits(data: dict[str, Any]) -> list[dict[str, Any]]:

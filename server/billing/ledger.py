@@ -49,6 +49,11 @@ class LedgerChain:
     def __init__(self, key: bytes | None) -> None:
         self._key = key
 
+    def derive(self, purpose: bytes) -> bytes:
+        """A key for another purpose (signed file URLs), derived from the ledger key so it lives outside the
+        database too; an unkeyed chain derives from nothing secret and is used only before re-keying."""
+        return hmac.new(self._key or b"", purpose, hashlib.sha256).digest()
+
     def hash(self, entry: dict[str, Any]) -> str:
         message = _message(entry)
         if self._key is None:

@@ -15,8 +15,8 @@ from server.types import Call, Caller, Outcome, ended_request
 
 # What a webhook endpoint may subscribe to. request.completed is opt-in (one per request: written only
 # for projects with an endpoint that subscribes); request.rate_limited is sampled. job.completed and
-# job.failed are reserved for asynchronous jobs (video, music): `job_event` below builds them, to be
-# written in the transaction that records the job's end once jobs exist.
+# job.failed announce the end of an asynchronous job (video, music): `job_event` below builds them and the
+# jobs runner (server/media/jobs.py) writes them in the transaction that records the job's end.
 EVENT_TYPES = (
     "wallet.recharged",
     "invoice.paid",
@@ -90,8 +90,8 @@ def request_completed_event(caller: Caller, call: Call, outcome: Outcome) -> Eve
 
 
 def job_event(job_id: str, project_id: str, status: str, when_ms: int, **facts: Any) -> Event:
-    """job.completed or job.failed for an asynchronous job (the hook for the multimodal jobs: write it with
-    the job's final row and its hold's resolution; `facts` carries model, result or error, cost_micro)."""
+    """job.completed or job.failed for an asynchronous job, written with the job's final row and its hold's
+    resolution; `facts` carries kind, model, the result file and seconds or the error, cost_micro."""
     kind = "job.completed" if status == "completed" else "job.failed"
     payload = {"job_id": job_id, "project_id": project_id, "status": status, **facts}
     return Event(f"evt_{kind.replace('.', '_')}_{job_id}", kind, project_id, payload, when_ms)

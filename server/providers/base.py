@@ -22,6 +22,17 @@ is forwarded as received (only the model mapped) and unknown fields survive. Its
                     ends after the fragment carrying a finishReason
 
 A dialect uses them when its name is in the provider's `dialects`.
+
+Media (capabilities images, speech, transcription, video, music; OpenAI's wire formats, which the
+`openai` kind passes through and the `mock` kind serves itself):
+
+    images_generate(model, body) -> dict               POST /images/generations (JSON; b64_json asked)
+    images_edit(model, form) -> dict                   POST /images/edits (multipart, re-streamed)
+    speech(model, body) -> ByteStream                  POST /audio/speech (audio bytes, streamed)
+    transcribe(model, form, task) -> RawAnswer         POST /audio/transcriptions | /audio/translations
+    job_create(kind, model, form, key) -> dict         POST /videos (multipart; `key` is the Idempotency-Key)
+    job_status(kind, upstream_id) -> dict              GET /videos/{id}: status, progress, seconds, error
+    job_content(kind, upstream_id) -> ByteStream       GET /videos/{id}/content
 """
 
 from __future__ import annotations
@@ -30,7 +41,9 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from server.errors import UpstreamError
+from server.providers.forms import Form
 from server.providers.kinds import CAPABILITIES, DIALECTS
+from server.providers.media import ByteStream, RawAnswer
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -91,6 +104,20 @@ class Provider(Protocol):
         UpstreamError (unreachable, timed out, credentials refused)."""
         ...
 
+    async def images_generate(self, model: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def images_edit(self, model: str, form: Form) -> dict[str, Any]: ...
+
+    async def speech(self, model: str, body: dict[str, Any]) -> ByteStream: ...
+
+    async def transcribe(self, model: str, form: Form, task: str) -> RawAnswer: ...
+
+    async def job_create(self, kind: str, model: str, form: Form, key: str) -> dict[str, Any]: ...
+
+    async def job_status(self, kind: str, upstream_id: str) -> dict[str, Any]: ...
+
+    async def job_content(self, kind: str, upstream_id: str) -> ByteStream: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -137,3 +164,24 @@ class ProviderBase:
 
     async def stream_generate_content(self, model: str, body: dict[str, Any]) -> EventStream[dict[str, Any]]:
         raise self._not_served("Gemini generateContent natively")
+
+    async def images_generate(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
+        raise self._not_served("image generation")
+
+    async def images_edit(self, model: str, form: Form) -> dict[str, Any]:
+        raise self._not_served("image edits")
+
+    async def speech(self, model: str, body: dict[str, Any]) -> ByteStream:
+        raise self._not_served("speech")
+
+    async def transcribe(self, model: str, form: Form, task: str) -> RawAnswer:
+        raise self._not_served("transcription")
+
+    async def job_create(self, kind: str, model: str, form: Form, key: str) -> dict[str, Any]:
+        raise self._not_served(f"{kind} generation")
+
+    async def job_status(self, kind: str, upstream_id: str) -> dict[str, Any]:
+        raise self._not_served(f"{kind} generation")
+
+    async def job_content(self, kind: str, upstream_id: str) -> ByteStream:
+        raise self._not_served(f"{kind} generation")

@@ -34,6 +34,7 @@ import orjson
 
 from server.errors import UpstreamError, from_translation
 from server.providers.base import ProviderBase
+from server.providers.forms import EncodedForm
 from server.providers.transport import LeanTransport
 from server.redact import scrub
 from server.settings import ProviderSettings
@@ -104,13 +105,23 @@ class HttpProvider(ProviderBase):
     async def _open(
         self,
         path: str,
-        body: JSON,
+        body: JSON | None,
         deadline: float,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        *,
+        method: str = "POST",
+        form: EncodedForm | None = None,
     ) -> httpx.Response:
-        """Send the request and wait for response headers (first byte); raise on a non-2xx status."""
-        request = self._client.build_request("POST", path, content=orjson.dumps(body), params=params, headers=headers)
+        """Send the request (a JSON body, a multipart `form` streamed from disk, or none) and wait for
+        response headers (first byte); raise on a non-2xx status."""
+        content: Any = None
+        if form is not None:
+            content = form.chunks()
+            headers = {**(headers or {}), "content-type": form.content_type, "content-length": str(form.length)}
+        elif body is not None:
+            content = orjson.dumps(body)
+        request = self._client.build_request(method, path, content=content, params=params, headers=headers)
         budget = min(self._timeouts.first_byte, max(0.0, deadline - time.monotonic()))
         try:
             async with asyncio.timeout(budget):
@@ -130,20 +141,17 @@ class HttpProvider(ProviderBase):
         return response
 
     async def _post_json(
-        self, path: str, body: JSON, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
+        self,
+        path: str,
+        body: JSON | None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        method: str = "POST",
+        form: EncodedForm | None = None,
     ) -> JSON:
-        """POST and return the JSON object answered, all within the `total` budget."""
-        deadline = self._deadline()
-        response = await self._open(path, body, deadline, params, headers)
-        try:
-            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                raw = await self._read_capped(response)
-        except TimeoutError:
-            raise timeout_error(self.name, "total") from None
-        except httpx.HTTPError as exc:
-            raise protocol_error(self.name, exc) from None
-        finally:
-            await response.aclose()
+        """Send (POST by default) and return the JSON object answered, all within the `total` budget."""
+        raw = (await self._whole(path, body, params, headers, method=method, form=form))[1]
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -155,6 +163,43 @@ class HttpProvider(ProviderBase):
                 502, f"{self.name} returned a non-object body", retryable=True, upstream_status="invalid_json"
             )
         return data
+
+    async def _whole(
+        self,
+        path: str,
+        body: JSON | None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        method: str = "POST",
+        form: EncodedForm | None = None,
+    ) -> tuple[str, bytes]:
+        """(content type, the whole answer), read within the `total` budget and `max_response_mb`."""
+        deadline = self._deadline()
+        response = await self._open(path, body, deadline, params, headers, method=method, form=form)
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                raw = await self._read_capped(response)
+        except TimeoutError:
+            raise timeout_error(self.name, "total") from None
+        except httpx.HTTPError as exc:
+            raise protocol_error(self.name, exc) from None
+        finally:
+            await response.aclose()
+        return response.headers.get("content-type", "application/octet-stream"), raw
+
+    async def _open_bytes(
+        self,
+        path: str,
+        body: JSON | None,
+        *,
+        method: str = "POST",
+        headers: dict[str, str] | None = None,
+    ) -> BytesStream:
+        """An answer of bytes (audio, video) opened (status checked) and read as it arrives."""
+        deadline = self._deadline()
+        response = await self._open(path, body, deadline, None, headers, method=method)
+        return BytesStream(response, deadline, self.name, self._timeouts.first_byte)
 
     async def _read_capped(self, response: httpx.Response) -> bytes:
         """The whole body, refused (502) as soon as it passes `max_response_mb`, before it is all buffered."""
@@ -279,6 +324,46 @@ class SseStream:
                 body=orjson.loads(scrub(orjson.dumps(event).decode())),
             )
         return event
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+class BytesStream:
+    """The bytes of an open response as they arrive: each read waits at most `silence_s`, never past the
+    call's `total` deadline; a connection that drops mid-body raises UpstreamError ("truncated")."""
+
+    def __init__(self, response: httpx.Response, deadline: float, provider: str, silence_s: float) -> None:
+        self.content_type = response.headers.get("content-type", "application/octet-stream")
+        self.length = response.headers.get("content-length")
+        self._response, self._deadline, self._provider, self._silence = response, deadline, provider, silence_s
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        pieces = self._response.aiter_bytes().__aiter__()
+        try:
+            while True:
+                budget = min(self._silence, self._deadline - time.monotonic())
+                if budget <= 0:
+                    raise timeout_error(self._provider, "total")
+                try:
+                    async with asyncio.timeout(budget):
+                        piece = await anext(pieces)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise timeout_error(self._provider, "first_byte") from None
+                yield piece
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            raise UpstreamError(
+                502, f"{self._provider} dropped the connection mid-body", retryable=True, upstream_status="truncated"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise protocol_error(self._provider, exc) from None
+        finally:
+            await self._response.aclose()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
 
     async def aclose(self) -> None:
         await self._response.aclose()

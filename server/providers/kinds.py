@@ -8,12 +8,13 @@ every kind serves the OpenAI chat shape, which the other front doors translate t
 from __future__ import annotations
 
 _CHAT = frozenset({"chat", "tools", "vision", "json"})
+_MEDIA = frozenset({"images", "speech", "transcription", "video"})  # OpenAI's own media APIs
 
 CAPABILITIES: dict[str, frozenset[str]] = {
-    "openai": _CHAT | {"embeddings"},
-    "anthropic": _CHAT,
-    "gemini": _CHAT | {"embeddings"},
-    "mock": _CHAT | {"embeddings"},
+    "openai": _CHAT | _MEDIA | {"embeddings"},
+    "anthropic": _CHAT,  # vision only: no image, audio or video generation, no audio input
+    "gemini": _CHAT | {"embeddings"},  # vision only (remote images are fetched and sent inline)
+    "mock": _CHAT | _MEDIA | {"embeddings", "music"},
 }
 
 DIALECTS: dict[str, frozenset[str]] = {

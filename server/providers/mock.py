@@ -16,6 +16,7 @@ from typing import Any
 from server.errors import UpstreamError
 from server.metering import tokens_in
 from server.providers.base import ProviderBase
+from server.providers.mock_media import MockMedia
 from server.settings import ProviderSettings
 
 DEFAULT_DIMENSIONS = 16
@@ -84,11 +85,13 @@ def _vector(item: Any, dimensions: int) -> list[float]:
     return out[:dimensions]
 
 
-class MockProvider(ProviderBase, kind="mock"):
-    """Serves OpenAI shapes only; the other front doors translate through chat."""
+class MockProvider(MockMedia, ProviderBase, kind="mock"):
+    """Serves OpenAI shapes only (chat, embeddings and every media endpoint: server/providers/mock_media.py);
+    the other front doors translate through chat."""
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.name = settings.name
+        self.job_seconds = settings.job_seconds
 
     async def aclose(self) -> None:
         return None

@@ -13,6 +13,10 @@ Failure mapping (httpx2's own exception types, so callers see the same errors as
     peer closed mid-message / bad framing  → httpx2.RemoteProtocolError
 A request sent on a reused idle connection that the server had already closed is retried once on a
 fresh connection when not a single response byte came back (the request was never processed).
+
+A request whose body is a stream (a multipart upload re-sent from disk) is written chunk by chunk as it is
+read, with the Content-Length its sender declared, on a fresh connection (a stream cannot be sent twice,
+so it is never risked on an idle connection the server may have closed).
 """
 
 from __future__ import annotations
@@ -57,21 +61,23 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         url = request.url
         key = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
-        payload = _serialize(request, await request.aread())
+        streamed = not isinstance(request.stream, httpx2.ByteStream) and "content-length" in request.headers
+        payload = _serialize(request, b"" if streamed else await request.aread())
+        body = request.stream if streamed else None
         try:
             async with asyncio.timeout(timeouts.get("pool")):
                 await self._slots.acquire()
         except TimeoutError:
             raise httpx2.PoolTimeout("no free connection to the provider", request=request) from None
         try:
-            conn = self._take_idle(key)
+            conn = None if streamed else self._take_idle(key)
             if conn is not None:
                 try:
                     return await self._exchange(conn, payload, request, timeouts, reused=True)
                 except _NotProcessed:
                     pass
             conn = await self._connect(key, request, timeouts.get("connect"))
-            return await self._exchange(conn, payload, request, timeouts, reused=False)
+            return await self._exchange(conn, payload, request, timeouts, reused=False, body=body)
         except BaseException:
             self._slots.release()
             raise
@@ -115,6 +121,23 @@ class LeanTransport(httpx2.AsyncBaseTransport):
             raise httpx2.ConnectError(f"cannot connect to {host}:{port}: {exc}", request=request) from None
         return _Connection(key, reader, writer)
 
+    async def _send_body(self, conn: _Connection, body: Any, request: httpx2.Request, timeout: float | None) -> None:
+        """A streamed body, chunk by chunk, each written once the socket drained the previous one (never more
+        than the socket's buffer in memory); each wait is bounded by `write`."""
+        try:
+            async for chunk in body:
+                conn.writer.write(chunk)
+                async with asyncio.timeout(timeout):
+                    await conn.writer.drain()
+        except TimeoutError:
+            conn.close()
+            raise httpx2.WriteTimeout("the provider stopped reading the request body", request=request) from None
+        except ConnectionError:
+            conn.close()
+            raise httpx2.RemoteProtocolError(
+                "the provider closed the connection mid-request", request=request
+            ) from None
+
     async def _exchange(
         self,
         conn: _Connection,
@@ -122,10 +145,13 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         request: httpx2.Request,
         timeouts: dict[str, float | None],
         reused: bool,
+        body: Any = None,
     ) -> httpx2.Response:
         read_timeout = timeouts.get("read")
         try:
             conn.writer.write(payload)
+            if body is not None:
+                await self._send_body(conn, body, request, timeouts.get("write"))
             async with asyncio.timeout(read_timeout):
                 head = await conn.reader.readuntil(b"\r\n\r\n")
         except TimeoutError:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from server.types import Call, Caller, Outcome, Usage
 
 if TYPE_CHECKING:
+    from server.store.media_protocol import JobEnd, MediaStore
     from server.store.webhook_protocol import WebhookStore
 
 HOLD_REQUEST, HOLD_JOB, HOLD_SESSION = "request", "job", "session"
@@ -94,6 +95,7 @@ class Closing:
     events: tuple[Event, ...] = ()
     intent: Intent | None = None  # written first when the intent's own write failed
     idempotency: IdempotencyRecord | None = None  # stored with the charge, so a retry is never charged twice
+    job_end: JobEnd | None = None  # an asynchronous job's final state (and result file), ended with its charge
 
 
 @dataclass(slots=True, frozen=True)
@@ -161,6 +163,7 @@ class Store(Protocol):
     come in as arguments, so storage never imports billing."""
 
     webhooks: WebhookStore  # endpoints, deliveries and attempts (server/store/webhook_protocol.py)
+    media: MediaStore  # stored files and asynchronous jobs (server/store/media_protocol.py)
 
     @property
     def healthy(self) -> bool:

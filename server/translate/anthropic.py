@@ -8,6 +8,7 @@ at a time and return what to emit now, so nothing is buffered beyond the current
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -89,6 +90,10 @@ def _part_to_block(part: Any) -> JSON | None:
     if kind == "file" and str((part.get("file") or {}).get("file_data", "")).startswith("data:application/pdf"):
         media_type, data = _data_url(part["file"]["file_data"])
         return {"type": "document", "source": {"type": "base64", "media_type": media_type, "data": data}}
+    if kind == "file" and str((part.get("file") or {}).get("file_data", "")).startswith("data:text/"):
+        media_type, data = _data_url(part["file"]["file_data"])  # a text document: Anthropic takes its text
+        text = base64.b64decode(data).decode("utf-8", errors="replace")
+        return {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": text}}
     raise TranslationError(f"content part type {kind!r} is not supported by this model", param="messages")
 
 

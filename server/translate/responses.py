@@ -148,6 +148,9 @@ def _content_part(part: Any, param: str) -> JSON:
                 raise _refuse(message, f"{param}.file_id", "unsupported_content")
             raise TranslationError("`input_image` needs an `image_url`.", param=param)
         return {"type": "image_url", "image_url": {"url": url, **_present(part, ("detail",))}}
+    if kind == "input_file" and isinstance(part.get("file_data"), str):  # a file id the gateway resolved
+        spec = {"file_data": part["file_data"], **_present(part, ("filename",))}
+        return {"type": "file", "file": spec}
     raise _refuse(f"Content parts of type `{kind}` are not supported for this model.", param, "unsupported_content")
 
 

@@ -16,6 +16,7 @@ RESPONSES_TOOLS = [{"type": "function", "name": "get_weather", "description": "W
 
 EMBEDDING_KINDS = ("openai", "gemini", "mock")  # Anthropic has no embeddings API
 _EMBEDDING_TARGETS = {"openai": "text-embedding-3-small", "gemini": "text-embedding-004", "mock": "mock-embed"}
+MEDIA_CONFIG = "\n[jobs]\npoll_interval_s = 0.1\n"  # the mock's jobs end within a second (see front_doors)
 EMBEDDINGS_CONFIG = "".join(
     f'\n[[models]]\nname = "embed-via-{kind}"\ntargets = ["{kind}:{target}"]\nprice = {{ input = 0.1 }}\n'
     'capabilities = ["embeddings"]\n'

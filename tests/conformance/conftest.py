@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conformance.cases import EMBEDDINGS_CONFIG
+from tests.conformance.cases import EMBEDDINGS_CONFIG, MEDIA_CONFIG
 from tests.conformance.client import ConformanceClient
 from tests.conformance.schema import OpenAPI, openapi
 from tests.support.front_doors import FrontDoors, running_front_doors
@@ -22,7 +22,7 @@ def spec() -> OpenAPI:
 
 @pytest.fixture(scope="package")
 def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrontDoors]:
-    with running_front_doors(tmp_path_factory.mktemp("conformance"), EMBEDDINGS_CONFIG) as front:
+    with running_front_doors(tmp_path_factory.mktemp("conformance"), EMBEDDINGS_CONFIG + MEDIA_CONFIG) as front:
         yield front
 
 

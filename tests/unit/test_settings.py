@@ -72,11 +72,14 @@ def test_documented_config_covers_every_settings_key() -> None:
     from server.settings import (
         BillingSettings,
         CacheSettings,
+        FileSettings,
         IdempotencySettings,
+        JobSettings,
         LimitSettings,
         LoggingSettings,
         MetricsSettings,
         ModelCache,
+        PlanSettings,
         ProviderSettings,
         RoutingSettings,
         ServerSettings,
@@ -103,6 +106,9 @@ def test_documented_config_covers_every_settings_key() -> None:
         WebhookSettings,
         CacheSettings,
         ModelCache,
+        FileSettings,
+        JobSettings,
+        PlanSettings,
     ):
         for name in model.model_fields:
             assert name in text, f"{model.__name__}.{name} is not documented in config.example.toml"

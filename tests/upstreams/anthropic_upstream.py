@@ -142,6 +142,9 @@ def _check_block(block: Any, where: str, allowed: set[str]) -> None:
         ok = (source.get("type") == "base64" and source.get("media_type") and source.get("data")) or (
             source.get("type") == "url" and str(source.get("url", "")).startswith(("http://", "https://"))
         )
+        # a plain-text document (Anthropic's "text" source): media_type text/plain and the text itself
+        ok = ok or (kind == "document" and source.get("type") == "text" and source.get("media_type") == "text/plain"
+                    and isinstance(source.get("data"), str))  # fmt: skip
         if not ok:
             raise ApiError(400, f"{where}.source: expected a base64 source with media_type and data, or a url")
     if kind == "tool_use" and not (block.get("id") and block.get("name") and isinstance(block.get("input"), dict)):

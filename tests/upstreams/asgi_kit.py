@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextvars
+import hashlib
 import json
 import logging
 import socket
@@ -103,7 +104,8 @@ class State:
 
 @dataclass
 class Request:
-    """One request as the stand-ins see it: the raw text, its JSON (``parsed`` is False if it was not JSON)."""
+    """One request as the stand-ins see it: the raw text, its JSON (``parsed`` is False if it was not JSON),
+    and its bytes (``raw``: a multipart body is parsed from them)."""
 
     method: str
     path: str
@@ -112,17 +114,22 @@ class Request:
     body: Any
     parsed: bool
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes = b""
+    form: dict[str, Any] | None = None  # a multipart body's fields and files (see openai_media.parse_form)
 
     def recording(self) -> dict[str, Any]:
         """The entry ``GET /_received`` lists for this request."""
-        return {
+        recorded = {
             "method": self.method,
             "path": self.path,
             "query": self.query,
             "headers": self.headers,
             "json": self.body,
-            "body": self.text,
+            "body": self.text if self.form is None else "",
         }
+        if self.form is not None:
+            recorded["form"] = self.form
+        return recorded
 
 
 async def read_body(receive: Receive) -> bytes:
@@ -136,6 +143,37 @@ async def read_body(receive: Receive) -> bytes:
 
 async def read_text(receive: Receive) -> str:
     return (await read_body(receive)).decode("utf-8", errors="replace")
+
+
+def parse_form(content_type: str, raw: bytes) -> dict[str, Any]:
+    """A multipart/form-data body as ``{"fields": {name: [values]}, "files": [{field, filename, content_type,
+    size, sha256, data}]}`` (a stand-in holds its small bodies whole; the gateway must not)."""
+    boundary = content_type.split("boundary=", 1)[-1].strip().strip('"').encode()
+    form: dict[str, Any] = {"fields": {}, "files": []}
+    for part in raw.split(b"--" + boundary)[1:]:
+        if part.startswith(b"--"):
+            break
+        head, _, data = part.partition(b"\r\n\r\n")
+        data = data[:-2] if data.endswith(b"\r\n") else data
+        lines = head.decode("utf-8", errors="replace").strip().split("\r\n")
+        info = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+        params = dict(
+            (k.strip(), v.strip().strip('"'))
+            for k, _, v in (p.partition("=") for p in info["content-disposition"].split(";")[1:])
+        )
+        if "filename" in params:
+            form["files"].append(
+                {
+                    "field": params["name"],
+                    "filename": params["filename"],
+                    "content_type": info.get("content-type", ""),
+                    "size": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                }
+            )
+        else:
+            form["fields"].setdefault(params["name"], []).append(data.decode("utf-8", errors="replace"))
+    return form
 
 
 def parse_json(text: str) -> tuple[Any, bool]:
@@ -267,13 +305,18 @@ async def json_app(
     record everything else, then let ``handle`` answer; a ``StandInError`` becomes ``reply_error``."""
     if scope["type"] != "http":
         return
-    text = await read_text(receive)
-    body, parsed = parse_json(text)
-    request = Request(scope["method"], scope["path"], scope["query_string"].decode(), text, body, parsed)
+    raw = await read_body(receive)
+    text = raw.decode("utf-8", errors="replace")
+    headers = header_dict(scope, merge=merge_headers)
+    multipart = headers.get("content-type", "").startswith("multipart/form-data")
+    body, parsed = (None, True) if multipart else parse_json(text)
+    request = Request(scope["method"], scope["path"], scope["query_string"].decode(), text, body, parsed, raw=raw)
+    if multipart:
+        request.form = parse_form(headers["content-type"], raw)
     try:
         if request.path.startswith("/_"):
             return await control(request, send)
-        request.headers = header_dict(scope, merge=merge_headers)
+        request.headers = headers
         state.received.append(request.recording())
         _RECEIVE.set(receive)
         _STATE.set(state)

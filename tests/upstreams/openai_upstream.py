@@ -6,7 +6,8 @@ and can be told to misbehave (errors, delays, broken streams) via ``POST /_behav
 It is a hand-written ASGI app so it starts fast and needs nothing beyond uvicorn.
 
 Routes: ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``POST /v1/responses`` (the Responses API,
-stream and not: the same deterministic reply as chat) and ``GET /v1/models``.
+stream and not: the same deterministic reply as chat), ``GET /v1/models``, and the media routes (images,
+audio, videos: tests/upstreams/openai_media.py).
 
 Run: ``python -m tests.upstreams.openai_upstream --host 127.0.0.1 --port 8123``
 Control routes (no auth): ``GET /_health``, ``GET /_received``, ``GET /_counters`` (``embedded_inputs``: the
@@ -23,6 +24,7 @@ import time
 import uuid
 from typing import Any
 
+from tests.upstreams import openai_media
 from tests.upstreams.asgi_kit import REPO_ROOT as REPO_ROOT
 
 # REPO_ROOT, UpstreamProcess and start_upstream_process are re-exported: tests import them from here
@@ -63,6 +65,7 @@ DEFAULT_BEHAVIOR: dict[str, Any] = {
     "usage": None,
     # The message of a simulated error (status), e.g. one that echoes the caller's credentials.
     "error_message": None,
+    **openai_media.BEHAVIOR,  # how long a video stays queued and running, and whether it fails
 }
 ERROR_KINDS = {  # status -> (message, type, code), mirroring what api.openai.com returns
     401: ("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
@@ -447,12 +450,23 @@ async def responses(body: dict[str, Any], behavior: dict[str, Any], send: Send) 
     await _send_events(send, behavior, pieces)  # no [DONE] on /responses; a broken stream has no response.completed
 
 
+async def _send_png(send: Send, png: bytes) -> None:
+    start = [(b"content-type", b"image/png"), (b"content-length", str(len(png)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": start})
+    await send({"type": "http.response.body", "body": png})
+
+
 async def control(request: Request, send: Send) -> None:
     """Test-only routes; never recorded and never authenticated."""
 
     async def reply(status: int, payload: Any) -> None:
         await _send_json(send, status, payload)
 
+    if (request.method, request.path) == ("POST", "/_reset"):
+        openai_media.reset()
+    if request.method == "GET" and request.path.startswith("/_media/"):  # a picture on the web, for fetch tests
+        png = openai_media.tiny_png(request.path)
+        return await _send_png(send, png)
     if not await control_route(STATE, request.method, request.path, request.body, reply, ApiError):
         raise ApiError(404, f"Invalid URL ({request.method} {request.path})")
 
@@ -474,10 +488,13 @@ async def handle(request: Request, send: Send) -> None:
         models = [{"id": m, "object": "model", "created": c, "owned_by": "system"} for m, c in MODELS]
         return await _send_json(send, 200, {"object": "list", "data": models})
     handler = ROUTES.get((method, path))
-    if handler is None:
+    media = openai_media.route(method, path)
+    if handler is None and media is None:
         raise ApiError(404, f"Invalid URL ({method} {path})")
     custom_message = STATE.behavior.get("error_message")
     behavior = await STATE.apply_behavior(lambda status: _behavior_error(status, custom_message))
+    if media is not None:
+        return await media(request, behavior, send, [(b"x-request-id", _request_id())])
     if not request.parsed or not isinstance(body, dict):
         raise ApiError(400, "We could not parse the JSON body of your request.")
     await handler(body, behavior, send)

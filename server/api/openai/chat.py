@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Request, Response, post
 
-from server.api.common import admit, answer, json_body, v1
+from server.api.common import admit, answer, json_body, media_refs, v1
 from server.api.shapes import check_chat
 from server.dialects.chat import CHAT
 from server.keys import bearer_token
@@ -17,4 +17,4 @@ async def chat_completions(request: Request[Any, Any, Any]) -> Response[Any]:
     caller = admit(request, bearer_token(request.headers.get("authorization")))
     body = await json_body(request)
     check_chat(body)
-    return await answer(request, caller, CHAT, body)
+    return await answer(request, caller, CHAT, body, media_refs(request, caller, "chat"))

@@ -156,7 +156,8 @@ def ignore_event(event_id: str, event_type: str, when_ms: int) -> Any:
 
 
 def invoice_data(conn: sqlite3.Connection, project_id: str, start_ms: int, end_ms: int) -> dict[str, Any]:
-    """Line items by model (from usage), the month's usage debits and other entries (from the ledger)."""
+    """Line items by model (from usage, with the quantities beyond tokens by unit), the month's usage debits
+    and other entries (from the ledger)."""
     lines = rows(
         conn,
         "SELECT model, COUNT(*) AS requests, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,"
@@ -164,6 +165,14 @@ def invoice_data(conn: sqlite3.Connection, project_id: str, start_ms: int, end_m
         " GROUP BY model ORDER BY model",
         (project_id, start_ms, end_ms),
     )
+    units = conn.execute(
+        "SELECT u.model, q.key, SUM(q.value) FROM usage u, json_each(u.quantities) q WHERE u.project_id = ?"
+        " AND u.created_ms >= ? AND u.created_ms < ? AND u.quantities IS NOT NULL GROUP BY u.model, q.key"
+        " ORDER BY u.model, q.key",
+        (project_id, start_ms, end_ms),
+    ).fetchall()
+    for line in lines:
+        line["units"] = {unit: int(total) for model, unit, total in units if model == line["model"]}
     debits = conn.execute(
         "SELECT COALESCE(SUM(-amount_micro), 0) FROM ledger WHERE project_id = ? AND kind = 'usage'"
         " AND created_ms >= ? AND created_ms < ?",

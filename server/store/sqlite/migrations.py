@@ -397,6 +397,67 @@ def _m007_webhooks(db: sqlite_utils.Database) -> None:
     db["webhook_attempts"].create_index(["delivery_id", "number"])
 
 
+def _m010_media(db: sqlite_utils.Database) -> None:
+    # Stored files: uploads, generated images, job results. The bytes live on disk under the data dir
+    # (files/<project>/<id>); a deleted file keeps its row (deleted_ms) so its id is never reused.
+    db["files"].create(
+        {
+            "id": str,
+            "project_id": str,
+            "purpose": str,
+            "filename": str,
+            "bytes": int,
+            "content_type": str,
+            "sha256": str,
+            "source": str,
+            "request_id": str,
+            "created_ms": int,
+            "deleted_ms": int,
+        },
+        pk="id",
+        not_null={"project_id", "purpose", "filename", "bytes", "content_type", "sha256", "source", "created_ms"},
+        foreign_keys=[("project_id", "projects", "id")],
+    )
+    db.execute("CREATE INDEX idx_files_live ON files (project_id, created_ms) WHERE deleted_ms IS NULL")
+    # Asynchronous jobs (video, music). The hold (kind 'job') is written with the job row; the request row,
+    # usage, debit, hold resolution, the job's final state and its job.* event share one transaction when
+    # the job ends. upstream_id is recorded once the provider accepted the job: a job without one is
+    # submitted (again, with the same idempotency key) after a restart; one with it is only polled.
+    db["jobs"].create(
+        {
+            "id": str,
+            "kind": str,
+            "project_id": str,
+            "key_id": str,
+            "request_id": str,
+            "client_request_id": str,
+            "model": str,
+            "target": str,
+            "upstream_id": str,
+            "status": str,
+            "progress": int,
+            "body": str,
+            "seconds": int,
+            "size": str,
+            "base_url": str,
+            "result_file_id": str,
+            "error": str,
+            "submits": int,
+            "created_ms": int,
+            "updated_ms": int,
+            "deadline_ms": int,
+            "completed_ms": int,
+            "deleted_ms": int,
+        },
+        pk="id",
+        not_null={"kind", "project_id", "key_id", "request_id", "model", "status", "body", "created_ms"},
+        defaults={"status": "queued", "progress": 0, "submits": 0},
+        foreign_keys=[("project_id", "projects", "id")],
+    )
+    db["jobs"].create_index(["project_id", "kind", "created_ms"])
+    db.execute("CREATE INDEX idx_jobs_active ON jobs (status) WHERE status IN ('queued', 'in_progress')")
+
+
 def _m012_bodies_apart(db: sqlite_utils.Database) -> None:
     # The request log's bodies move to a database file of their own (bodies.db, store/sqlite/bodies.py).
     # Those stored here before are diagnostics, not records: they are dropped, not copied.
@@ -413,6 +474,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("007_webhooks", _m007_webhooks),
     ("008_operator_loop", _m008_operator_loop),
     ("009_usage_days", _m009_usage_days),
+    ("010_media", _m010_media),
     ("012_bodies_apart", _m012_bodies_apart),
 ]
 

@@ -124,15 +124,17 @@ class Reader:
 
 MIN_PREFIX = 8
 _REQUEST_COLUMNS = (
-    "r.*, u.input_tokens, u.output_tokens, u.cached_tokens, u.cost_micro, u.price_card, u.estimated,"
+    "r.*, u.input_tokens, u.output_tokens, u.cached_tokens, u.cost_micro, u.price_card, u.estimated, u.quantities,"
     " EXISTS (SELECT 1 FROM bodies.request_bodies b WHERE b.request_id = r.id) AS has_bodies"
 )
 
 
 def _request_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A request row as the admin API shows it: attempts and price card parsed, flags as booleans."""
+    """A request row as the admin API shows it: attempts, price card and the quantities beyond tokens
+    (images, seconds, characters, stored bytes) parsed, flags as booleans."""
     row["attempts"] = orjson.loads(row["attempts"]) if row["attempts"] else []
     row["price_card"] = orjson.loads(row["price_card"]) if row["price_card"] else None
+    row["quantities"] = orjson.loads(row["quantities"]) if row.get("quantities") else {}
     row["stream"] = bool(row["stream"])
     row["has_bodies"] = bool(row["has_bodies"])
     return row

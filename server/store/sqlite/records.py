@@ -9,10 +9,11 @@ from typing import Any
 
 import orjson
 
-from server.store.protocol import Closing, Event, HoldRecord, Intent, Interrupted, Recovery
+from server.store.protocol import HOLD_JOB, Closing, Event, HoldRecord, Intent, Interrupted, Recovery
 from server.store.sqlite import idempotency, ledger
 from server.store.sqlite.catalog import rows
 from server.store.sqlite.fanout import fan_out
+from server.store.sqlite.media_rows import finish_job
 from server.store.sqlite.rollups import add_to_rollup
 
 Op = Any  # a writer operation: a function of the connection
@@ -23,7 +24,8 @@ def _json(value: Any) -> str:
 
 
 def insert_intent(intent: Intent) -> Op:
-    """The request row (status pending) and its hold, written before the request is forwarded."""
+    """The request row (status pending) and its hold, written before the request is forwarded. A job's hold
+    was written with the job itself: its request row is written alone, when the job ends."""
     caller, call, hold = intent.caller, intent.call, intent.hold
 
     def op(conn: sqlite3.Connection) -> None:
@@ -43,7 +45,8 @@ def insert_intent(intent: Intent) -> Op:
                 call.replay_of,
             ),
         )
-        insert_hold(conn, hold, call.started_ms)
+        if hold.kind != HOLD_JOB:
+            insert_hold(conn, hold, call.started_ms)
 
     return op
 
@@ -169,6 +172,8 @@ def close(closing: Closing, chain: ledger.Chain) -> Op:
                 outcome.ended_ms,
             )
         resolve_hold(conn, closing.hold_id, closing.hold_status, outcome.ended_ms)
+        if closing.job_end is not None:
+            finish_job(conn, closing.job_end)
         insert_events(conn, closing.events)
         if closing.idempotency is not None:
             idempotency.insert(conn, closing.idempotency)

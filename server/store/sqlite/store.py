@@ -24,6 +24,7 @@ from server.store.protocol import (
 )
 from server.store.sqlite import backup, billing, bodies, catalog, idempotency, ledger, records, rollups
 from server.store.sqlite.db import Writer, connect
+from server.store.sqlite.media import SqliteMedia
 from server.store.sqlite.migrations import migrate
 from server.store.sqlite.reads import Reader
 from server.store.sqlite.webhooks import SqliteWebhooks
@@ -121,6 +122,7 @@ class SqliteStore:
         )
         self.reader = Reader(path, storage.busy_timeout_ms, attach={"bodies": self.bodies_path})
         self.webhooks = SqliteWebhooks(self.writer, self.reader)
+        self.media = SqliteMedia(self.writer, self.reader)
 
     async def open(self, month_start_ms: int, recover: Recover, rekey_from: ledger.Chain | None = None) -> Loaded:
         loaded = await asyncio.to_thread(
