@@ -32,6 +32,7 @@ from server.snapshot import Snapshot
 from server.store.protocol import Interrupted, Recovery, Store
 from server.store.sqlite.store import SqliteStore
 from server.streaming.relay import OpenStreams
+from server.types import Usage
 from server.webhooks.service import Webhooks
 
 log = logging.getLogger("gateway")
@@ -41,11 +42,16 @@ def recovery(item: Interrupted) -> Recovery:
     """The restart rule for a request a crash left pending. A stream's intent was durable before its first
     byte, so it is billed what its intent and last checkpoint prove: input estimated from the body's size,
     output from the characters delivered (marked estimated), at the price card held with its reservation.
-    A non-stream call never answered the client, so it is not billed; its hold is released."""
+    A non-stream call never answered the client, so it is not billed; its hold is released. A realtime
+    response is a stream billed by the estimate it checkpointed (its text and audio); the session's own row
+    is not a stream and carries nothing."""
     ended = now_ms()
     if not item.stream:
         return Recovery(item, None, 0, ended)
-    usage = estimate(item.body_bytes, item.delivered_chars or 0)
+    if item.checkpoint_usage is not None:  # a realtime response checkpoints its own estimate (text and audio)
+        usage = Usage(item.checkpoint_usage, estimated=True)
+    else:
+        usage = estimate(item.body_bytes, item.delivered_chars or 0)
     return Recovery(item, usage, charge(usage, Rates.from_micro(item.price_card)).micro, ended)
 
 

@@ -33,7 +33,7 @@ from server.errors import METERING_UNAVAILABLE, GatewayError, UpstreamError
 from server.generation import Generations
 from server.idempotency import Claim
 from server.latency import LatencyBands
-from server.metering import charge, estimate, output_bound, tokens_in, worst_case
+from server.metering import estimate, output_bound, reservation, tokens_in, worst_case
 from server.money import format_credits
 from server.request_log import BodyLog
 from server.routing import Lease
@@ -95,7 +95,7 @@ class RequestPath:
             caller, klass, tokens_in(call.body_bytes) + output_bound(declared, default_cap), call
         )
         try:
-            worst = charge(worst_case(call.body_bytes, declared, default_cap), model.rates)
+            worst = reservation(worst_case(call.body_bytes, declared, default_cap), model.rates)
             hold = self.budgets.reserve(
                 caller.project_id,
                 caller.key_id,

@@ -126,6 +126,12 @@ class Call:
     raw: bytes = b""  # the body as the client sent it (JSON), for the request log and replay
     replay_of: str | None = None  # the request this one replays (gatewayctl replay)
     pin: Target | None = None  # a replay sent to one target, not the model's own list (replay --target)
+    session_id: str | None = None  # a realtime session's row (its own id) or one of its responses (the session's)
+
+    @property
+    def is_session(self) -> bool:
+        """The row of a realtime session: it carries no usage itself (its responses do)."""
+        return self.session_id is not None and self.session_id == self.request_id
 
 
 @dataclass(slots=True)

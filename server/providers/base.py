@@ -22,6 +22,9 @@ is forwarded as received (only the model mapped) and unknown fields survive. Its
                     ends after the fragment carrying a finishReason
 
 A dialect uses them when its name is in the provider's `dialects`.
+
+A provider serving the `realtime` capability opens upstream sessions for `/v1/realtime` with
+`realtime(model, options) -> RealtimeUpstream` (server.providers.realtime); the others refuse with a 400.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from server.errors import UpstreamError
 from server.providers.kinds import CAPABILITIES, DIALECTS
+from server.providers.realtime import RealtimeOptions, RealtimeUpstream
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -86,6 +90,10 @@ class Provider(Protocol):
         """Fragments, ending after the one carrying a finishReason."""
         ...
 
+    async def realtime(self, model: str, options: RealtimeOptions) -> RealtimeUpstream:
+        """An upstream realtime session (capability "realtime"); raises UpstreamError before it is open."""
+        ...
+
     async def probe(self) -> str:
         """A cheap authenticated call (the models list) for `gatewayctl doctor`: what answered, or raises
         UpstreamError (unreachable, timed out, credentials refused)."""
@@ -137,3 +145,6 @@ class ProviderBase:
 
     async def stream_generate_content(self, model: str, body: dict[str, Any]) -> EventStream[dict[str, Any]]:
         raise self._not_served("Gemini generateContent natively")
+
+    async def realtime(self, model: str, options: RealtimeOptions) -> RealtimeUpstream:
+        raise self._not_served("realtime sessions")

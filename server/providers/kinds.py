@@ -10,10 +10,10 @@ from __future__ import annotations
 _CHAT = frozenset({"chat", "tools", "vision", "json"})
 
 CAPABILITIES: dict[str, frozenset[str]] = {
-    "openai": _CHAT | {"embeddings"},
+    "openai": _CHAT | {"embeddings", "realtime"},
     "anthropic": _CHAT,
     "gemini": _CHAT | {"embeddings"},
-    "mock": _CHAT | {"embeddings"},
+    "mock": _CHAT | {"embeddings", "realtime"},
 }
 
 DIALECTS: dict[str, frozenset[str]] = {

@@ -2,7 +2,8 @@
 
 Bodies are passed through as received apart from the model name, so fields we do not know survive.
 Plumbing, timeouts and the failure mapping live in `server.providers.http`. Native methods serve the
-gateway's `/v1/responses` front door by pass-through when the routed provider speaks OpenAI.
+gateway's `/v1/responses` front door by pass-through when the routed provider speaks OpenAI, and
+`/v1/realtime` sessions are proxied to the base URL's realtime WebSocket (server.providers.realtime).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.providers.http import JSON, HttpProvider, MappedStream, SseStream, typed_events
+from server.providers.realtime import RealtimeOptions, WebSocketUpstream, connect_websocket, realtime_url
 
 _RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
@@ -52,3 +54,8 @@ class OpenAIProvider(HttpProvider, kind="openai"):
         upstream_body = {**body, "model": model, "stream": True}
         source = await self._open_stream("/responses", upstream_body, _responses_terminal)
         return MappedStream(source, typed_events)
+
+    async def realtime(self, model: str, options: RealtimeOptions) -> WebSocketUpstream:
+        """A WebSocket session at the base URL's /realtime, with the gateway's own key."""
+        url = realtime_url(self.settings.base_url or "", model)
+        return await connect_websocket(self.name, url, self.settings.api_key(), options, self._timeouts.connect)

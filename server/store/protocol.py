@@ -58,11 +58,12 @@ class HoldRecord:
 
 @dataclass(slots=True, frozen=True)
 class Intent:
-    """Written before a request is forwarded: the request row (status pending) and its hold."""
+    """Written before a request is forwarded: the request row (status pending) and its hold (a realtime
+    session's own row holds nothing: each of its responses is a request with its own hold)."""
 
     caller: Caller
     call: Call
-    hold: HoldRecord
+    hold: HoldRecord | None
 
 
 @dataclass(slots=True, frozen=True)
@@ -89,7 +90,7 @@ class Closing:
     caller: Caller
     call: Call
     outcome: Outcome
-    hold_id: str
+    hold_id: str | None  # None: a realtime session's own row, which holds nothing
     hold_status: str  # "settled" | "released"
     events: tuple[Event, ...] = ()
     intent: Intent | None = None  # written first when the intent's own write failed
@@ -109,6 +110,8 @@ class Interrupted:
     delivered_chars: int | None
     hold_id: str | None
     price_card: Mapping[str, Any]
+    session_id: str | None = None  # a realtime session's row (== request_id) or one of its responses
+    checkpoint_usage: Mapping[str, int] | None = None  # a realtime response's running estimate, by unit
 
 
 @dataclass(slots=True, frozen=True)
@@ -200,7 +203,9 @@ class Store(Protocol):
 
     def record_closing(self, closing: Closing) -> asyncio.Future[Any]: ...
 
-    def checkpoint(self, request_id: str, delivered_chars: int, when_ms: int) -> None: ...
+    def checkpoint(self, request_id: str, delivered_chars: int, when_ms: int, usage: Usage | None = None) -> None:
+        """A stream's progress (lazy, not awaited); `usage`: a realtime response's running estimate."""
+        ...
 
     def add_events(self, events: tuple[Event, ...]) -> asyncio.Future[Any]: ...
 

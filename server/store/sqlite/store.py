@@ -143,9 +143,9 @@ class SqliteStore:
     def record_closing(self, closing: Closing) -> asyncio.Future[Any]:
         return self.writer.submit(records.close(closing, self.chain))
 
-    def checkpoint(self, request_id: str, delivered_chars: int, when_ms: int) -> None:
+    def checkpoint(self, request_id: str, delivered_chars: int, when_ms: int, usage: Any = None) -> None:
         """A stream's progress; lazy and not awaited (a lost checkpoint only makes a crash bill less)."""
-        future = self.writer.submit(records.checkpoint(request_id, delivered_chars, when_ms), lazy=True)
+        future = self.writer.submit(records.checkpoint(request_id, delivered_chars, when_ms, usage), lazy=True)
         future.add_done_callback(lambda done: done.cancelled() or done.exception())
 
     async def create_project(self, row: dict[str, Any]) -> None:
