@@ -18,6 +18,7 @@ from server.api.health import healthz, readyz
 from server.api.openai.chat import chat_completions
 from server.api.openai.embeddings import embeddings
 from server.api.openai.models import list_models, retrieve_model
+from server.api.openai.realtime import realtime
 from server.api.openai.responses import responses
 from server.api.openai.usage import usage
 from server.api.openai.webhooks import WEBHOOK_ROUTES
@@ -68,6 +69,7 @@ def create_app(settings: Settings) -> Litestar:
             chat_completions,
             embeddings,
             responses,
+            realtime,
             messages,
             generate_content,
             usage,

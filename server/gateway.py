@@ -24,6 +24,7 @@ from server.limits import RateLimiter
 from server.metering import Rates, charge, estimate
 from server.pipeline import RequestPath
 from server.providers.base import Provider
+from server.realtime.sessions import OpenSessions
 from server.request_log import BodyLog
 from server.routing import ConnectionShares
 from server.settings import Settings
@@ -70,6 +71,7 @@ class Gateway:
     streams: OpenStreams
     idempotency: Idempotency
     webhooks: Webhooks
+    sessions: OpenSessions  # realtime sessions open now (server/realtime/sessions.py)
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     started_ms: int = field(default_factory=now_ms)  # when this process started serving (usage tail's hello)
     stopping: bool = False  # a graceful stop began: /readyz says so, so balancers send no more
@@ -156,6 +158,7 @@ class Gateway:
             streams=streams,
             idempotency=Idempotency(store, settings.idempotency.retention_hours),
             webhooks=webhooks,
+            sessions=OpenSessions(settings.realtime, path),
             trusted_proxies=tuple(ipaddress.ip_network(c, strict=False) for c in settings.server.trusted_proxies),
         )
 

@@ -122,6 +122,7 @@ class Declared:
     choices: int = 1
     quantities: Mapping[str, int] = field(default_factory=dict)
     input_bound: int | None = None  # input tokens at most, when the body's size is not the bound (realtime)
+    audio: bool = False  # its tokens, in and out, may be audio (a realtime response)
 
 
 def output_bound(declared: Declared, default_cap: int) -> int:
@@ -133,10 +134,13 @@ def output_bound(declared: Declared, default_cap: int) -> int:
 def worst_case(input_bytes: int, declared: Declared, default_cap: int) -> Usage:
     """The most a request may consume; its `reservation` is what a hold holds. Audio token quantities in it
     mean "these tokens may be audio" (a realtime response may answer in either)."""
+    tokens_in_bound = input_bytes if declared.input_bound is None else declared.input_bound
+    tokens_out_bound = output_bound(declared, default_cap)
+    audio = {Unit.AUDIO_INPUT_TOKENS: tokens_in_bound, Unit.AUDIO_OUTPUT_TOKENS: tokens_out_bound}
     return Usage(
-        declared.quantities,
-        input_tokens=input_bytes if declared.input_bound is None else declared.input_bound,
-        output_tokens=output_bound(declared, default_cap),
+        {**declared.quantities, **(audio if declared.audio else {})},
+        input_tokens=tokens_in_bound,
+        output_tokens=tokens_out_bound,
     )
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from server.admission import Gatekeeper
-from server.budget import Budgets
+from server.budget import Budgets, Hold
 from server.capabilities import endpoint_class
 from server.clock import now_ms
 from server.dialects.base import Dialect
@@ -33,6 +33,7 @@ from server.errors import METERING_UNAVAILABLE, GatewayError, UpstreamError
 from server.generation import Generations
 from server.idempotency import Claim
 from server.latency import LatencyBands
+from server.limits import Admission
 from server.metering import estimate, output_bound, reservation, tokens_in, worst_case
 from server.money import format_credits
 from server.request_log import BodyLog
@@ -80,8 +81,12 @@ class RequestPath:
     def admit(self, secret: str | None, client_ip: str) -> Caller:
         return self.gatekeeper.admit(secret, client_ip)
 
-    def start(self, caller: Caller, call: Call, dialect: Dialect, claim: Claim | None = None) -> Ticket:
-        """Everything before forwarding; raises the documented 400/402/403/404/429/503 errors."""
+    def start(
+        self, caller: Caller, call: Call, dialect: Dialect, claim: Claim | None = None, *, forced: bool = False
+    ) -> Ticket:
+        """Everything before forwarding; raises the documented 400/402/403/404/429/503 errors. `forced`: a
+        call the upstream already started on its own (a realtime response created by server VAD) is held
+        and metered whatever the limits and budgets say; its caller cancels it at once."""
         assert caller.key is not None and caller.project is not None
         generation = self.generations.current
         call.endpoint = dialect.name
@@ -91,21 +96,25 @@ class RequestPath:
         default_cap = min(generation.limits.default_max_output_tokens, model.context_window)
         if declared.output_cap is None:
             dialect.cap_output(call.body, default_cap)  # the reservation's bound is the upstream's bound too
-        admission = self.gatekeeper.limit(
-            caller, klass, tokens_in(call.body_bytes) + output_bound(declared, default_cap), call
-        )
+        tokens = tokens_in(call.body_bytes) + output_bound(declared, default_cap)
+        admission = Admission() if forced else self.gatekeeper.limit(caller, klass, tokens, call)
         try:
             worst = reservation(worst_case(call.body_bytes, declared, default_cap), model.rates)
-            hold = self.budgets.reserve(
-                caller.project_id,
-                caller.key_id,
-                worst.micro,
-                project_budget=caller.project.monthly_budget_micro,
-                key_budget=caller.key.scopes.monthly_budget_micro,
-                prepaid=caller.project.prepaid,
-                now_ms=now_ms(),
-                hold_id=call.request_id,
-            )
+            if forced:
+                hold = self.budgets.restore(
+                    Hold(caller.project_id, caller.key_id, worst.micro, caller.project.prepaid, call.request_id)
+                )
+            else:
+                hold = self.budgets.reserve(
+                    caller.project_id,
+                    caller.key_id,
+                    worst.micro,
+                    project_budget=caller.project.monthly_budget_micro,
+                    key_budget=caller.key.scopes.monthly_budget_micro,
+                    prepaid=caller.project.prepaid,
+                    now_ms=now_ms(),
+                    hold_id=call.request_id,
+                )
         except GatewayError as exc:
             admission.settle_tokens(0)
             exc.headers = {**admission.headers, **exc.headers}
