@@ -83,6 +83,7 @@ class Responses:
         self.reserved: deque[Response] = deque()
         self.running: dict[str, Response] = {}
         self.context_tokens = 0
+        self.ending: tuple[str, str] | None = None  # (status, error code) once the session is ending
         self._turn = Turn()
         self._numbers = 0
 
@@ -170,6 +171,8 @@ class Responses:
         failed = upstream.get("status") == "failed"
         error_code = "upstream_failed" if failed else None
         status, http = (ERROR, 502) if failed else (OK, 200)
+        if self.ending is not None:  # cancelled because the session ended: its row says why
+            (status, error_code), http = self.ending, 499
         charge = await self._close(response, status, http, error_code, usage)
         self._path.bodies.record(response.ticket.call, now_ms(), upstream, status)
         return charge

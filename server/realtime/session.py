@@ -366,12 +366,13 @@ class RealtimeSession:
         while not self._outbox.empty():  # frees an upstream pump waiting for room
             self._outbox.get_nowait()
         await self._close_client(ending)
+        status = DISCONNECTED if ending.status == OK else ending.status
+        self.responses.ending = (status, ending.code or "client_disconnected")
         await self._cancel_running(pump)
         if pump is not None:
             pump.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        status = DISCONNECTED if ending.status == OK else ending.status
-        await self.responses.end(status, ending.code or "client_disconnected")
+        await self.responses.end(*self.responses.ending)
         with contextlib.suppress(Exception):
             await self._upstream.close()
         self.opened.release()

@@ -311,6 +311,10 @@ class Store(Protocol):
 
     async def requests_matching(self, ref: str, limit: int = 50) -> list[dict[str, Any]]: ...
 
+    async def session_responses(self, session_id: str) -> list[dict[str, Any]]:
+        """The responses of a realtime session (request rows with their usage), oldest first."""
+        ...
+
     async def usage_window(
         self,
         project_id: str,

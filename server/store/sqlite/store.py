@@ -328,6 +328,9 @@ class SqliteStore:
     async def requests_matching(self, ref: str, limit: int = 50) -> list[dict[str, Any]]:
         return await self.reader.requests_matching(ref, limit)
 
+    async def session_responses(self, session_id: str) -> list[dict[str, Any]]:
+        return await self.reader.session_responses(session_id)
+
     async def usage_window(
         self,
         project_id: str,
