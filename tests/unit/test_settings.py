@@ -74,7 +74,9 @@ def test_documented_config_covers_every_settings_key() -> None:
         IdempotencySettings,
         LimitSettings,
         LoggingSettings,
+        PlanSettings,
         ProviderSettings,
+        RealtimeSettings,
         RoutingSettings,
         ServerSettings,
         StorageSettings,
@@ -97,6 +99,8 @@ def test_documented_config_covers_every_settings_key() -> None:
         LoggingSettings,
         IdempotencySettings,
         WebhookSettings,
+        PlanSettings,
+        RealtimeSettings,
     ):
         for name in model.model_fields:
             assert name in text, f"{model.__name__}.{name} is not documented in config.example.toml"
