@@ -143,17 +143,6 @@ def test_the_dialect_caps_a_response_in_the_protocol_it_speaks_and_keeps_a_sessi
     assert ga.declare({"type": "response.create", "response": {"output_modalities": ["audio"]}}).audio
 
 
-def _events(peer: MockRealtimePeer, until: str) -> list[dict[str, Any]]:
-    async def read() -> list[dict[str, Any]]:
-        seen = []
-        while True:
-            seen.append(json.loads(await peer.recv()))
-            if seen[-1]["type"] == until:
-                return seen
-
-    return asyncio.get_event_loop().run_until_complete(read())
-
-
 def test_the_mock_peer_answers_in_audio_by_default_and_stops_at_the_cap() -> None:
     async def run() -> list[dict[str, Any]]:
         peer = MockRealtimePeer("m")
