@@ -103,7 +103,6 @@ class Responses:
             model=session.model,
             body=event,
             stream=True,
-            client_request_id=session.client_request_id,
             started_ms=now_ms(),
             body_bytes=self._turn.text_bytes + len(raw),
             raw=raw,

@@ -306,6 +306,8 @@ class RealtimeSession:
         response = event.get("response")
         if not isinstance(response, dict):
             return text
+        if response.get("id") not in self.responses.running:  # never announced: metered all the same
+            await self._created(response)
         try:
             charge = await self.responses.done(response)
         except GatewayError as exc:  # the usage could not be recorded: fail closed

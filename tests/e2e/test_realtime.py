@@ -35,6 +35,7 @@ def config(upstream: UpstreamProcess) -> str:
 [realtime]
 write_timeout_s = 2
 cancel_wait_s = 1
+idle_timeout_s = 3
 
 [plans.default]
 rpm = {{ chat = 100000, realtime = 100000 }}
@@ -413,3 +414,21 @@ def test_fallback_happens_only_before_the_session_opens(fresh: Realtime) -> None
     assert [a["target"] for a in shown["attempts"]] == ["standin:gpt-realtime", "mock:gpt-realtime"]
     assert shown["provider"] == "mock"
     assert os.environ.get("STANDIN_REALTIME_KEY") is None  # the provider key lives in the gateway's env only
+
+
+def test_an_idle_session_is_told_and_closed(fresh: Realtime) -> None:
+    key = fresh.project("idle")
+
+    async def run() -> tuple[dict[str, Any], int | None, float]:
+        ws = await _open(fresh.ws_url, key, "gpt-realtime")
+        await _until(ws, "session.created")
+        started = time.monotonic()
+        error, _ = await _until(ws, "error", timeout=10)
+        with pytest.raises(ConnectionClosed):
+            async with asyncio.timeout(5):
+                await ws.recv()
+        return error, ws.close_code, time.monotonic() - started
+
+    error, code, elapsed = asyncio.run(run())
+    assert error["error"]["code"] == "session_idle" and code == 1000
+    assert 2.5 < elapsed < 6
