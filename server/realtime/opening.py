@@ -22,6 +22,7 @@ from server.generation import Generation
 from server.pipeline import RequestPath
 from server.providers.realtime import RealtimeOptions, RealtimeUpstream
 from server.realtime.dialect import RealtimeDialect
+from server.request_facts import note_model
 from server.routing import Lease
 from server.settlement import DISCONNECTED, ERROR, UPSTREAM_FAILED, conclude
 from server.snapshot import ModelEntry
@@ -72,6 +73,7 @@ def admit(path: RequestPath, knock: Knock) -> tuple[Caller, Call, ModelEntry]:
     caller = path.admit(knock.secret, knock.client_ip)
     if not knock.model:
         raise MISSING_MODEL(param="model")
+    note_model(knock.model)  # for the access log line
     call = Call(
         request_id=knock.request_id,
         endpoint="realtime",

@@ -39,6 +39,7 @@ from server.errors import (
     INTERNAL_ERROR,
     INVALID_CLIENT_EVENT,
     KEY_EXPIRED,
+    KEY_REVOKED,
     METERING_UNAVAILABLE,
     SESSION_EXPIRED,
     SESSION_IDLE,
@@ -233,6 +234,9 @@ class RealtimeSession:
     async def _response_create(self, event: dict[str, Any], message: str) -> None:
         client_event_id = event.get("event_id")
         key = self.caller.key
+        if key is not None and key.revoked_ms is not None:  # revoked while the session was opening
+            self.end(Ending.telling(KEY_REVOKED(), ERROR, 1008))
+            return
         if key is not None and key.expires_ms is not None and key.expires_ms <= now_ms():
             self.end(Ending.telling(KEY_EXPIRED(), ERROR, 1008))
             return

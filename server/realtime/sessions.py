@@ -73,6 +73,8 @@ class OpenSessions:
             self._sessions.add(session)
             if self._grace is not None:  # a stop began while it was opening
                 session.stop()
+            if caller.key is not None and caller.key.revoked_ms is not None:  # revoked while it was opening
+                session.end(Ending.telling(KEY_REVOKED(), ERROR, 1008))
             try:
                 await session.run()
             finally:

@@ -44,6 +44,9 @@ rpm = {{ chat = 100000, realtime = 100000 }}
 rpm = {{ realtime = 100000 }}
 realtime_sessions_per_key = 1
 
+[plans.two-a-minute]
+rpm = {{ realtime = 2 }}
+
 [[providers]]
 name = "mock"
 kind = "mock"
@@ -242,6 +245,8 @@ def test_three_responses_make_three_usage_rows_and_debits_equal_to_the_wallet_ch
         == -sum(e["amount_micro"] for e in debits)
     )
     assert shown["cost_micro"] is None  # the session's own row carries no money
+    usage = httpx.get(f"{fresh.gw.url}/v1/usage", headers={"authorization": f"Bearer {key}"}).json()["data"]
+    assert [(row["requests"], row["cost_micro"]) for row in usage] == [(3, before - fresh.balance("three"))]
 
 
 def test_budget_exhausted_mid_session_refuses_the_response_create_and_keeps_the_session(fresh: Realtime) -> None:
@@ -282,7 +287,22 @@ def test_a_bad_key_is_refused_with_401_before_the_handshake(fresh: Realtime) -> 
     key = fresh.project("refusals")
     status, body = asyncio.run(status_of(key, "no-such-model"))
     assert status == 404 and body["error"]["code"] == "model_not_found"
+    chat_only = fresh.gw.cli_json("keys", "create", "--project", "refusals", "--endpoints", "chat")["key"]
+    status, body = asyncio.run(status_of(chat_only))
+    assert status == 403 and body["error"]["code"] == "endpoint_not_allowed"
     assert fresh.up.received() == []  # nothing went upstream
+
+
+def test_the_route_is_also_served_under_api_v1(fresh: Realtime) -> None:
+    key = fresh.project("api-v1")
+
+    async def run() -> str:
+        url = fresh.ws_url.replace("/v1/realtime", "/api/v1/realtime")
+        async with await _open(url, key, "gpt-realtime") as ws:
+            event, _ = await _until(ws, "session.created")
+            return str(event["type"])
+
+    assert asyncio.run(run()) == "session.created"
 
 
 def test_a_plan_limits_sessions_per_key(fresh: Realtime) -> None:
@@ -299,6 +319,46 @@ def test_a_plan_limits_sessions_per_key(fresh: Realtime) -> None:
         return 101
 
     assert asyncio.run(run()) == 429
+
+
+def test_the_plan_limits_response_creates_per_minute(fresh: Realtime) -> None:
+    key = fresh.project("two-a-minute", plan="two-a-minute")
+
+    async def run() -> dict[str, Any]:
+        async with await _open(fresh.ws_url, key, "gpt-realtime") as ws:
+            for _ in range(2):
+                await _send(ws, "response.create", response={"max_output_tokens": 20})
+                await _until(ws, "response.done")
+            await _send(ws, "response.create", event_id="evt_third")
+            error, _ = await _until(ws, "error")
+            return error
+
+    error = asyncio.run(run())
+    assert error["error"]["code"] == "rate_limit_exceeded" and error["error"]["event_id"] == "evt_third"
+
+
+def test_a_client_that_leaves_mid_response_pays_what_the_upstream_reports(fresh: Realtime) -> None:
+    key = fresh.project("leaver")
+    fresh.up.set_behavior(audio_chunks=100, chunk_bytes=4800, chunk_delay_ms=20)
+
+    async def run() -> str:
+        ws = await _open(fresh.ws_url, key, "up-realtime")
+        await _send(ws, "response.create")
+        got = 0
+        while got < 5:
+            got += json.loads(await ws.recv())["type"] == "response.output_audio.delta"
+        await ws.close()
+        return ws.response.headers["x-request-id"]
+
+    session_id = asyncio.run(run())
+    deadline = time.monotonic() + 5
+    while (shown := fresh.request(session_id))["status"] == "pending" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    [response] = shown["responses"]
+    assert shown["status"] == "ok" and response["status"] == "client_disconnected"
+    assert response["cost_micro"] > 0 and not response["estimated"]  # the usage the upstream reported on cancel
+    assert "response.cancel" in fresh.up.received()[0]["events"]
+    assert fresh.up.sent()[-1] < 100  # the upstream stopped
 
 
 def test_a_revoked_key_closes_its_open_session_within_a_second(fresh: Realtime) -> None:
@@ -352,7 +412,8 @@ def test_a_client_that_stops_reading_is_cut_off_and_server_memory_stays_bounded(
         started = time.monotonic()
         while time.monotonic() - started < 20:  # bounded: the gateway must cut us off well before
             peak = max(peak, _rss_kib(pid))
-            row = admin.get(f"/requests/{session_id}", params={"bodies": "false"}).json()
+            answer = admin.get(f"/requests/{session_id}", params={"bodies": "false"})
+            row = answer.json() if answer.status_code == 200 else {"status": "pending"}  # intents commit lazily
             if row["status"] != "pending":
                 break
             await asyncio.sleep(0.2)
