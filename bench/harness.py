@@ -194,18 +194,27 @@ def run_ctl(args: list[str], env: dict[str, str], cwd: Path, timeout_s: float = 
 
 
 def setup_gateway(
-    children: Children, tmp: Path, upstream_port: int, *, ready_timeout_s: float = 30, limits: bool = True
+    children: Children,
+    tmp: Path,
+    upstream_port: int,
+    *,
+    ready_timeout_s: float = 30,
+    limits: bool = True,
+    server_env: dict[str, str] | None = None,
+    extra_config: str = "",
 ) -> dict[str, Any]:
     """Write the config, init the database, start ``gatewayctl serve``, create a project and key.
     With `limits`, the key has RPM/TPM limits and a monthly budget and the project a budget, so every
-    request goes through the rate limiter and the budget reservation (set high enough never to bite)."""
+    request goes through the rate limiter and the budget reservation (set high enough never to bite).
+    `extra_config` (TOML) is appended: more providers and models."""
     port = free_port()
     config = tmp / "config.toml"
-    config.write_text(CONFIG.format(port=port, upstream_port=upstream_port) + (LIMITS_CONFIG if limits else ""))
+    limits_config = LIMITS_CONFIG if limits else ""
+    config.write_text(CONFIG.format(port=port, upstream_port=upstream_port) + limits_config + extra_config)
     env_token = secrets.token_urlsafe(24)
     init = run_ctl(["init", "--dir", str(tmp), "--json"], child_env(), tmp)
     token = str(init.get("admin_token") or env_token)
-    serve_env = child_env(BENCH_UPSTREAM_KEY=UPSTREAM_KEY, GATEWAY_ADMIN_TOKEN=env_token)
+    serve_env = child_env(BENCH_UPSTREAM_KEY=UPSTREAM_KEY, GATEWAY_ADMIN_TOKEN=env_token, **(server_env or {}))
     log = tmp / "gateway.log"
     proc = children.start("gateway", [*gatewayctl_cmd(), "serve", "--config", str(config)], log, serve_env, tmp)
     url = f"http://127.0.0.1:{port}"

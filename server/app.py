@@ -15,6 +15,7 @@ from server.api.anthropic import messages
 from server.api.error_handlers import OPENAI_ERRORS
 from server.api.gemini import generate_content
 from server.api.health import healthz, readyz
+from server.api.metrics import MetricsListener, metrics_routes
 from server.api.openai.chat import chat_completions
 from server.api.openai.embeddings import embeddings
 from server.api.openai.models import list_models, retrieve_model
@@ -38,11 +39,21 @@ def create_asgi(settings: Settings, app: Litestar | None = None) -> ASGIApp:
     return access_log_middleware(served) if settings.server.access_log else served
 
 
-def create_app(settings: Settings) -> Litestar:
+def create_app(settings: Settings, host: str | None = None) -> Litestar:
+    """The app for `settings`; `host` is where the server listens (`serve --host`), for a metrics port."""
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         gateway = await Gateway.start(settings)
         app.state.gateway = gateway
+        metrics = settings.metrics
+        listener = None
+        if metrics.enabled and metrics.port:
+            try:
+                listener = MetricsListener(host or settings.server.host, metrics.port, gateway, metrics.public)
+            except OSError:
+                await gateway.close()
+                raise
         last_used = LastUsedFlusher(gateway.snapshot, gateway.store.touch_keys)
         last_used.start()
         maintenance = Maintenance(gateway)
@@ -55,6 +66,8 @@ def create_app(settings: Settings) -> Litestar:
         try:
             yield
         finally:
+            if listener is not None:
+                listener.close()
             await maintenance.stop()
             await gateway.webhooks.stop()
             await last_used.stop()
@@ -76,6 +89,7 @@ def create_app(settings: Settings) -> Litestar:
             stripe_webhook,
             *WEBHOOK_ROUTES,
             admin_router,
+            *metrics_routes(settings.metrics),
         ],
         lifespan=[lifespan],
         exception_handlers=OPENAI_ERRORS,  # type: ignore[arg-type]

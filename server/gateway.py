@@ -13,8 +13,10 @@ import logging
 from dataclasses import dataclass, field
 
 from server.admission import Gatekeeper
+from server.answer_cache import AnswerCache
 from server.billing.ledger import LedgerChain, open_chain
 from server.budget import Budgets, Hold, month_key, month_start_ms
+from server.cache_policy import Caching
 from server.clock import now_ms
 from server.events.outbox import RateLimitedSampler
 from server.generation import Generation, Generations, build
@@ -22,6 +24,7 @@ from server.idempotency import Idempotency
 from server.latency import LatencyBands
 from server.limits import RateLimiter
 from server.metering import Rates, charge, estimate
+from server.metrics import Metrics
 from server.pipeline import RequestPath
 from server.providers.base import Provider
 from server.realtime.sessions import OpenSessions
@@ -71,6 +74,7 @@ class Gateway:
     streams: OpenStreams
     idempotency: Idempotency
     webhooks: Webhooks
+    metrics: Metrics
     sessions: OpenSessions  # realtime sessions open now (server/realtime/sessions.py)
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     started_ms: int = field(default_factory=now_ms)  # when this process started serving (usage tail's hello)
@@ -123,9 +127,16 @@ class Gateway:
         streams = OpenStreams()
         limiter = RateLimiter()
         latency = LatencyBands()
+        metrics = Metrics()
+        store.on_commit(metrics.commit)
+        metrics.watch(
+            open_reservations=lambda: budgets.open_holds,
+            queued_writes=lambda: store.queued_writes,
+            health=lambda: (generations.current.router.health, generations.current.provider_settings),
+        )
         webhooks = Webhooks(settings.webhooks, store.webhooks)
         await webhooks.refresh()
-        settlement = Settlement(store, budgets, webhooks.subscriptions.completed)
+        settlement = Settlement(store, budgets, metrics, webhooks.subscriptions.completed)
         gatekeeper = Gatekeeper(
             snapshot=snapshot,
             limiter=limiter,
@@ -143,6 +154,8 @@ class Gateway:
             latency=latency,
             streams=streams,
             bodies=BodyLog(store, settings.logging, loaded.body_bytes),
+            caching=Caching(AnswerCache(settings.cache.max_mb << 20)),
+            metrics=metrics,
         )
         return cls(
             store=store,
@@ -158,6 +171,7 @@ class Gateway:
             streams=streams,
             idempotency=Idempotency(store, settings.idempotency.retention_hours),
             webhooks=webhooks,
+            metrics=metrics,
             sessions=OpenSessions(settings.realtime, path),
             trusted_proxies=tuple(ipaddress.ip_network(c, strict=False) for c in settings.server.trusted_proxies),
         )

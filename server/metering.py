@@ -93,14 +93,19 @@ FREE = Rates({"input": 0, "output": 0, "cached_input": 0}, {})
 
 
 def _billable(usage: Usage) -> dict[str, int]:
-    """Quantities as priced: cached and audio input out of the text input, audio output out of the text output."""
+    """Quantities as priced: cached and audio input out of the text input, audio output out of the text output,
+    then the tokens the gateway's own cache served (`cache_hit_tokens`) out of the text input first and the
+    text output after it, so each token is priced once, at one rate."""
     quantities = dict(usage.quantities)
     cached = min(quantities.get(Unit.CACHED_TOKENS, 0), quantities.get(Unit.INPUT_TOKENS, 0))
     quantities[Unit.CACHED_TOKENS] = cached
-    text_in = quantities.get(Unit.INPUT_TOKENS, 0) - cached - quantities.get(Unit.AUDIO_INPUT_TOKENS, 0)
-    quantities[Unit.INPUT_TOKENS] = max(0, text_in)
-    text_out = quantities.get(Unit.OUTPUT_TOKENS, 0) - quantities.get(Unit.AUDIO_OUTPUT_TOKENS, 0)
-    quantities[Unit.OUTPUT_TOKENS] = max(0, text_out)
+    text_in = max(0, quantities.get(Unit.INPUT_TOKENS, 0) - cached - quantities.get(Unit.AUDIO_INPUT_TOKENS, 0))
+    text_out = max(0, quantities.get(Unit.OUTPUT_TOKENS, 0) - quantities.get(Unit.AUDIO_OUTPUT_TOKENS, 0))
+    hits = min(quantities.get(Unit.CACHE_HIT_TOKENS, 0), text_in + text_out)
+    from_input = min(hits, text_in)
+    quantities[Unit.CACHE_HIT_TOKENS] = hits
+    quantities[Unit.INPUT_TOKENS] = text_in - from_input
+    quantities[Unit.OUTPUT_TOKENS] = text_out - (hits - from_input)
     return quantities
 
 

@@ -1,8 +1,9 @@
 """The one request path, top to bottom as plain calls:
 
     admit (IP net, key) → authorize (scopes, model) → declare (caps, choices) → limit (RPM/TPM)
-    → reserve (worst case: budget, wallet) → record intent → route (targets, retries, fallbacks)
-    → forward → meter → close (outcome + usage + debit + hold + events, one transaction).
+    → reserve (worst case: budget, wallet) → record intent → look up the answer cache → route (targets,
+    retries, fallbacks) → forward (what the cache did not serve) → meter → close (outcome + usage + debit +
+    hold + events, one transaction).
 
 Each step lives in its own module and knows nothing of HTTP. Handlers in api/ build a `Call`, call
 `start` with their front door's dialect, then `serve_unary` or `open_stream`, and render the result.
@@ -26,6 +27,7 @@ import orjson
 
 from server.admission import Gatekeeper
 from server.budget import Budgets, Hold
+from server.cache_policy import Caching
 from server.capabilities import endpoint_class
 from server.clock import now_ms
 from server.dialects.base import Dialect
@@ -35,10 +37,11 @@ from server.idempotency import Claim
 from server.latency import LatencyBands
 from server.limits import Admission
 from server.metering import estimate, output_bound, reservation, tokens_in, worst_case
+from server.metrics import Metrics, bounded_model
 from server.money import format_credits
 from server.request_log import BodyLog
 from server.routing import Lease
-from server.settlement import DISCONNECTED, ERROR, OK, UPSTREAM_FAILED, Answer, Settlement, Ticket, conclude
+from server.settlement import DISCONNECTED, ERROR, OK, UPSTREAM_FAILED, Answer, Settlement, Ticket
 from server.store.protocol import HoldRecord, Intent, Store
 from server.streaming.relay import LastFrames, OpenStreams, StreamRelay, Transcript
 from server.types import Attempt, Call, Caller, Charge, Outcome, Target, Usage
@@ -77,16 +80,32 @@ class RequestPath:
     latency: LatencyBands
     streams: OpenStreams
     bodies: BodyLog
+    caching: Caching
+    metrics: Metrics
 
     def admit(self, secret: str | None, client_ip: str) -> Caller:
-        return self.gatekeeper.admit(secret, client_ip)
+        """The caller a key makes; a refusal (401, 403, the per-IP 429) is counted by its code."""
+        try:
+            return self.gatekeeper.admit(secret, client_ip)
+        except GatewayError as exc:
+            self.metrics.refused(exc.code)
+            raise
 
     def start(
         self, caller: Caller, call: Call, dialect: Dialect, claim: Claim | None = None, *, forced: bool = False
     ) -> Ticket:
-        """Everything before forwarding; raises the documented 400/402/403/404/429/503 errors. `forced`: a
-        call the upstream already started on its own (a realtime response created by server VAD) is held
-        and metered whatever the limits and budgets say; its caller cancels it at once."""
+        """Everything before forwarding; raises the documented 400/402/403/404/429/503 errors (counted as
+        refusals, with the model's name only when it is a configured one). `forced`: a call the upstream
+        already started on its own (a realtime response created by server VAD) is held and metered whatever
+        the limits and budgets say; its caller cancels it at once."""
+        try:
+            return self._start(caller, call, dialect, claim, forced)
+        except GatewayError as exc:
+            model = bounded_model(call.model, self.generations.current.models)
+            self.metrics.refused(exc.code, model, dialect.name)
+            raise
+
+    def _start(self, caller: Caller, call: Call, dialect: Dialect, claim: Claim | None, forced: bool) -> Ticket:
         assert caller.key is not None and caller.project is not None
         generation = self.generations.current
         call.endpoint = dialect.name
@@ -142,13 +161,23 @@ class RequestPath:
     async def _serve_unary(self, ticket: Ticket) -> Served:
         call, dialect = ticket.call, ticket.dialect
         attempts: list[Attempt] = []
-        depth, target, (body, reported), lease = await self._route(
-            ticket, attempts, lambda p, m: dialect.unary(p, m, call.body)
-        )
-        lease.release()
+        lookup = self.caching.lookup(ticket.caller.project_id, call, ticket.model, dialect.name)
+        ticket.cache_status = lookup.status
+        if lookup.status is not None:
+            self.metrics.cache_lookup(lookup.status)
+        cached = lookup.served()
+        if cached is not None:  # no upstream call, no attempt; billed like any other answer, at the cache rate
+            depth, target, body, reported = 0, cached.target, cached.answer, cached.usage
+        else:
+            depth, target, (body, reported), lease = await self._route(
+                ticket, attempts, lambda p, m: lookup.unary(dialect, p, m, call.body)
+            )
+            lease.release()
         try:
             usage = reported or estimate(call.body_bytes, dialect.delivered_chars(body))
-            outcome = conclude(ticket.model.rates, attempts, status=OK, http_status=200, target=target, usage=usage)
+            if cached is None and depth == 0:
+                lookup.keep(body, usage, target)
+            outcome = ticket.conclude(attempts, status=OK, http_status=200, target=target, usage=usage)
             assert outcome.charge is not None
             dialect.present(body, usage, outcome.charge.micro)
             content = orjson.dumps(body)
@@ -157,16 +186,18 @@ class RequestPath:
             raise
         headers = {
             **ticket.admission.headers,
-            **served_headers(call, target, depth),
-            "x-credits-used": format_credits(outcome.charge.micro),
+            **served_headers(call, target, depth, ticket.cache_status),
+            **money_headers(ticket, outcome.charge.micro),
         }
         answer = Answer(200, headers, False, content) if ticket.claim is not None else None
         try:
             await asyncio.shield(self.settlement.close(ticket, outcome, answer=answer))
         except Exception as exc:
             raise METERING_UNAVAILABLE() from exc
-        self.latency.observe(call.model, now_ms() - call.started_ms)
-        self.bodies.record(call, outcome.ended_ms, body, OK)
+        if cached is None:  # the model's latency band measures upstream calls, not the cache
+            self.latency.observe(call.model, now_ms() - call.started_ms)
+        self.metrics.answered(call.endpoint, False, call.arrived, attempts)
+        self.bodies.record(call, outcome.ended_ms, content, OK)  # the answer as sent, not serialised again
         return Served(content=content, target=target, depth=depth, charge=outcome.charge, headers=headers)
 
     async def open_stream(self, ticket: Ticket) -> OpenedStream:
@@ -181,6 +212,9 @@ class RequestPath:
     async def _open_stream(self, ticket: Ticket) -> OpenedStream:
         call, dialect = ticket.call, ticket.dialect
         attempts: list[Attempt] = []
+        ticket.cache_status = self.caching.lookup(ticket.caller.project_id, call, ticket.model, dialect.name).status
+        if ticket.cache_status is not None:
+            self.metrics.cache_lookup(ticket.cache_status)
 
         async def open_and_peek(provider: Any, upstream_model: str) -> tuple[Any, AsyncIterator[Any], Any]:
             stream = await dialect.open(provider, upstream_model, call.body)
@@ -208,7 +242,7 @@ class RequestPath:
             raise METERING_UNAVAILABLE() from exc
         generation = ticket.generation
         provider = generation.provider_settings[target.provider]
-        headers = {**ticket.admission.headers, **served_headers(call, target, depth)}
+        headers = {**ticket.admission.headers, **served_headers(call, target, depth, ticket.cache_status)}
         relay = StreamRelay(
             stream=stream,
             events=events,
@@ -222,6 +256,7 @@ class RequestPath:
             drain=provider.on_disconnect == "drain",
             streams=self.streams,
         )
+        self.metrics.answered(call.endpoint, True, call.arrived, attempts)
         return OpenedStream(chunks=relay.run(), target=target, depth=depth, headers=headers)
 
     async def _route(self, ticket: Ticket, attempts: list[Attempt], attempt: Any) -> tuple[int, Target, Any, Lease]:
@@ -233,15 +268,13 @@ class RequestPath:
             return await router.first_success(targets, attempt, attempts, ticket.caller.project_id)
         except GatewayError as exc:
             status = UPSTREAM_FAILED if isinstance(exc, UpstreamError) else ERROR
-            outcome = conclude(ticket.model.rates, attempts, status=status, http_status=exc.status, error_code=exc.code)
+            outcome = ticket.conclude(attempts, status=status, http_status=exc.status, error_code=exc.code)
             self.settlement.close(ticket, outcome)  # no usage to protect; not awaited
             self.bodies.record(ticket.call, outcome.ended_ms, exc.openai_body(), status)
             exc.headers = {**ticket.admission.headers, **exc.headers}
             raise
         except asyncio.CancelledError:
-            outcome = conclude(
-                ticket.model.rates, attempts, status=DISCONNECTED, http_status=499, error_code="client_disconnected"
-            )
+            outcome = ticket.conclude(attempts, status=DISCONNECTED, http_status=499, error_code="client_disconnected")
             self.settlement.close(ticket, outcome)
             raise
         except BaseException:
@@ -250,7 +283,7 @@ class RequestPath:
 
     async def complete(self, ticket: Ticket, usage: Usage) -> Charge:
         """Close a call the gateway served itself (no upstream: a stored file, say), metered like any other."""
-        outcome = conclude(ticket.model.rates, [], status=OK, http_status=200, usage=usage)
+        outcome = ticket.conclude([], status=OK, http_status=200, usage=usage)
         try:
             await asyncio.shield(self.settlement.close(ticket, outcome))
         except Exception as exc:
@@ -261,7 +294,7 @@ class RequestPath:
         return outcome.charge
 
     def _internal_error(self, ticket: Ticket, attempts: list[Attempt]) -> None:
-        outcome = conclude(ticket.model.rates, attempts, status=ERROR, http_status=500, error_code="internal_error")
+        outcome = ticket.conclude(attempts, status=ERROR, http_status=500, error_code="internal_error")
         self.settlement.close(ticket, outcome)
 
 
@@ -285,8 +318,7 @@ class _Sink:
         self._path.store.checkpoint(self._ticket.call.request_id, delivered_chars, now_ms())
 
     def _outcome(self, status: str, http_status: int, error_code: str | None, usage: Usage) -> Outcome:
-        return conclude(
-            self._ticket.model.rates,
+        return self._ticket.conclude(
             self._attempts,
             status=status,
             http_status=http_status,
@@ -336,9 +368,21 @@ class _Sink:
         self._ticket.end()
 
 
-def served_headers(call: Call, target: Target, depth: int) -> dict[str, str]:
+def served_headers(call: Call, target: Target, depth: int, cache_status: str | None) -> dict[str, str]:
     headers = {"x-model-used": target.model}
     if depth:
         headers["x-fallback-from"] = call.model
         headers["x-fallback-depth"] = str(depth)
+    if cache_status is not None:
+        headers["x-cache-status"] = cache_status
     return headers
+
+
+def money_headers(ticket: Ticket, charge_micro: int) -> dict[str, str]:
+    """A unary answer's charge in credits, and for a prepaid project the wallet debit it makes (the same
+    amount: the ledger's usage entry). Streams send their headers before the cost is known: neither."""
+    credits = format_credits(charge_micro)
+    project = ticket.caller.project
+    if project is not None and project.prepaid:
+        return {"x-credits-used": credits, "x-wallet-debit": credits}
+    return {"x-credits-used": credits}

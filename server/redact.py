@@ -24,6 +24,19 @@ _KEY_SHAPES = re.compile(
 )
 
 
+_KEY_SHAPES_BYTES = re.compile(_KEY_SHAPES.pattern.encode())
+# Every key shape starts with one of these: a body with none of them is returned as it is, unscanned.
+_MARKERS = (b"sk-", b"gw_live_", b"gwa_", b"AIza", b"sk_", b"rk_", b"whsec_", b"Bearer ")
+
+
+def scrub_bytes(data: bytes) -> bytes:
+    """`data` (UTF-8, e.g. a JSON body) with every key-shaped token replaced by [redacted]. The common
+    case, no marker at all, costs a few substring searches and no regex scan."""
+    if not any(marker in data for marker in _MARKERS):
+        return data
+    return _KEY_SHAPES_BYTES.sub(REDACTED.encode(), data)
+
+
 def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
     """`text` with the given secrets and every key-shaped token replaced by [redacted]."""
     for secret in secrets:

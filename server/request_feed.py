@@ -16,6 +16,7 @@ from typing import Any
 
 from server.money import format_credits
 from server.store.protocol import Closing
+from server.types import ended_request
 
 FOLLOWER_QUEUE = 1000
 
@@ -75,31 +76,17 @@ class Follower:
 
 
 def row_of(closing: Closing) -> dict[str, Any]:
-    """A closed request as the tail shows it: ids, names, tokens, cost and latency."""
+    """A closed request as the tail shows it: the facts every event carries, names beside the ids, its cost
+    in credits and the request it replays."""
     caller, call, outcome = closing.caller, closing.call, closing.outcome
-    usage, charge, target = outcome.usage, outcome.charge, outcome.target
+    row = ended_request(caller, call, outcome)
     return {
+        **row,
         "id": call.request_id,
-        "ended_ms": outcome.ended_ms,
-        "project_id": caller.project_id,
         "project_name": caller.project.name if caller.project else None,
-        "key_id": caller.key_id,
         "key_prefix": caller.key.prefix if caller.key else None,
         "key_name": caller.key.name if caller.key else None,
-        "endpoint": call.endpoint,
-        "model": call.model,
-        "stream": call.stream,
-        "status": outcome.status,
-        "http_status": outcome.http_status,
-        "error_code": outcome.error_code,
-        "provider": target.provider if target else None,
-        "upstream_model": target.model if target else None,
-        "input_tokens": usage.input_tokens if usage else 0,
-        "output_tokens": usage.output_tokens if usage else 0,
-        "cached_tokens": usage.cached_tokens if usage else 0,
-        "cost_micro": charge.micro if charge else 0,
-        "cost": format_credits(charge.micro if charge else 0),
-        "latency_ms": outcome.ended_ms - call.started_ms,
+        "cost": format_credits(row["cost_micro"]),
         "replay_of": call.replay_of,
     }
 

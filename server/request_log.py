@@ -16,25 +16,25 @@ from typing import Any
 
 import orjson
 
-from server.redact import scrub
+from server.redact import scrub_bytes
 from server.settings import LoggingSettings
 from server.store.protocol import BodyRecord, Store
 from server.types import Call
 
 log = logging.getLogger("gateway.request_log")
 DAY_MS = 86_400_000
+SCRUB_MARGIN = 512  # longer than any key shape: a key cut by max_body_bytes is still found whole
 
 
 def pack(data: bytes | None, limit: int) -> tuple[bytes | None, bool]:
-    """Scrubbed, cut to `limit` bytes, compressed; (None, False) for no body."""
+    """Cut to `limit` bytes, scrubbed, compressed; (None, False) for no body. The cut comes first (with a
+    margin, so a secret straddling it is still recognised and redacted), so a huge body costs no more than
+    a `limit`-sized one."""
     if data is None:
         return None, False
-    text = scrub(data.decode("utf-8", errors="replace"))
-    raw = text.encode()
-    truncated = len(raw) > limit
-    if truncated:
-        raw = raw[:limit]
-    return zlib.compress(raw, 1), truncated
+    truncated = len(data) > limit
+    clean = scrub_bytes(data[: limit + SCRUB_MARGIN] if truncated else data)
+    return zlib.compress(clean[:limit] if truncated else clean, 1), truncated
 
 
 def unpack(data: bytes | None, truncated: bool) -> Any:
@@ -90,14 +90,16 @@ class BodyLog:
         return mode == "all" or (mode == "errors" and (status != "ok" or replay))
 
     def record(self, call: Call, when_ms: int, response: Any, status: str) -> None:
-        """Queue a call's bodies (when the mode keeps them); never raises, never waits."""
+        """Queue a call's bodies (when the mode keeps them); `response` is the answer as JSON bytes or a
+        value to serialise. Never raises, never waits."""
         if not self.wants(status, call.replay_of is not None):
             return
         request_id, request = call.request_id, call.raw
         try:
             limit = self._settings.max_body_bytes
             request_blob, request_cut = pack(request, limit)
-            response_blob, response_cut = pack(orjson.dumps(response) if response is not None else None, limit)
+            answer = response if isinstance(response, bytes) or response is None else orjson.dumps(response)
+            response_blob, response_cut = pack(answer, limit)
         except Exception:  # a body that cannot be serialised is not worth failing a request over
             log.exception("the bodies of %s were not stored", request_id)
             return

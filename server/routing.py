@@ -24,12 +24,16 @@ from server.types import Attempt, Target
 
 T = TypeVar("T")
 
+# Attempt statuses of failures that never reached the provider (no cooldown, no upstream latency).
+NOT_UPSTREAM = ("translation", "project_share")
+
 
 class ProviderHealth:
     def __init__(self, settings: RoutingSettings) -> None:
         self._settings = settings
         self._failures: dict[str, int] = {}
         self._cool_until: dict[str, float] = {}
+        self.cooldowns: dict[str, int] = {}  # cooldowns started per provider (read by /metrics)
 
     def cooling(self, provider: str, now: float) -> bool:
         return self._cool_until.get(provider, 0.0) > now
@@ -40,6 +44,7 @@ class ProviderHealth:
         if count >= self._settings.cooldown_failures:
             self._cool_until[provider] = now + self._settings.cooldown_seconds
             self._failures[provider] = 0
+            self.cooldowns[provider] = self.cooldowns.get(provider, 0) + 1
 
     def succeeded(self, provider: str) -> None:
         self._failures.pop(provider, None)
@@ -146,7 +151,7 @@ class Router:
                     raise
             except UpstreamError as exc:
                 attempts.append(Attempt(str(target), exc.upstream_status, (time.perf_counter() - started) * 1000))
-                if exc.upstream_status not in ("translation", "project_share"):
+                if exc.upstream_status not in NOT_UPSTREAM:
                     self.health.failed(target.provider, time.monotonic())
                 if not exc.retryable:
                     raise

@@ -179,7 +179,9 @@ class PriceCard(_Strict):
 
 
 class ModelCache(_Strict):
-    ttl_s: int = Field(3600, ge=1)
+    """How long this model's answers stay in the answer cache (server/cache_policy.py); 0: never cached."""
+
+    ttl_s: int = Field(3600, ge=0)
 
 
 class ModelSettings(_Strict):
@@ -189,7 +191,8 @@ class ModelSettings(_Strict):
     # What the model serves; unset: whatever every one of its targets' providers can serve.
     capabilities: list[Capability] | None = None
     context_window: int = Field(128_000, ge=1)
-    # Opt-in cache of whole chat answers (requests with temperature 0, or the header x-gateway-cache: use).
+    # Opt-in cache of whole chat answers (requests with temperature 0, or the header x-gateway-cache: use);
+    # for embeddings, which are cached by default for a day, it sets their time to live instead.
     cache: ModelCache | None = None
 
     @field_validator("targets")
@@ -238,7 +241,7 @@ class IdempotencySettings(_Strict):
 
 
 class CacheSettings(_Strict):
-    """The embeddings (and opt-in chat) answer cache, in memory."""
+    """The embeddings (and opt-in chat) answer cache, in memory: at most max_mb MiB (0 turns it off)."""
 
     max_mb: int = Field(64, ge=0)
 

@@ -6,7 +6,8 @@ the threshold events a spend crosses are computed before the write and committed
 crossed them. If the write fails because the store cannot take writes, a closing with delivered content
 (a stream the client already read) is kept and written as soon as the store recovers; one without (the
 client gets 503) is undone in memory and recorded as a failure instead. Callbacks run on the future's
-completion, not in the awaiting task, so a cancelled client cannot skip settlement.
+completion, not in the awaiting task, so a cancelled client cannot skip settlement. The call's metrics
+(server/metrics.py) are counted here too, as the closing is queued.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from server.generation import Generation
 from server.idempotency import Claim
 from server.limits import Admission
 from server.metering import Rates, charge
+from server.metrics import Metrics
 from server.request_facts import note_cost
 from server.request_feed import RequestFeed
 from server.snapshot import ModelEntry
@@ -53,6 +55,7 @@ class Ticket:
     intent_written: asyncio.Future[Any]
     generation: Generation  # the config the call started on; it finishes on it
     claim: Claim | None = None  # the Idempotency-Key this call answers, if any
+    cache_status: str | None = None  # what the answer cache did for the call (HIT, MISS, BYPASS), once looked up
     ended: bool = False
 
     def end(self) -> None:
@@ -60,6 +63,28 @@ class Ticket:
         if not self.ended:
             self.ended = True
             self.generation.leave()
+
+    def conclude(
+        self,
+        attempts: list[Attempt],
+        *,
+        status: str,
+        http_status: int,
+        target: Target | None = None,
+        usage: Usage | None = None,
+        error_code: str | None = None,
+    ) -> Outcome:
+        """This call's Outcome: charged at its model's rates, with what the answer cache did for it."""
+        return conclude(
+            self.model.rates,
+            attempts,
+            status=status,
+            http_status=http_status,
+            target=target,
+            usage=usage,
+            error_code=error_code,
+            cache_status=self.cache_status,
+        )
 
 
 @dataclass(slots=True, frozen=True)
@@ -81,6 +106,7 @@ def conclude(
     target: Target | None = None,
     usage: Usage | None = None,
     error_code: str | None = None,
+    cache_status: str | None = None,
 ) -> Outcome:
     """The one place an Outcome is built: its charge comes from its usage and the model's rates."""
     return Outcome(
@@ -92,6 +118,7 @@ def conclude(
         error_code=error_code,
         attempts=attempts,
         ended_ms=now_ms(),
+        cache_status=cache_status,
     )
 
 
@@ -116,11 +143,13 @@ class Settlement:
         self,
         store: Store,
         budgets: Budgets,
+        metrics: Metrics,
         completed_subscribers: Container[str] = frozenset(),
         feed: RequestFeed | None = None,
     ) -> None:
         self._store = store
         self._budgets = budgets
+        self._metrics = metrics
         self.feed = feed or RequestFeed()  # followers of committed closings (usage tail)
         # Projects with a webhook endpoint for request.completed (kept current by the webhooks service):
         # only their closings carry that event, so a gateway nobody listens to pays one set lookup.
@@ -139,8 +168,9 @@ class Settlement:
         """Resolve the hold in memory and queue the closing write; `delivered` says the client already has
         the content (a stream), so the usage must be recorded even if the store refuses it for now; an
         `answer` to an idempotent call is stored in the same transaction as its charge."""
-        caller, hold = ticket.caller, ticket.hold
+        caller, hold, model = ticket.caller, ticket.hold, ticket.model
         assert caller.key is not None and caller.project is not None
+        self._metrics.closed(model.name, ticket.call.endpoint, outcome, model.targets[0] if model.targets else None)
         if outcome.charge is not None:
             note_cost(outcome.charge.micro)  # for the access log line
             crossings = self._budgets.settle(

@@ -103,6 +103,7 @@ class ModelEntry:
     rates: Rates
     capabilities: tuple[str, ...]
     context_window: int
+    cache_ttl_s: int | None = None  # the model's `cache.ttl_s` (None: not set; see server/cache_policy.py)
 
 
 NO_MODEL = ModelEntry(name="", targets=(), rates=FREE, capabilities=(), context_window=0)  # calls without a model
@@ -117,6 +118,7 @@ def model_entries(settings: Settings) -> dict[str, ModelEntry]:
             rates=Rates.from_card(model.price),
             capabilities=tuple(model.capabilities or ()),
             context_window=model.context_window,
+            cache_ttl_s=model.cache.ttl_s if model.cache is not None else None,
         )
         for model in settings.models
     }

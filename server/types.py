@@ -40,7 +40,9 @@ class Target:
 class Unit:
     """The metered units. Token units count tokens; `input_tokens` includes the cached and audio input
     tokens (pricing takes those parts out and prices them at their own rates), `output_tokens` includes
-    the audio output tokens. Images are counted per size and quality: `image_unit("1024x1024", "hd")`."""
+    the audio output tokens. `cache_hit_tokens` are tokens of `input_tokens` (then of `output_tokens`)
+    that the gateway's answer cache served instead of an upstream (priced at the card's `cache_hit`).
+    Images are counted per size and quality: `image_unit("1024x1024", "hd")`."""
 
     INPUT_TOKENS = "input_tokens"
     OUTPUT_TOKENS = "output_tokens"
@@ -122,10 +124,12 @@ class Call:
     stream: bool = False
     client_request_id: str | None = None
     started_ms: int = 0
+    arrived: float = 0.0  # time.perf_counter() when the HTTP request arrived (the overhead metric's start)
     body_bytes: int = 0  # size of the body as JSON: the input-token upper bound and the estimate base
     raw: bytes = b""  # the body as the client sent it (JSON), for the request log and replay
     replay_of: str | None = None  # the request this one replays (gatewayctl replay)
     pin: Target | None = None  # a replay sent to one target, not the model's own list (replay --target)
+    cache_mode: str | None = None  # the client's x-gateway-cache: "use" or "bypass" (server/cache_policy.py)
     session_id: str | None = None  # a realtime session's row (its own id) or one of its responses (the session's)
 
     @property
@@ -156,3 +160,33 @@ class Outcome:
     error_code: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     ended_ms: int = 0
+    cache_status: str | None = None  # HIT | MISS | BYPASS for a cacheable call (server/cache_policy.py)
+
+
+def ended_request(caller: Caller, call: Call, outcome: Outcome) -> dict[str, Any]:
+    """A finished request as events and followers describe it: ids, endpoint, model, how it ended, what
+    served it (and what the answer cache did), its tokens and cost in micro-units, its latency."""
+    usage, target = outcome.usage, outcome.target
+    return {
+        "request_id": call.request_id,
+        "client_request_id": call.client_request_id,
+        "project_id": caller.project_id,
+        "key_id": caller.key_id,
+        "endpoint": call.endpoint,
+        "model": call.model,
+        "stream": call.stream,
+        "status": outcome.status,
+        "http_status": outcome.http_status,
+        "error_code": outcome.error_code,
+        "provider": target.provider if target else None,
+        "upstream_model": target.model if target else None,
+        "input_tokens": usage.input_tokens if usage else 0,
+        "output_tokens": usage.output_tokens if usage else 0,
+        "cached_tokens": usage.cached_tokens if usage else 0,
+        "estimated": usage.estimated if usage else False,
+        "cost_micro": outcome.charge.micro if outcome.charge else 0,
+        "cache_status": outcome.cache_status,
+        "started_ms": call.started_ms,
+        "ended_ms": outcome.ended_ms,
+        "latency_ms": max(0, outcome.ended_ms - call.started_ms),
+    }

@@ -172,7 +172,7 @@ def serve(
 
     from server.app import create_app, create_asgi
     from server.http_guard import uvicorn_options
-    from server.logline import OneLine
+    from server.logline import log_handler
     from server.serving import GatewayServer
 
     os.umask(PRIVATE)
@@ -184,18 +184,21 @@ def serve(
     listen_host, listen_port = host or settings.server.host, port or settings.server.port
     sock = _bind(listen_host, listen_port)
     shown_host = f"[{listen_host}]" if ":" in listen_host else listen_host
-    for line in _banner(settings, chosen, f"http://{shown_host}:{listen_port}"):
-        sys.stderr.write(line + "\n")
-    sys.stderr.flush()
     for noisy in ("httpx", "httpx2"):  # one INFO line per upstream call is noise
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(OneLine("%(asctime)s %(levelname)s %(name)s: %(message)s"))  # one line per event
+    json_logs = settings.logging.format == "json"
+    handler = log_handler(settings.logging.format)  # one line per event, secrets scrubbed
     gateway_log = logging.getLogger("gateway")
     gateway_log.addHandler(handler)
     gateway_log.setLevel(logging.INFO)
     gateway_log.propagate = False  # Litestar configures the root logger too: one line per event
-    app = create_app(settings)
+    for line in _banner(settings, chosen, f"http://{shown_host}:{listen_port}"):
+        if json_logs:  # every line a JSON object, so a shipper parses them all
+            gateway_log.info(line)
+        else:
+            sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+    app = create_app(settings, listen_host)
     server = GatewayServer(
         uvicorn.Config(
             create_asgi(settings, app),
@@ -203,6 +206,7 @@ def serve(
             port=listen_port,
             access_log=False,  # ours (server/api/access_log.py) names the key and the cost
             log_level="warning",
+            log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG,  # JSON: uvicorn's lines below
             timeout_graceful_shutdown=10,
             server_header=False,
             proxy_headers=False,  # X-Forwarded-For is honoured only from configured trusted proxies
@@ -211,6 +215,10 @@ def serve(
         app,
         settings.server.shutdown_grace_s,  # GatewayServer sets uvicorn's graceful timeout from it
     )
+    if json_logs:  # uvicorn's own warnings as JSON lines too, once
+        uvicorn_log = logging.getLogger("uvicorn")
+        uvicorn_log.addHandler(handler)
+        uvicorn_log.propagate = False
     # uvicorn drains, restores the handlers it found and re-raises the signal it caught: for SIGTERM
     # that handler is this no-op, so a clean drain exits 0 (systemd's and the spec's expectation).
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)

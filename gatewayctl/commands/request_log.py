@@ -147,6 +147,7 @@ def _show_request(row: dict[str, Any], currency: str) -> None:
             ("key", f"{row.get('key_name') or row.get('key_prefix') or '?'} ({row['key_id']})"),
             ("endpoint", f"{row['endpoint']}{' (stream)' if row.get('stream') else ''}"),
             ("model", f"{row['model']} -> {served}"),
+            *([("cache", row["cache_status"])] if row.get("cache_status") else []),
             ("started", humanize.moment(started)),
             ("took", f"{ended - started:,} ms" if started and ended else "unfinished"),
             ("tokens", tokens),

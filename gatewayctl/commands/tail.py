@@ -93,10 +93,11 @@ class LiveView:
         grid = Table(box=None, pad_edge=False, header_style="bold")
         for n, header in enumerate(HEADERS):
             grid.add_column(header, justify="right" if n >= 5 else "left", no_wrap=True)
-        for row in list(self.rows)[-max(1, height - 5) :]:
+        for row in list(self.rows)[-max(1, height - 6) :]:
             grid.add_row(*_cells(row, self._client.currency))
-        head = Text(f"{self._client.url}  {self.status}  {self._rates.summary(self._client.currency)}", style="bold")
-        return Group(head, grid)
+        where = Text(f"{self._client.url}: {self.status}", style="dim")
+        rates = Text(self._rates.summary(self._client.currency), style="bold")
+        return Group(where, rates, grid)
 
 
 def _follow(client: AdminClient, params: dict[str, Any], on_row: Any, on_status: Any, count: int | None) -> None:

@@ -58,6 +58,8 @@ def access_log_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send_and_watch)
         finally:
             CURRENT.reset(token)
-            log.info(line(scope, status or 499, (time.perf_counter() - started) * 1000, facts))
+            request_id = scope.get(REQUEST_ID_SCOPE_KEY)  # type: ignore[call-overload]
+            entry = line(scope, status or 499, (time.perf_counter() - started) * 1000, facts)
+            log.info(entry, extra={"request_id": request_id})  # the request's context has ended here
 
     return middleware

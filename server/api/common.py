@@ -11,9 +11,10 @@ import orjson
 from litestar import Request, Response
 
 from server.api.stream_response import RelayStream
+from server.cache_policy import SKIP, USE
 from server.clock import now_ms
 from server.dialects.base import Dialect
-from server.errors import INVALID_AMOUNT, INVALID_JSON, INVALID_TYPE, MISSING_MODEL, NOT_AN_OBJECT
+from server.errors import INVALID_AMOUNT, INVALID_JSON, INVALID_TYPE, INVALID_VALUE, MISSING_MODEL, NOT_AN_OBJECT
 from server.gateway import Gateway
 from server.idempotency import HEADER as IDEMPOTENCY_HEADER
 from server.idempotency import REPLAYED as IDEMPOTENT_REPLAYED
@@ -26,6 +27,9 @@ from server.types import Call, Caller
 
 REQUEST_ID_SCOPE_KEY = "gateway.request_id"
 CLIENT_ID_SCOPE_KEY = "gateway.client_request_id"
+CACHE_HEADER = "x-gateway-cache"
+CACHE_MODES = {"use": USE, "bypass": SKIP, "no-store": SKIP}
+ARRIVED_SCOPE_KEY = "gateway.arrived"  # time.perf_counter() when the request reached the app
 
 
 def gateway_of(request: Request[Any, Any, Any]) -> Gateway:
@@ -65,6 +69,11 @@ def new_call(
         raise INVALID_TYPE(field="stream", what="a boolean")
     if isinstance(model, str):
         note_model(model)
+    cache_mode = request.headers.get(CACHE_HEADER)
+    if cache_mode is not None:
+        cache_mode = CACHE_MODES.get(cache_mode.strip().lower())
+        if cache_mode is None:
+            raise INVALID_VALUE(field=CACHE_HEADER, what="'use', 'bypass' or 'no-store'")
     raw = orjson.dumps(body)
     return Call(
         request_id=request.scope.get(REQUEST_ID_SCOPE_KEY) or str(uuid.uuid4()),  # type: ignore[typeddict-item]
@@ -74,8 +83,10 @@ def new_call(
         body=body,
         stream=stream,
         started_ms=now_ms(),
+        arrived=request.scope.get(ARRIVED_SCOPE_KEY, 0.0),  # type: ignore[call-overload]
         body_bytes=len(raw),
         raw=raw,
+        cache_mode=cache_mode,
     )
 
 

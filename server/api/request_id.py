@@ -7,12 +7,13 @@ The gateway's own request id is always fresh; a client-sent id is echoed and sto
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.api.common import CLIENT_ID_SCOPE_KEY, REQUEST_ID_SCOPE_KEY
+from server.api.common import ARRIVED_SCOPE_KEY, CLIENT_ID_SCOPE_KEY, REQUEST_ID_SCOPE_KEY
 from server.request_facts import REQUEST_ID
 
 # The messages that start an answer: an HTTP response, a WebSocket's 101 (a realtime session's id is its
@@ -34,6 +35,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] not in ("http", "websocket"):
             await app(scope, receive, send)
             return
+        arrived = time.perf_counter()
         client_id = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
@@ -43,6 +45,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         state: Any = scope
         state[REQUEST_ID_SCOPE_KEY] = own_id
         state[CLIENT_ID_SCOPE_KEY] = client_id
+        state[ARRIVED_SCOPE_KEY] = arrived
         echoed = (client_id or own_id).encode()
 
         async def send_with_id(message: Message) -> None:

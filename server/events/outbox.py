@@ -11,7 +11,7 @@ from typing import Any
 from server.budget import Crossing
 from server.clock import now_ms
 from server.store.protocol import Event
-from server.types import Call, Caller, Outcome
+from server.types import Call, Caller, Outcome, ended_request
 
 # What a webhook endpoint may subscribe to. request.completed is opt-in (one per request: written only
 # for projects with an endpoint that subscribes); request.rate_limited is sampled. job.completed and
@@ -84,29 +84,7 @@ def wallet_recharged_event(
 
 def request_completed_event(caller: Caller, call: Call, outcome: Outcome) -> Event:
     """One request's end: who, which model, how it ended, its tokens and cost."""
-    usage, target = outcome.usage, outcome.target
-    payload = {
-        "request_id": call.request_id,
-        "client_request_id": call.client_request_id,
-        "project_id": caller.project_id,
-        "key_id": caller.key_id,
-        "endpoint": call.endpoint,
-        "model": call.model,
-        "stream": call.stream,
-        "status": outcome.status,
-        "http_status": outcome.http_status,
-        "error_code": outcome.error_code,
-        "provider": target.provider if target else None,
-        "upstream_model": target.model if target else None,
-        "input_tokens": usage.input_tokens if usage else 0,
-        "output_tokens": usage.output_tokens if usage else 0,
-        "cached_tokens": usage.cached_tokens if usage else 0,
-        "estimated": usage.estimated if usage else False,
-        "cost_micro": outcome.charge.micro if outcome.charge else 0,
-        "started_ms": call.started_ms,
-        "ended_ms": outcome.ended_ms,
-        "latency_ms": max(0, outcome.ended_ms - call.started_ms),
-    }
+    payload = ended_request(caller, call, outcome)
     event_id = f"evt_request_completed_{call.request_id}"
     return Event(event_id, REQUEST_COMPLETED, caller.project_id, payload, outcome.ended_ms)
 

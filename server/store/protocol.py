@@ -177,6 +177,16 @@ class Store(Protocol):
 
     def on_recovered(self, callback: Callable[[], None]) -> None: ...
 
+    @property
+    def queued_writes(self) -> int:
+        """Writes waiting to be committed now (a number that keeps growing: storage cannot keep up)."""
+        ...
+
+    def on_commit(self, callback: Callable[[float], None]) -> None:
+        """Call `callback(seconds)` after each group commit with the time its transaction took; it runs on
+        the writer's own thread, so it must be quick and thread-safe (a metrics observation)."""
+        ...
+
     async def open(
         self, month_start_ms: int, recover: Callable[[Interrupted], Recovery], rekey_from: Any
     ) -> Loaded: ...

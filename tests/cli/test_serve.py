@@ -1,9 +1,11 @@
 """`gatewayctl serve` as a real process: what it says at start, its access log, the data dir lock
 (a second server refuses at once and touches nothing), private files, and keys' last use persisted
-in batches (never per request) and kept across a restart. One server for the module."""
+in batches (never per request) and kept across a restart. One server for the module, and one with JSON
+logs and metrics on a port of their own."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import stat
 import subprocess
@@ -15,9 +17,10 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import UPSTREAM_KEY, upstream_config
-from tests.support.gateway import GATEWAYCTL, GatewayProcess, free_port
+from tests.support.gateway import GATEWAYCTL, MOCK_CONFIG, GatewayProcess, free_port
 from tests.upstreams.openai_upstream import UpstreamProcess
 
 
@@ -78,6 +81,44 @@ def test_one_access_log_line_per_request_without_secrets(served: GatewayProcess)
     assert refused and "key=- " in refused[-1]  # an unauthenticated key is never logged, not even its prefix
     log = _log(served)
     assert created["key"] not in log and served.admin_token not in log and "not-a-real-key" not in log
+
+
+def test_json_logs_name_each_request_and_metrics_serve_on_their_own_port(tmp_path: Path) -> None:
+    metrics_port = free_port()
+    config = MOCK_CONFIG + f'\n[logging]\nformat = "json"\n\n[metrics]\nport = {metrics_port}\n'
+    gw = GatewayProcess(tmp_path, config).start()
+    try:
+        key = gw.new_key("json-logs")
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0)
+        reply = client.chat.completions.with_raw_response.create(
+            model="mock-chat", messages=[{"role": "user", "content": "log me as JSON"}]
+        )
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=f"{gw.url}/v1", api_key=key + "x", max_retries=0).models.list()
+        admin = {"authorization": f"Bearer {gw.admin_token}"}
+        assert httpx.get(f"{gw.url}/metrics", headers=admin).status_code == 404  # not on the main port
+        assert httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").status_code == 401
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", headers=admin)
+    finally:
+        gw.stop()
+    assert scraped.status_code == 200
+    requests = {
+        (s.labels["model"], s.labels["status"]): s.value
+        for family in text_string_to_metric_families(scraped.text)
+        for s in family.samples
+        if s.name == "gateway_requests_total"
+    }
+    assert requests == {("mock-chat", "ok"): 1}
+    log = gw.log.read_text()
+    entries = [json.loads(line) for line in log.splitlines() if line.strip()]  # every line is one JSON object
+    assert {"gateway listening on " + gw.url, "access log: on ([server] access_log = false turns it off)"} <= {
+        e["message"] for e in entries
+    }
+    request_id = reply.headers["x-request-id"]
+    [access] = [e for e in entries if e.get("request_id") == request_id]
+    assert access["logger"] == "gateway.access" and "path=/v1/chat/completions status=200" in access["message"]
+    assert any(e["logger"] == "gateway.access" and "status=401" in e["message"] for e in entries)
+    assert key not in log and gw.admin_token not in log
 
 
 def test_a_second_server_on_the_same_data_dir_refuses_at_once_and_touches_nothing(

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import httpx2
+import openai
 
 from server.api.request_id import request_id_middleware
 from server.app import create_app
@@ -60,6 +61,12 @@ class InProc:
     client: httpx.AsyncClient
     admin: httpx.AsyncClient
     database: Path
+    transport: httpx.AsyncBaseTransport
+
+    def openai(self, key: str) -> openai.AsyncOpenAI:
+        """The official SDK, speaking to this gateway in-process."""
+        http = httpx.AsyncClient(transport=self.transport, base_url="http://gateway.test", timeout=30)
+        return openai.AsyncOpenAI(base_url="http://gateway.test/v1", api_key=key, http_client=http, max_retries=0)
 
     async def project(self, name: str, **fields: Any) -> dict[str, Any]:
         created = (await self.admin.post("/admin/v1/projects", json={"name": name})).raise_for_status().json()
@@ -119,6 +126,7 @@ async def running(
     add_admin_token(settings.database_path, new_id("adm"), hash_secret(token), display_prefix(token), now_ms())
     if fresh:
         openai_upstream.STATE.received.clear()
+        openai_upstream.STATE.counters.clear()
         openai_upstream.STATE.behavior = dict(openai_upstream.STATE.defaults)
     app = create_app(settings)
     asgi = request_id_middleware(app)
@@ -137,7 +145,7 @@ async def running(
                 transport=transport, base_url="http://gateway.test", headers=auth(token), timeout=30
             ) as admin,
         ):
-            yield InProc(gateway, client, admin, settings.database_path)
+            yield InProc(gateway, client, admin, settings.database_path, transport)
 
 
 def upstream_behavior(**behavior: Any) -> None:
@@ -147,3 +155,8 @@ def upstream_behavior(**behavior: Any) -> None:
 
 def upstream_received() -> list[dict[str, Any]]:
     return openai_upstream.STATE.received
+
+
+def upstream_counted(name: str) -> int:
+    """A counter of the in-process OpenAI stand-in (e.g. `embedded_inputs`); 0 when never counted."""
+    return openai_upstream.STATE.counters.get(name, 0)

@@ -31,6 +31,20 @@ def test_cached_tokens_use_the_cached_rate() -> None:
     assert charge(usage, rates).micro == 600_000 * 2 + 400_000 * 1
 
 
+def test_cache_hit_tokens_are_priced_once_at_the_cache_rate() -> None:
+    rates = Rates.from_card(PriceCard(input=Decimal("2"), output=Decimal("4"), cache_hit=Decimal("0.5")))
+    # an embeddings batch: 300k of its 1M input tokens came from the cache
+    batch = Usage(input_tokens=1_000_000, cache_hit_tokens=300_000)
+    assert charge(batch, rates).micro == 700_000 * 2 + 300_000 // 2
+    # a whole chat answer from the cache: its input and output tokens, all at the cache rate
+    answer = Usage(input_tokens=600_000, output_tokens=400_000, cache_hit_tokens=1_000_000)
+    assert charge(answer, rates).micro == 500_000
+    # more hits than tokens cannot price anything twice; the default cache_hit rate is 0
+    assert charge(Usage(input_tokens=10, cache_hit_tokens=99), rates).micro == 5
+    free_hits = Rates.from_card(PriceCard(input=Decimal("2")))
+    assert charge(Usage(input_tokens=1_000_000, cache_hit_tokens=1_000_000), free_hits).micro == 0
+
+
 def test_usage_parses_openai_shape() -> None:
     usage = openai_usage({"prompt_tokens": 12, "completion_tokens": 7, "prompt_tokens_details": {"cached_tokens": 4}})
     assert usage == Usage(input_tokens=12, output_tokens=7, cached_tokens=4)

@@ -71,9 +71,12 @@ def test_documented_config_covers_every_settings_key() -> None:
     """A key added to the settings must be documented in config.example.toml (and named in the README)."""
     from server.settings import (
         BillingSettings,
+        CacheSettings,
         IdempotencySettings,
         LimitSettings,
         LoggingSettings,
+        MetricsSettings,
+        ModelCache,
         PlanSettings,
         ProviderSettings,
         RealtimeSettings,
@@ -97,8 +100,11 @@ def test_documented_config_covers_every_settings_key() -> None:
         BillingSettings,
         StripeSettings,
         LoggingSettings,
+        MetricsSettings,
         IdempotencySettings,
         WebhookSettings,
+        CacheSettings,
+        ModelCache,
         PlanSettings,
         RealtimeSettings,
     ):

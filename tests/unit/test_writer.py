@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,34 @@ def test_the_wal_stays_bounded_while_a_reader_keeps_reading(tmp_path: Path) -> N
     largest = asyncio.run(main())
     assert largest <= limit * 5 // 4, largest  # the limit plus what one group wrote before its checkpoint
     assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM t").fetchone()[0] == 3000
+
+
+def test_each_group_commit_is_timed_and_a_failing_observer_never_fails_the_commit(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    sqlite3.connect(path).execute("CREATE TABLE t (id INTEGER PRIMARY KEY)").connection.close()
+    timed: list[float] = []
+    entered, gate = threading.Event(), threading.Event()
+
+    def observe(seconds: float) -> None:
+        timed.append(seconds)
+        raise RuntimeError("a broken metrics observer")
+
+    async def main() -> tuple[int, int]:
+        writer = Writer(path)
+        writer.on_commit = observe
+        writer.start()
+        blocked = writer.submit(lambda conn: entered.set() or gate.wait(5))
+        await asyncio.to_thread(entered.wait, 5)  # the writer is inside the first group now
+        insert = "INSERT INTO t (id) VALUES (?)"
+        inserts = [writer.submit(lambda conn, n=n: conn.execute(insert, (n,))) for n in range(3)]
+        depth = writer.queued
+        gate.set()
+        await asyncio.gather(blocked, *inserts)
+        commits = writer.commits
+        await writer.stop()
+        return depth, commits
+
+    depth, commits = asyncio.run(main())
+    assert depth == 3
+    assert len(timed) == commits >= 2 and all(seconds > 0 for seconds in timed)
+    assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM t").fetchone()[0] == 3

@@ -1,10 +1,10 @@
 """Plumbing shared by the stand-in upstreams (OpenAI, Anthropic, Gemini, Stripe).
 
 Each stand-in is a small hand-written ASGI app under uvicorn. What they have in common lives here:
-the error base class, the process-wide recordings and behaviour (with ``times`` counting down), reading
-and recording requests, JSON and streamed responses, the test-only control routes (``GET /_health``,
-``GET /_received``, ``POST /_reset``, ``POST /_behavior``), the uvicorn ``main()`` and the subprocess
-handle plus launch loop that tests use to start any of them.
+the error base class, the process-wide recordings, counters and behaviour (with ``times`` counting down),
+reading and recording requests, JSON and streamed responses, the test-only control routes (``GET /_health``,
+``GET /_received``, ``GET /_counters``, ``POST /_reset``, ``POST /_behavior``), the uvicorn ``main()`` and the
+subprocess handle plus launch loop that tests use to start any of them.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ class State:
 
     Subclasses set ``defaults``: the behaviour keys a stand-in accepts and their resting values.
     ``streams`` counts streamed answers that completed and those the caller abandoned (it closed the
-    connection mid-stream), with how long each abandoned one ran after the caller left."""
+    connection mid-stream), with how long each abandoned one ran after the caller left. ``counters`` are
+    what a stand-in counts for tests (the OpenAI one: ``embedded_inputs``, every input item it embedded)."""
 
     defaults: dict[str, Any] = {"status": None, "delay_ms": 0, "times": None}
 
@@ -76,6 +77,10 @@ class State:
         self.received: list[dict[str, Any]] = []
         self.behavior: dict[str, Any] = dict(self.defaults)
         self.streams: dict[str, Any] = {"completed": 0, "abandoned": 0}
+        self.counters: dict[str, int] = {}
+
+    def count(self, name: str, amount: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + amount
 
     def take_behavior(self) -> dict[str, Any]:
         """Return the behaviour for this request, counting down ``times`` and reverting at zero."""
@@ -229,10 +234,13 @@ async def control_route(
         await reply(200, state.received)
     elif (method, path) == ("GET", "/_streams"):
         await reply(200, state.streams)
+    elif (method, path) == ("GET", "/_counters"):
+        await reply(200, state.counters)
     elif (method, path) == ("POST", "/_reset"):
         state.received.clear()
         state.behavior = dict(state.defaults)
         state.streams = {"completed": 0, "abandoned": 0}
+        state.counters.clear()
         await reply(200, {"ok": True})
     elif (method, path) == ("POST", "/_behavior"):
         if not isinstance(body, dict) or set(body) - set(state.defaults):
@@ -306,6 +314,10 @@ class UpstreamProcess:
     def streams(self) -> dict[str, Any]:
         """Streamed answers completed and abandoned by the caller (see State.streams)."""
         return httpx.get(f"{self.root_url}/_streams").raise_for_status().json()
+
+    def counters(self) -> dict[str, int]:
+        """What the stand-in counted (see State.counters); a counter never touched is absent."""
+        return httpx.get(f"{self.root_url}/_counters").raise_for_status().json()
 
     def clear(self) -> None:
         httpx.post(f"{self.root_url}/_reset").raise_for_status()

@@ -9,7 +9,8 @@ Routes: ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``POST /v1/respo
 stream and not: the same deterministic reply as chat) and ``GET /v1/models``.
 
 Run: ``python -m tests.upstreams.openai_upstream --host 127.0.0.1 --port 8123``
-Control routes (no auth): ``GET /_health``, ``GET /_received``, ``POST /_reset``, ``POST /_behavior``.
+Control routes (no auth): ``GET /_health``, ``GET /_received``, ``GET /_counters`` (``embedded_inputs``: the
+input items embedded so far), ``POST /_reset``, ``POST /_behavior``.
 """
 
 from __future__ import annotations
@@ -280,6 +281,7 @@ async def embeddings(body: dict[str, Any], behavior: dict[str, Any], send: Send)
         raise ApiError(400, "'dimensions' must be a positive integer", param="dimensions")
     if fmt not in ("float", "base64"):
         raise ApiError(400, "'encoding_format' must be 'float' or 'base64'", param="encoding_format")
+    STATE.count("embedded_inputs", len(items))
     data = []
     for i, item in enumerate(items):
         vec: Any = expected_embedding(item, dims)

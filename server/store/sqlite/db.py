@@ -108,6 +108,12 @@ class Writer:
         self.running = False
         self.problem: str | None = None  # why the store is not writable, or None
         self.on_recovered: Callable[[], None] | None = None
+        self.on_commit: Callable[[float], None] | None = None  # seconds of each group's transaction
+
+    @property
+    def queued(self) -> int:
+        """Operations waiting for the writer thread now."""
+        return self._queue.qsize()
 
     @property
     def healthy(self) -> bool:
@@ -270,10 +276,20 @@ class Writer:
                     raise
                 self._set_problem(reason)
 
+    def _observe_commit(self, seconds: float) -> None:
+        """Tell `on_commit` how long a group took; an observer that fails is logged, the commit stands."""
+        if self.on_commit is None:
+            return
+        try:
+            self.on_commit(seconds)
+        except Exception:
+            log.exception("commit observer failed (the group is committed)")
+
     def _transaction(
         self, conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]], isolate: bool
     ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        began = time.perf_counter()
         try:
             self._begin(conn)
             for op, future in batch:
@@ -287,6 +303,7 @@ class Writer:
                     raise
             conn.execute("COMMIT")
             self.commits += 1
+            self._observe_commit(time.perf_counter() - began)
             if self.problem is not None:
                 self._set_problem(None)
             return results

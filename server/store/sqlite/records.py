@@ -146,7 +146,7 @@ def close(closing: Closing, chain: ledger.Chain) -> Op:
         target = outcome.target
         conn.execute(
             "UPDATE requests SET status = ?, http_status = ?, error_code = ?, provider = ?, upstream_model = ?,"
-            " attempts = ?, ended_ms = ? WHERE id = ?",
+            " attempts = ?, ended_ms = ?, cache_status = ? WHERE id = ?",
             (
                 outcome.status,
                 outcome.http_status,
@@ -155,6 +155,7 @@ def close(closing: Closing, chain: ledger.Chain) -> Op:
                 target.model if target else None,
                 _json([a.as_dict() for a in outcome.attempts]),
                 outcome.ended_ms,
+                outcome.cache_status,
                 call.request_id,
             ),
         )

@@ -137,6 +137,13 @@ class SqliteStore:
     def on_recovered(self, callback: Callable[[], None]) -> None:
         self.writer.on_recovered = callback
 
+    @property
+    def queued_writes(self) -> int:
+        return self.writer.queued
+
+    def on_commit(self, callback: Callable[[float], None]) -> None:
+        self.writer.on_commit = callback
+
     def record_intent(self, intent: Intent) -> asyncio.Future[Any]:
         return self.writer.submit(records.insert_intent(intent), lazy=True)
 
