@@ -7,7 +7,7 @@ into the event sent upstream so the reservation is a real bound) and, as input, 
 bounded by the model's context window (`input_bound`, kept current by the session). Both may be audio, so
 the reservation prices them at the dearer of the audio and text rates (metering.reservation).
 
-A session has one dialect object (it knows the session's cap and protocol generation); the unary and SSE
+A session has one dialect object (it knows the session's cap and output modalities); the unary and SSE
 methods of other front doors do not exist for realtime and refuse if called.
 """
 
@@ -19,7 +19,7 @@ from server.dialects.base import Dialect
 from server.errors import INTERNAL_ERROR, INVALID_TYPE
 from server.metering import Declared
 from server.providers.base import Provider
-from server.realtime.events import CAP_FIELDS, MAX_OUTPUT_TOKENS, audio_output, output_cap
+from server.realtime.events import MAX_OUTPUT_TOKENS, audio_output, output_cap
 from server.streaming.relay import StreamAdapter
 from server.types import Usage
 
@@ -28,8 +28,7 @@ class RealtimeDialect(Dialect):
     name = "realtime"
     capability = "realtime"
 
-    def __init__(self, beta: bool) -> None:
-        self.beta = beta
+    def __init__(self) -> None:
         self.session: dict[str, Any] = {}  # the upstream's latest session object (session.created/updated)
         self.input_bound = 0  # tokens the conversation may hold now (kept current by the session)
 
@@ -45,7 +44,7 @@ class RealtimeDialect(Dialect):
     def cap_output(self, body: dict[str, Any], cap: int) -> None:
         options = body.get("response")
         options = dict(options) if isinstance(options, dict) else {}
-        options[CAP_FIELDS[1] if self.beta else CAP_FIELDS[0]] = min(cap, MAX_OUTPUT_TOKENS)
+        options["max_output_tokens"] = min(cap, MAX_OUTPUT_TOKENS)  # the field's name in GA and beta alike
         body["response"] = options
 
     # Realtime has no unary or SSE form: nothing calls these for a response.

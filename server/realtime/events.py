@@ -23,7 +23,8 @@ SESSION_EVENTS = frozenset({"session.created", "session.updated"})
 PCM16_24K = 48_000  # bytes per second of the default format (16-bit mono at 24 kHz)
 G711 = 8_000
 MAX_OUTPUT_TOKENS = 4096  # the most OpenAI's realtime models take for one response
-CAP_FIELDS = ("max_output_tokens", "max_response_output_tokens")  # GA, beta
+# A response's cap is `max_output_tokens` in GA and beta; a beta session's is `max_response_output_tokens`.
+CAP_FIELDS = ("max_output_tokens", "max_response_output_tokens")
 
 
 def parse(text: str | bytes) -> dict[str, Any] | None:

@@ -115,5 +115,5 @@ async def open_upstream(
             )
         path.settlement.close_session(intent, written, outcome)
         raise
-    dialect = RealtimeDialect(beta=knock.beta is not None)
+    dialect = RealtimeDialect()
     return Opened(path, caller, intent, written, model, dialect, target, depth, attempts, upstream, lease, generation)

@@ -493,3 +493,24 @@ def test_an_idle_session_is_told_and_closed(fresh: Realtime) -> None:
     error, code, elapsed = asyncio.run(run())
     assert error["error"]["code"] == "session_idle" and code == 1000
     assert 2.5 < elapsed < 6
+
+
+def test_a_response_the_upstream_starts_on_its_own_is_metered_even_when_it_cannot_be_reserved(fresh: Realtime) -> None:
+    key = fresh.project("vad", credit="0.000001")  # nothing can be reserved
+    fresh.up.set_behavior(auto_response=True, audio_chunks=50, chunk_bytes=4800, chunk_delay_ms=20)
+
+    async def run() -> tuple[str, list[dict[str, Any]]]:
+        async with await _open(fresh.ws_url, key, "up-realtime") as ws:
+            await _send(ws, "input_audio_buffer.append", audio=expected_audio(0, 0, 4800))
+            await _send(ws, "input_audio_buffer.commit")
+            _, events = await _until(ws, "response.done")
+            return ws.response.headers["x-request-id"], events
+
+    session_id, events = asyncio.run(run())
+    errors = [e["error"]["code"] for e in events if e["type"] == "error"]
+    assert errors == ["insufficient_quota"]
+    assert "response.cancel" in fresh.up.received()[0]["events"]  # cancelled at once
+    assert fresh.up.sent()[-1] < 50
+    time.sleep(0.3)
+    [response] = fresh.request(session_id)["responses"]
+    assert response["cost_micro"] > 0  # what it used is billed all the same

@@ -12,7 +12,8 @@ It records every connection (path, query, headers: what the gateway sent, its ke
 event type received (`GET /_received`), and how many audio deltas each response got out before its
 connection closed (`sent`). Behaviour (`POST /_behavior`): `reject_status` (refuse the upgrade with this
 HTTP status), `audio_chunks`, `chunk_bytes`, `chunk_delay_ms`, `drop_after_deltas` (close the connection
-mid-response), `omit_usage`.
+mid-response), `omit_usage`, `auto_response` (a committed audio buffer starts a response on its own, as
+server VAD does).
 
 Run: ``python -m tests.upstreams.openai_realtime --host 127.0.0.1 --port 8124``
 """
@@ -40,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "chunk_delay_ms": 0,
     "drop_after_deltas": None,
     "omit_usage": False,
+    "auto_response": False,
 }
 
 
@@ -113,6 +115,8 @@ class Connection:
             self.audio_in += len(base64.b64decode(event.get("audio") or ""))
         elif kind == "input_audio_buffer.commit":
             await self.emit("input_audio_buffer.committed", item_id=f"item_in_{self.events}")
+            if self.behavior["auto_response"]:  # server VAD: a response nobody asked for with response.create
+                self.task = asyncio.get_running_loop().create_task(self.respond({}))
         elif kind == "response.create":
             if self.task is not None and not self.task.done():
                 error = {"type": "invalid_request_error", "code": "conversation_already_has_active_response"}
