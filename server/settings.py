@@ -270,8 +270,8 @@ class RealtimeSettings(_Strict):
     idle_timeout_s: float = Field(300.0, gt=0)
     # A client that has not taken an event for this long (it stopped reading) is disconnected.
     write_timeout_s: float = Field(10.0, gt=0)
-    # Events waiting for a slow client, beyond the socket's own buffer; a full queue pauses the upstream.
-    send_queue_events: int = Field(64, ge=1, le=10_000)
+    # KiB of events waiting for a slow client, beyond the socket's own buffer; past it the upstream waits.
+    send_buffer_kb: int = Field(1024, ge=16, le=1 << 20)
     # The largest event either side may send, in MiB (an audio append of ~15 MiB fits the default).
     max_event_mb: int = Field(16, ge=1, le=256)
     # Sessions open at once on this server, whoever holds them (plans limit each project and key).

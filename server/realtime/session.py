@@ -7,11 +7,12 @@ Three tasks and a clock run while the session lasts:
   the only one); `response.create` is first reserved (refused: an `error` event, never forwarded, the session
   stays open); appended audio and other events count toward the next response's input estimate and bound.
 - upstream -> client: each event is measured (deltas delivered, `response.done` settled and committed before
-  it is passed on, with `usage.cost` added) and queued for the client; a full queue pauses the upstream.
+  it is passed on, with `usage.cost` added) and queued for the client (at most `send_buffer_kb`); a full
+  queue pauses the upstream.
   Deltas pass through as the upstream sent them, byte for byte.
 - the sender: takes one queued event at a time to the client; one the client does not take within
   `write_timeout_s` (it stopped reading) ends the session and cuts the connection, so it is never held in
-  memory beyond the queue (`send_queue_events`) and the socket's buffer.
+  memory beyond the queue and the socket's buffer.
 - the clock: `max_session_s` and `idle_timeout_s`.
 
 The first ending wins (client closed, upstream closed, too slow, expired, idle, key revoked, graceful stop,
@@ -60,6 +61,7 @@ from server.realtime.events import (
     session_audio,
 )
 from server.realtime.opening import Opened
+from server.realtime.outbox import Outbox
 from server.realtime.responses import Responses
 from server.settings import RealtimeSettings
 from server.settlement import DISCONNECTED, ERROR, OK, UPSTREAM_FAILED, conclude
@@ -124,7 +126,7 @@ class RealtimeSession:
         self._client = client
         self._upstream = opened.upstream
         self.responses = Responses(opened.path, opened.caller, opened.intent.call, opened.dialect, opened.target)
-        self._outbox: asyncio.Queue[str] = asyncio.Queue(settings.send_queue_events)
+        self._outbox = Outbox(settings.send_buffer_kb << 10)
         self._ending: Ending | None = None
         self._ended = asyncio.Event()
         self._stopping = False
@@ -369,8 +371,7 @@ class RealtimeSession:
         if sender is not None:
             sender.cancel()
         self._client_gone = True
-        while not self._outbox.empty():  # frees an upstream pump waiting for room
-            self._outbox.get_nowait()
+        self._outbox.clear()  # frees an upstream pump waiting for room
         await self._close_client(ending)
         status = DISCONNECTED if ending.status == OK else ending.status
         self.responses.ending = (status, ending.code or "client_disconnected")

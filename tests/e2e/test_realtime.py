@@ -423,6 +423,7 @@ def test_a_client_that_stops_reading_is_cut_off_and_server_memory_stays_bounded(
 
     elapsed, peak, row = asyncio.run(run())
     sent = fresh.up.sent()
+    print(f"slow reader: cut after {elapsed:.1f} s, server RSS +{(peak - before) // 1024} MiB, upstream sent {sent}")
     assert row["status"] == "client_disconnected" and row["error_code"] == "client_too_slow", row
     assert elapsed < 15, "the client that stopped reading was never disconnected"
     assert sent and sent[-1] < chunks / 2, f"the upstream was not paused: {sent}"

@@ -173,3 +173,22 @@ def test_the_mock_peer_refuses_a_second_response_naming_the_event() -> None:
                 return event
 
     assert asyncio.run(run())["error"]["event_id"] == "e2"
+
+
+def test_the_outbox_is_bounded_in_bytes_and_a_cleared_one_lets_a_waiting_put_through() -> None:
+    from server.realtime.outbox import Outbox
+
+    async def run() -> tuple[bool, bool, str]:
+        box = Outbox(100)
+        await box.put("x" * 150)  # one event always fits
+        waiting = asyncio.get_running_loop().create_task(box.put("y"))
+        await asyncio.sleep(0.01)
+        blocked = not waiting.done()
+        first = await box.get()
+        await asyncio.sleep(0.01)
+        through = waiting.done()
+        box.clear()
+        return blocked, through, first
+
+    blocked, through, first = asyncio.run(run())
+    assert blocked and through and first == "x" * 150
