@@ -198,7 +198,9 @@ async def get_request(request: Request[Any, Any, Any], request_id: str, bodies: 
     if bodies:
         found = await gw.store.read_bodies(shown["id"])
         shown["bodies"] = stored_bodies(found) if found is not None else None
-        if found is None:
+        if found is None and "responses" in shown:
+            shown["bodies_missing"] = "a realtime session keeps no bodies; each response keeps its own"
+        elif found is None:
             settings = gw.settings.logging
             shown["bodies_missing"] = why_missing(settings, shown["status"], shown["started_ms"], now_ms())
     return json_response(shown)
