@@ -245,6 +245,8 @@ def test_three_responses_make_three_usage_rows_and_debits_equal_to_the_wallet_ch
         == -sum(e["amount_micro"] for e in debits)
     )
     assert shown["cost_micro"] is None  # the session's own row carries no money
+    one = fresh.gw.cli_json("requests", "show", responses[0]["id"])
+    assert one["bodies"]["request"]["type"] == "response.create" and one["bodies"]["response"]["usage"]
     usage = httpx.get(f"{fresh.gw.url}/v1/usage", headers={"authorization": f"Bearer {key}"}).json()["data"]
     assert [(row["requests"], row["cost_micro"]) for row in usage] == [(3, before - fresh.balance("three"))]
 
