@@ -192,3 +192,17 @@ def test_the_outbox_is_bounded_in_bytes_and_a_cleared_one_lets_a_waiting_put_thr
 
     blocked, through, first = asyncio.run(run())
     assert blocked and through and first == "x" * 150
+
+
+def test_the_restart_rule_bills_a_cut_response_from_its_checkpoint_and_not_its_session() -> None:
+    from server.gateway import recovery
+    from server.store.protocol import Interrupted
+
+    card = dict(GPT_REALTIME.card)
+    checkpoint = {Unit.INPUT_TOKENS: 20, Unit.OUTPUT_TOKENS: 40, Unit.AUDIO_OUTPUT_TOKENS: 40}
+    cut = Interrupted("r1", "prj", "key", "m", True, 100, 0, "r1", card, session_id="s1", checkpoint_usage=checkpoint)
+    billed = recovery(cut)
+    assert billed.usage == Usage(checkpoint, estimated=True)
+    assert billed.charge_micro == charge(Usage(checkpoint), GPT_REALTIME).micro > 0
+    session = Interrupted("s1", "prj", "key", "m", False, 0, None, None, {}, session_id="s1")
+    assert recovery(session).usage is None and recovery(session).charge_micro == 0
