@@ -8,6 +8,7 @@ stop tests run their own gateway.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -103,18 +104,25 @@ class Realtime:
         return dict(self.gw.cli_json("requests", "show", request_id, "--no-bodies"))
 
 
-@pytest.fixture(scope="module")
-def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realtime]:
+@contextlib.contextmanager
+def running(folder: Path, server_extra: str = "") -> Iterator[Realtime]:
+    """A stand-in realtime upstream and a gateway in front of it, both stopped on the way out."""
     up = start_upstream_process(module=MODULE)
     gw: GatewayProcess | None = None
     try:
-        gw = GatewayProcess(tmp_path_factory.mktemp("realtime"), config(up), {"STANDIN_REALTIME_KEY": PROVIDER_KEY})
+        gw = GatewayProcess(folder, config(up), {"STANDIN_REALTIME_KEY": PROVIDER_KEY}, server_extra)
         gw.start()
         yield Realtime(gw, up)
     finally:
         if gw is not None:
             gw.stop()
         up.stop()
+
+
+@pytest.fixture(scope="module")
+def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realtime]:
+    with running(tmp_path_factory.mktemp("realtime")) as started:
+        yield started
 
 
 @pytest.fixture()

@@ -20,24 +20,13 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.test_realtime import PROVIDER_KEY, Realtime, _open, _say, _send, _until, config
-from tests.support.gateway import GatewayProcess
-from tests.upstreams.asgi_kit import UpstreamProcess, start_upstream_process
-from tests.upstreams.openai_realtime import MODULE
+from tests.e2e.test_realtime import Realtime, _open, _say, _send, _until, running
 
 
 @pytest.fixture()
 def own(tmp_path: Path) -> Iterator[Realtime]:
-    up: UpstreamProcess = start_upstream_process(module=MODULE)
-    gw: GatewayProcess | None = None
-    try:
-        gw = GatewayProcess(tmp_path, config(up), {"STANDIN_REALTIME_KEY": PROVIDER_KEY}, "shutdown_grace_s = 5\n")
-        gw.start()
-        yield Realtime(gw, up)
-    finally:
-        if gw is not None:
-            gw.stop()
-        up.stop()
+    with running(tmp_path, "shutdown_grace_s = 5\n") as started:
+        yield started
 
 
 async def _two_text_responses_then_audio(ws: Any, audio_deltas: int) -> list[dict[str, Any]]:
