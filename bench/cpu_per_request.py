@@ -29,19 +29,22 @@ import loadgen
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """The process's user and system CPU seconds so far (every thread)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS  # utime, stime
 
 
-async def one_round(url: str, key: str, pid: int, rate: int, seconds: float, stream: bool) -> float:
+async def one_round(url: str, key: str, pid: int, rate: int, seconds: float, stream: bool) -> tuple[float, float]:
+    """CPU ms per request over one open-loop round, and the share of it spent in the kernel."""
     body = {"model": "bench-model", "messages": [{"role": "user", "content": "hello"}], "stream": stream}
     headers = {"authorization": f"Bearer {key}"}
-    before = cpu_seconds(pid)
+    user0, system0 = cpu_seconds(pid)
     result = await loadgen.open_loop(f"{url}/v1/chat/completions", body, headers, rate, seconds)
-    spent = cpu_seconds(pid) - before
+    user1, system1 = cpu_seconds(pid)
+    spent, system = (user1 - user0) + (system1 - system0), system1 - system0
     done = result.get("ok") or result.get("count") or int(rate * seconds)
-    return spent / max(1, int(done)) * 1000
+    return spent / max(1, int(done)) * 1000, system / spent if spent else 0.0
 
 
 def main() -> int:
@@ -52,7 +55,11 @@ def main() -> int:
     parser.add_argument(
         "--set", action="append", default=[], metavar="SECTION__KEY=VALUE", help="a config override for the server"
     )
-    parser.add_argument("--profile", type=Path, help="py-spy the first unary round into this file (collapsed stacks)")
+    parser.add_argument("--profile", type=Path, help="py-spy the first round into this file (collapsed stacks)")
+    parser.add_argument("--only", choices=("unary", "stream"), help="measure (and profile) one kind of call only")
+    parser.add_argument(
+        "--gil", action="store_true", help="profile only the thread holding the GIL (what one core's time goes to)"
+    )
     opts = parser.parse_args()
     loadgen.install_uvloop()
     tmp = Path(tempfile.mkdtemp(prefix="gateway-cpu-"))
@@ -80,16 +87,19 @@ def main() -> int:
                 str(gw["pid"]),
                 "-o",
                 str(opts.profile),
+                *(["--gil"] if opts.gil else []),
             ]
             spy = harness.subprocess.Popen(record)
-        for stream in (False, True):
+        for stream in [kind == "stream" for kind in ((opts.only,) if opts.only else ("unary", "stream"))]:
             figures = [
                 asyncio.run(one_round(gw["url"], gw["key"], gw["pid"], opts.rate, opts.seconds, stream))
                 for _ in range(opts.rounds)
             ]
             kind = "stream" if stream else "unary "
-            shown = "  ".join(f"{f:.3f}" for f in figures)
-            print(f"{kind} CPU ms/request: median {statistics.median(figures):.3f}  (rounds: {shown})")
+            shown = "  ".join(f"{f:.3f}" for f, _ in figures)
+            median = statistics.median(f for f, _ in figures)
+            kernel = statistics.median(k for _, k in figures) * 100
+            print(f"{kind} CPU ms/request: median {median:.3f}  (rounds: {shown}; {kernel:.0f}% in the kernel)")
             if spy is not None:
                 spy.wait(timeout=opts.seconds + 30)
                 spy = None

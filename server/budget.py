@@ -74,14 +74,18 @@ class Budgets:
     balances: dict[str, int] = field(default_factory=dict)
     reserved_wallet: dict[str, int] = field(default_factory=dict)
     open_holds: int = 0
+    _month_ends_ms: int = 0  # when `month` ends: a time zone's calendar is read once a month, not per request
 
     def roll(self, now_ms: int) -> None:
         """A new calendar month starts every budget from zero (reservations carry over)."""
+        if now_ms < self._month_ends_ms:
+            return
         current = month_key(now_ms, self.zone)
         if current != self.month:
             self.month = current
             self.spent_project.clear()
             self.spent_key.clear()
+        self._month_ends_ms = int(next_month_start(current, self.zone).timestamp() * 1000)
 
     def reserve(
         self,
@@ -96,20 +100,22 @@ class Budgets:
         hold_id: str = "",
     ) -> Hold:
         self.roll(now_ms)
-        resets = next_month_start(self.month, self.zone).strftime("%Y-%m-%d %H:%M %Z")
         if key_budget is not None:
             used = self.spent_key.get(key_id, 0) + self.reserved_key.get(key_id, 0)
             if used + micro > key_budget:
-                raise _budget_error("key", key_budget, used, micro, resets)
+                raise _budget_error("key", key_budget, used, micro, self._resets())
         if project_budget is not None:
             used = self.spent_project.get(project_id, 0) + self.reserved_project.get(project_id, 0)
             if used + micro > project_budget:
-                raise _budget_error("project", project_budget, used, micro, resets)
+                raise _budget_error("project", project_budget, used, micro, self._resets())
         if prepaid:
             available = self.balances.get(project_id, 0) - self.reserved_wallet.get(project_id, 0)
             if micro > available:
                 raise INSUFFICIENT_CREDITS(cost=format_credits(micro), available=format_credits(max(0, available)))
         return self.restore(Hold(project_id, key_id, micro, prepaid, hold_id))
+
+    def _resets(self) -> str:
+        return next_month_start(self.month, self.zone).strftime("%Y-%m-%d %H:%M %Z")
 
     def restore(self, hold: Hold) -> Hold:
         """Count a hold as reserved without checking it (at start-up, a durable hold that stays open)."""

@@ -172,7 +172,7 @@ def serve(
 
     from server.app import create_app, create_asgi
     from server.http_guard import uvicorn_options
-    from server.logline import log_handler
+    from server.logline import lean_records, log_handler
     from server.serving import GatewayServer
 
     os.umask(PRIVATE)
@@ -188,6 +188,7 @@ def serve(
         logging.getLogger(noisy).setLevel(logging.WARNING)
     json_logs = settings.logging.format == "json"
     handler = log_handler(settings.logging.format)  # one line per event, secrets scrubbed
+    lean_records()
     gateway_log = logging.getLogger("gateway")
     gateway_log.addHandler(handler)
     gateway_log.setLevel(logging.INFO)
