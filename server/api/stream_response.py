@@ -4,7 +4,8 @@ Litestar's own Stream cancels its sending task when the client disconnects but l
 finalised later by the garbage collector, so the upstream call ran on. Here the relay's generator is
 closed explicitly (which cancels the upstream call and bills what was delivered) as soon as the client
 disconnects, between frames too: a fast upstream whose answer is already buffered is not read to the end
-for a client that has left. A client that stops reading for `write_timeout` seconds is treated as gone.
+for a client that has left. A client that stops reading for `write_timeout` seconds (checked every half of it)
+is treated as gone.
 """
 
 from __future__ import annotations
@@ -34,17 +35,31 @@ class _ASGIRelayResponse(ASGIStreamingResponse):
                 pass
             gone.set()
 
+        sending_since: float | None = None  # when the send under way began (None: none is)
+        loop = asyncio.get_running_loop()
+
         async def pump() -> None:
+            nonlocal sending_since
             async for frame in frames:
                 if gone.is_set():
                     return
-                async with asyncio.timeout(self.write_timeout):
-                    await send({"type": "http.response.body", "body": frame, "more_body": True})
+                sending_since = loop.time()
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+                sending_since = None
                 await asyncio.sleep(0)  # let a disconnect be noticed before the next frame is read
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
+        def watch() -> None:
+            """Cut a client whose send has waited write_timeout (it stopped reading); checked every half
+            timeout rather than a timer per frame, which cost ~8% of a stream's CPU."""
+            if sending_since is not None and loop.time() - sending_since >= self.write_timeout:
+                pumping.cancel()
+            elif not pumping.done():
+                watchdog[0] = loop.call_later(self.write_timeout / 2, watch)
+
         listener = asyncio.create_task(listen())
         pumping = asyncio.create_task(pump())
+        watchdog = [loop.call_later(self.write_timeout / 2, watch)]
         try:
             await asyncio.wait({listener, pumping}, return_when=asyncio.FIRST_COMPLETED)
             if not pumping.done():
@@ -52,6 +67,7 @@ class _ASGIRelayResponse(ASGIStreamingResponse):
             with contextlib.suppress(asyncio.CancelledError, TimeoutError, OSError):
                 await pumping
         finally:
+            watchdog[0].cancel()
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener

@@ -43,6 +43,7 @@ from server.translate.errors import TranslationError
 
 JSON = dict[str, Any]
 PROBE_TIMEOUT_S = 5.0
+DRAIN_S = 0.01  # how long a stream's body may stay open after its end event before its connection is dropped
 MAX_CACHED_URLS = 1024  # paths name models (Gemini): bounded, so odd model names cannot grow it forever
 
 
@@ -252,6 +253,18 @@ class HttpProvider(ProviderBase):
         )
 
 
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read the rest of a stream's body after its end event (the chunked ending usually came with it), so its
+    connection goes back to the pool: closing it unread cost a new upstream connection per stream (~8% of a
+    stream's CPU). Waits at most DRAIN_S; a body still open by then is dropped with its connection."""
+    try:
+        async with asyncio.timeout(DRAIN_S):
+            async for _ in chunks:
+                pass
+    except (TimeoutError, httpx.HTTPError):
+        pass
+
+
 class SseStream:
     """Parsed JSON data objects from an SSE response, in order.
 
@@ -283,9 +296,11 @@ class SseStream:
 
     async def __aiter__(self) -> AsyncIterator[JSON]:
         finished = False
+        chunks = self._response.aiter_bytes()
         try:
-            async for data in iter_data(self._response.aiter_bytes(), self._max_event_bytes):
+            async for data in iter_data(chunks, self._max_event_bytes):
                 if self._done_marker is not None and data == self._done_marker:
+                    await _drain(chunks)
                     return
                 if time.monotonic() > self._deadline:
                     raise timeout_error(self._provider, "total")
@@ -295,6 +310,7 @@ class SseStream:
                 if terminal:
                     finished = True
                     if self._stop_at_terminal:
+                        await _drain(chunks)
                         return
         except httpx.TimeoutException:
             raise timeout_error(self._provider, "first_byte") from None
