@@ -89,6 +89,52 @@ class StorageSettings(_Strict):
     wal_limit_mb: int = Field(32, ge=1)
 
 
+class StoreSettings(_Strict):
+    """Where the store lives: empty `url` is SQLite in the data dir (the default); `postgresql://…` is a
+    PostgreSQL database shared by a fleet of gateway processes (server/store/postgres/)."""
+
+    url: str = ""
+    # Read connections each process keeps open to PostgreSQL (the writer has one of its own).
+    pool_size: int = Field(4, ge=1, le=64)
+    # A process that has not renewed its lease for this long is dead: its pending requests are closed (as
+    # a restart closes them), its holds released, and the background work it held is taken over.
+    instance_ttl_s: float = Field(10.0, ge=2, le=600)
+
+    @field_validator("url")
+    @classmethod
+    def _engine(cls, url: str) -> str:
+        if url and not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be empty (SQLite in the data dir) or a postgresql:// URL")
+        return url
+
+    @property
+    def shared(self) -> bool:
+        return bool(self.url)
+
+
+class StateSettings(_Strict):
+    """Where the hot state lives: empty `url` is this process's memory (the default); `redis://…` is a Redis
+    (or Valkey) server shared by the fleet: rate-limit windows, reservations, idempotency claims, cooldowns,
+    the answer cache and invalidation (server/state/)."""
+
+    url: str = ""
+    # A reservation whose process stops renewing it (the process died) expires after this long.
+    hold_ttl_s: float = Field(30.0, ge=3, le=3600)
+    # Each call to Redis gives up after this long; a request that cannot reach it is refused with 503.
+    timeout_ms: int = Field(500, ge=10, le=60_000)
+
+    @field_validator("url")
+    @classmethod
+    def _engine(cls, url: str) -> str:
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be empty (this process's memory) or a redis://, rediss:// or unix:// URL")
+        return url
+
+    @property
+    def shared(self) -> bool:
+        return bool(self.url)
+
+
 class Timeouts(_Strict):
     connect: float = Field(5.0, gt=0)
     first_byte: float = Field(60.0, gt=0)
@@ -419,6 +465,8 @@ class Settings(BaseSettings):
 
     server: ServerSettings = Field(default_factory=ServerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
     providers: list[ProviderSettings] = Field(default_factory=list)
     models: list[ModelSettings] = Field(default_factory=list)
     plans: dict[str, PlanSettings] = Field(default_factory=dict)
@@ -463,6 +511,11 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError:
                 raise ValueError(f"server.trusted_proxies: {cidr!r} is not a CIDR") from None
+        if self.server.workers > 1 and not (self.store.shared and self.state.shared):
+            raise ValueError(
+                "server.workers: more than 1 needs [store] url (PostgreSQL) and [state] url (Redis): limits,"
+                " reservations and the ledger must be shared by every process"
+            )
         model_names = [m.name for m in self.models]
         if len(model_names) != len(set(model_names)):
             raise ValueError("models: names must be unique")

@@ -83,7 +83,9 @@ def test_documented_config_covers_every_settings_key() -> None:
         ProviderSettings,
         RoutingSettings,
         ServerSettings,
+        StateSettings,
         StorageSettings,
+        StoreSettings,
         StripeSettings,
         Timeouts,
         WebhookSettings,
@@ -94,6 +96,8 @@ def test_documented_config_covers_every_settings_key() -> None:
     for model in (
         ServerSettings,
         StorageSettings,
+        StoreSettings,
+        StateSettings,
         ProviderSettings,
         Timeouts,
         LimitSettings,
