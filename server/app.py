@@ -22,6 +22,7 @@ from server.api.openai.embeddings import embeddings
 from server.api.openai.files import FILE_ROUTES
 from server.api.openai.images import IMAGE_ROUTES
 from server.api.openai.models import list_models, retrieve_model
+from server.api.openai.realtime import realtime
 from server.api.openai.responses import responses
 from server.api.openai.usage import usage
 from server.api.openai.videos import JOB_ROUTES
@@ -87,6 +88,7 @@ def create_app(settings: Settings, host: str | None = None) -> Litestar:
             chat_completions,
             embeddings,
             responses,
+            realtime,
             messages,
             generate_content,
             usage,

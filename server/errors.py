@@ -173,6 +173,7 @@ INSUFFICIENT_CREDITS = ErrorCode(
     "Insufficient credits: this request may cost up to {cost} but the prepaid wallet has {available} available."
     " Top up to continue.",
 )
+INSUFFICIENT_QUOTA = ErrorCode(402, "insufficient_quota", "{detail}")  # a realtime response.create refused for money
 KEY_REVOKED = ErrorCode(403, "key_revoked", "This API key has been revoked.")
 KEY_EXPIRED = ErrorCode(403, "key_expired", "This API key has expired.")
 IP_NOT_ALLOWED = ErrorCode(403, "ip_not_allowed", "This API key may not be used from {address}.")
@@ -229,6 +230,20 @@ STORAGE_QUOTA_EXCEEDED = ErrorCode(
 )
 RATE_LIMIT_EXCEEDED = ErrorCode(429, "rate_limit_exceeded", "{detail}")
 TOO_MANY_OPEN_CALLS = ErrorCode(429, "too_many_open_calls", "{detail}")  # a project past its share of a provider
+TOO_MANY_SESSIONS = ErrorCode(429, "too_many_sessions", "{detail}")  # realtime sessions open at once
+# Realtime: what ends a session or refuses one of its events (sent as an `error` event, then the close)
+INVALID_CLIENT_EVENT = ErrorCode(400, "invalid_event", "{detail}")
+SESSION_EXPIRED = ErrorCode(
+    408, "session_expired", "The realtime session reached its maximum length ({seconds:g} s); open a new one."
+)
+SESSION_IDLE = ErrorCode(408, "session_idle", "The realtime session was idle for {seconds:g} s and was closed.")
+CLIENT_TOO_SLOW = ErrorCode(
+    408, "client_too_slow", "The client did not read its events for {seconds:g} s and was disconnected."
+)
+UPSTREAM_CLOSED = ErrorCode(502, "upstream_closed", "The upstream realtime session ended: {detail}")
+SESSION_STOPPING = ErrorCode(
+    503, "server_shutting_down", "The gateway is stopping; this realtime session was closed. Reconnect to continue."
+)
 # 500, 502, 503: the gateway's side
 INTERNAL_ERROR = ErrorCode(500, "internal_error", "The gateway hit an internal error.")
 STRIPE_ERROR = ErrorCode(502, "stripe_error", "Stripe refused the call: {detail}")

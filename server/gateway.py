@@ -35,6 +35,7 @@ from server.metering import Rates, charge, estimate
 from server.metrics import Metrics
 from server.pipeline import RequestPath
 from server.providers.base import Provider
+from server.realtime.sessions import OpenSessions
 from server.request_log import BodyLog
 from server.routing import ConnectionShares
 from server.settings import Settings
@@ -43,6 +44,7 @@ from server.snapshot import Snapshot
 from server.store.protocol import HOLD_JOB, HoldRecord, Interrupted, Recovery, Store
 from server.store.sqlite.store import SqliteStore
 from server.streaming.relay import OpenStreams
+from server.types import Usage
 from server.webhooks.service import Webhooks
 
 log = logging.getLogger("gateway")
@@ -52,11 +54,16 @@ def recovery(item: Interrupted) -> Recovery:
     """The restart rule for a request a crash left pending. A stream's intent was durable before its first
     byte, so it is billed what its intent and last checkpoint prove: input estimated from the body's size,
     output from the characters delivered (marked estimated), at the price card held with its reservation.
-    A non-stream call never answered the client, so it is not billed; its hold is released."""
+    A non-stream call never answered the client, so it is not billed; its hold is released. A realtime
+    response is a stream billed by the estimate it checkpointed (its text and audio); the session's own row
+    is not a stream and carries nothing."""
     ended = now_ms()
     if not item.stream:
         return Recovery(item, None, 0, ended)
-    usage = estimate(item.body_bytes, item.delivered_chars or 0)
+    if item.checkpoint_usage is not None:  # a realtime response checkpoints its own estimate (text and audio)
+        usage = Usage(item.checkpoint_usage, estimated=True)
+    else:
+        usage = estimate(item.body_bytes, item.delivered_chars or 0)
     return Recovery(item, usage, charge(usage, Rates.from_micro(item.price_card)).micro, ended)
 
 
@@ -80,6 +87,7 @@ class Gateway:
     media: MediaRefs
     fetcher: Fetcher
     jobs: JobRunner
+    sessions: OpenSessions  # realtime sessions open now (server/realtime/sessions.py)
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     started_ms: int = field(default_factory=now_ms)  # when this process started serving (usage tail's hello)
     stopping: bool = False  # a graceful stop began: /readyz says so, so balancers send no more
@@ -204,6 +212,7 @@ class Gateway:
             media=MediaRefs(files, fetcher, settings.files.fetch_max_mb << 20),
             fetcher=fetcher,
             jobs=jobs,
+            sessions=OpenSessions(settings.realtime, path),
             trusted_proxies=tuple(ipaddress.ip_network(c, strict=False) for c in settings.server.trusted_proxies),
         )
 

@@ -126,6 +126,8 @@ class Declared:
     output_cap: int | None = None
     choices: int = 1
     quantities: Mapping[str, int] = field(default_factory=dict)
+    input_bound: int | None = None  # input tokens at most, when the body's size is not the bound (realtime)
+    audio: bool = False  # its tokens, in and out, may be audio (a realtime response)
 
 
 def output_bound(declared: Declared, default_cap: int) -> int:
@@ -135,12 +137,27 @@ def output_bound(declared: Declared, default_cap: int) -> int:
 
 
 def worst_case(input_bytes: int, declared: Declared, default_cap: int) -> Usage:
-    """The most a request may consume; its charge is what a reservation holds."""
+    """The most a request may consume; its `reservation` is what a hold holds. Audio token quantities in it
+    mean "these tokens may be audio" (a realtime response may answer in either)."""
+    tokens_in_bound = input_bytes if declared.input_bound is None else declared.input_bound
+    tokens_out_bound = output_bound(declared, default_cap)
+    audio = {Unit.AUDIO_INPUT_TOKENS: tokens_in_bound, Unit.AUDIO_OUTPUT_TOKENS: tokens_out_bound}
     return Usage(
-        declared.quantities,
-        input_tokens=input_bytes,
-        output_tokens=output_bound(declared, default_cap),
+        {**declared.quantities, **(audio if declared.audio else {})},
+        input_tokens=tokens_in_bound,
+        output_tokens=tokens_out_bound,
     )
+
+
+def reservation(worst: Usage, rates: Rates) -> Charge:
+    """What a worst case holds: its charge, or, where some of its tokens may be audio, the dearer of pricing
+    them as audio or as text (a card may make either the dearer), so the hold is a real bound."""
+    priced = charge(worst, rates)
+    if not worst.get(Unit.AUDIO_INPUT_TOKENS) and not worst.get(Unit.AUDIO_OUTPUT_TOKENS):
+        return priced
+    audio = (Unit.AUDIO_INPUT_TOKENS, Unit.AUDIO_OUTPUT_TOKENS)
+    as_text = {unit: amount for unit, amount in worst.quantities.items() if unit not in audio}
+    return max(priced, charge(Usage(as_text), rates), key=lambda c: c.micro)
 
 
 def tokens_in(chars: int) -> int:
@@ -148,14 +165,49 @@ def tokens_in(chars: int) -> int:
     return (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
 
 
-def estimate(input_bytes: int, delivered_chars: int, reported: Usage | None = None) -> Usage:
+# Audio tokens per second of speech, as OpenAI's realtime models count them (~600 a minute in, ~1,200 out):
+# only the estimate of a usage the provider did not report uses them (never a bound).
+AUDIO_INPUT_TOKENS_PER_S = 10
+AUDIO_OUTPUT_TOKENS_PER_S = 20
+
+
+def audio_tokens(ms: int, per_second: int) -> int:
+    """Tokens for `ms` milliseconds of audio, rounded up."""
+    return -(-max(0, ms) * per_second // 1000)
+
+
+def estimate(
+    input_bytes: int,
+    delivered_chars: int,
+    reported: Usage | None = None,
+    *,
+    context_tokens: int = 0,
+    input_audio_ms: int = 0,
+    delivered_audio_ms: int = 0,
+) -> Usage:
     """The one rule for a missing or untrusted usage: the provider's input count when it gave a sane one,
     else ~4 bytes of request body per token; output the larger of the provider's running count and ~4
-    delivered characters per token. Always marked estimated."""
+    delivered characters per token. Always marked estimated. A realtime response adds what it carries
+    beyond text: the conversation it continues (`context_tokens`, the last counts reported), the audio the
+    client sent for it and the audio it delivered, counted by duration."""
+    audio_out = audio_tokens(delivered_audio_ms, AUDIO_OUTPUT_TOKENS_PER_S)
+    output = tokens_in(delivered_chars) + audio_out
     if reported is None:
-        return Usage(input_tokens=tokens_in(input_bytes), output_tokens=tokens_in(delivered_chars), estimated=True)
-    output = max(reported.output_tokens, tokens_in(delivered_chars))
-    return Usage(reported.quantities, output_tokens=output, estimated=True)
+        audio_in = audio_tokens(input_audio_ms, AUDIO_INPUT_TOKENS_PER_S)
+        return Usage(
+            input_tokens=tokens_in(input_bytes) + context_tokens + audio_in,
+            output_tokens=output,
+            audio_input_tokens=audio_in,
+            audio_output_tokens=audio_out,
+            estimated=True,
+        )
+    audio_out = max(audio_out, reported.get(Unit.AUDIO_OUTPUT_TOKENS))
+    return Usage(
+        reported.quantities,
+        output_tokens=max(reported.output_tokens, output),
+        audio_output_tokens=audio_out,
+        estimated=True,
+    )
 
 
 def openai_usage(data: Any) -> Usage | None:
@@ -180,5 +232,39 @@ def openai_usage(data: Any) -> Usage | None:
         output_tokens=completion,
         cached_tokens=cached,
         audio_input_tokens=audio_in,
+        audio_output_tokens=audio_out,
+    )
+
+
+def realtime_usage(data: Any) -> Usage | None:
+    """A realtime `response.done`'s usage (text and audio, input and output, cached) as a Usage; None when
+    absent or not sane. Cached tokens are priced at the cached rate whichever their kind, so the audio input
+    priced at the audio rate is its uncached part."""
+    if not isinstance(data, dict):
+        return None
+    details_in, details_out = data.get("input_token_details") or {}, data.get("output_token_details") or {}
+    if not isinstance(details_in, dict) or not isinstance(details_out, dict):
+        return None
+    cached_in = details_in.get("cached_tokens_details") or {}
+    if not isinstance(cached_in, dict):
+        return None
+    found = (
+        count(data.get("input_tokens"), default=None),
+        count(data.get("output_tokens"), default=None),
+        count(details_in.get("cached_tokens")),
+        count(details_in.get("audio_tokens")),
+        count(cached_in.get("audio_tokens")),
+        count(details_out.get("audio_tokens")),
+    )
+    if any(value is None for value in found):
+        return None
+    prompt, completion, cached, audio_in, cached_audio, audio_out = (int(value or 0) for value in found)
+    if cached > prompt or audio_in > prompt or audio_out > completion or cached_audio > min(cached, audio_in):
+        return None
+    return Usage(
+        input_tokens=prompt,
+        output_tokens=completion,
+        cached_tokens=cached,
+        audio_input_tokens=audio_in - cached_audio,
         audio_output_tokens=audio_out,
     )

@@ -10,8 +10,8 @@ bench/metrics_cost.py).
 
 Labels are bounded: `model` is a configured public model name (a name a client made up is `unknown`;
 calls without a model are `none`), `endpoint` a front door (chat, embeddings, responses, messages,
-gemini), `status` an outcome status or `refused`, `provider` a configured provider name, `code` a row of
-the error table. No request, key or project id ever becomes a label.
+gemini, realtime: one per response), `status` an outcome status or `refused`, `provider` a configured
+provider name, `code` a row of the error table. No request, key or project id ever becomes a label.
 
 The cache calls `gateway.metrics.cache_lookup("hit" | "miss" | "bypass")` once per cacheable request (the
 `x-cache-status` it answers), on the event loop's thread; other values are ignored, so a label can never

@@ -199,6 +199,7 @@ async def revoke_key(gw: Gateway, key_id: str) -> KeyEntry:
         event_id, payload = key_revoked_event(key.id, key.project_id, when)
         await gw.store.revoke_key(key_id, when, (Event(event_id, "key.revoked", key.project_id, payload, when),))
         key.revoked_ms = when  # the snapshot entry is shared: effective on the next request
+    gw.sessions.end_key(key.id)  # and its open realtime sessions end now
     return key
 
 

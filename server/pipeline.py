@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from server.admission import Gatekeeper
-from server.budget import Budgets
+from server.budget import Budgets, Hold
 from server.cache_policy import Caching
 from server.capabilities import endpoint_class
 from server.clock import now_ms
@@ -35,7 +35,8 @@ from server.errors import METERING_UNAVAILABLE, GatewayError, UpstreamError
 from server.generation import Generations
 from server.idempotency import Claim
 from server.latency import LatencyBands
-from server.metering import charge, estimate, output_bound, tokens_in, worst_case
+from server.limits import Admission
+from server.metering import estimate, output_bound, reservation, tokens_in, worst_case
 from server.metrics import Metrics, bounded_model
 from server.money import format_credits
 from server.request_log import BodyLog
@@ -102,20 +103,31 @@ class RequestPath:
             raise
 
     def start(
-        self, caller: Caller, call: Call, dialect: Dialect, claim: Claim | None = None, *, job: bool = False
+        self,
+        caller: Caller,
+        call: Call,
+        dialect: Dialect,
+        claim: Claim | None = None,
+        *,
+        job: bool = False,
+        forced: bool = False,
     ) -> Ticket:
         """Everything before forwarding; raises the documented 400/402/403/404/429/503 errors (counted as
         refusals, with the model's name only when it is a configured one). A `job` (video, music) holds its
         reservation as a durable job hold, and its request row is written when it ends (with its outcome),
-        not now: the job outlives this call and any restart."""
+        not now: the job outlives this call and any restart. `forced`: a call the upstream already started
+        on its own (a realtime response created by server VAD) is held and metered whatever the limits and
+        budgets say; its caller cancels it at once."""
         try:
-            return self._start(caller, call, dialect, claim, job)
+            return self._start(caller, call, dialect, claim, job, forced)
         except GatewayError as exc:
             model = bounded_model(call.model, self.generations.current.models)
             self.metrics.refused(exc.code, model, dialect.name)
             raise
 
-    def _start(self, caller: Caller, call: Call, dialect: Dialect, claim: Claim | None, job: bool) -> Ticket:
+    def _start(
+        self, caller: Caller, call: Call, dialect: Dialect, claim: Claim | None, job: bool, forced: bool
+    ) -> Ticket:
         assert caller.key is not None and caller.project is not None
         generation = self.generations.current
         call.endpoint = dialect.name
@@ -125,21 +137,25 @@ class RequestPath:
         default_cap = min(generation.limits.default_max_output_tokens, model.context_window)
         if declared.output_cap is None:
             dialect.cap_output(call.body, default_cap)  # the reservation's bound is the upstream's bound too
-        admission = self.gatekeeper.limit(
-            caller, klass, tokens_in(call.body_bytes) + output_bound(declared, default_cap), call
-        )
+        tokens = tokens_in(call.body_bytes) + output_bound(declared, default_cap)
+        admission = Admission() if forced else self.gatekeeper.limit(caller, klass, tokens, call)
         try:
-            worst = charge(worst_case(call.body_bytes, declared, default_cap), model.rates)
-            hold = self.budgets.reserve(
-                caller.project_id,
-                caller.key_id,
-                worst.micro,
-                project_budget=caller.project.monthly_budget_micro,
-                key_budget=caller.key.scopes.monthly_budget_micro,
-                prepaid=caller.project.prepaid,
-                now_ms=now_ms(),
-                hold_id=call.request_id,
-            )
+            worst = reservation(worst_case(call.body_bytes, declared, default_cap), model.rates)
+            if forced:
+                hold = self.budgets.restore(
+                    Hold(caller.project_id, caller.key_id, worst.micro, caller.project.prepaid, call.request_id)
+                )
+            else:
+                hold = self.budgets.reserve(
+                    caller.project_id,
+                    caller.key_id,
+                    worst.micro,
+                    project_budget=caller.project.monthly_budget_micro,
+                    key_budget=caller.key.scopes.monthly_budget_micro,
+                    prepaid=caller.project.prepaid,
+                    now_ms=now_ms(),
+                    hold_id=call.request_id,
+                )
         except GatewayError as exc:
             admission.settle_tokens(0)
             exc.headers = {**admission.headers, **exc.headers}

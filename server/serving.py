@@ -8,7 +8,10 @@
   streams in flight get `server.shutdown_grace_s` to finish. Then every stream still open ends with an
   error event, recorded and billed for what it delivered (server/streaming/relay.py); a non-stream call
   still waiting on its upstream STOP_MARGIN_S later is cancelled (never answered, so never billed). Then
-  the lifespan closes the store: the writer commits what is queued and the WAL is checkpointed. A clean
+  the lifespan closes the store: the writer commits what is queued and the WAL is checkpointed. Realtime
+  sessions refuse new responses and close (1012, after an error event) once their running responses have
+  finished, or when the grace runs out (server/realtime/sessions.py); uvicorn's own immediate close of
+  WebSockets is held back for them (server/http_guard/websocket.py). A clean
   stop exits 0 (the SIGTERM handler uvicorn re-raises is a no-op; see gatewayctl serve).
 """
 
@@ -87,6 +90,9 @@ class GatewayServer(uvicorn.Server):
             len(gw.streams),
             self._grace_s,
         )
+        sessions = gw.sessions.stop(self._grace_s)  # each closes once its running responses finish
+        if sessions:
+            log.info("stopping: %d realtime sessions close once their responses finish", sessions)
         timer = asyncio.get_running_loop().call_later(self._grace_s, self._grace_over)
         try:
             await super().shutdown(sockets)

@@ -269,11 +269,14 @@ EndpointClass = Literal["chat", "embeddings", "images", "audio", "files", "video
 
 class PlanSettings(_Strict):
     """Per endpoint class requests per minute, tokens per minute, and the file storage quota (MiB), for
-    every project on the plan."""
+    every project on the plan; and how many realtime sessions a project (and each of its keys) may hold
+    open at once (unset: no plan limit)."""
 
     rpm: dict[EndpointClass, int] = Field(default_factory=dict)
     tpm: int | None = Field(None, ge=1)
     storage_mb: int = Field(1024, ge=0)
+    realtime_sessions: int | None = Field(None, ge=1)
+    realtime_sessions_per_key: int | None = Field(None, ge=1)
 
     @field_validator("rpm")
     @classmethod
@@ -317,6 +320,26 @@ class LimitSettings(_Strict):
     ip_requests: int = Field(5000, ge=1)
     ip_window_seconds: int = Field(600, ge=1)
     rate_limited_event_interval_seconds: int = Field(60, ge=1)
+
+
+class RealtimeSettings(_Strict):
+    """The realtime WebSocket proxy (/v1/realtime): session bounds, buffers and deadlines."""
+
+    # A session is closed after this long, whatever it does (a new one can be opened at once).
+    max_session_s: float = Field(3600.0, gt=0)
+    # A session with no event either way for this long is closed.
+    idle_timeout_s: float = Field(300.0, gt=0)
+    # A client that has not taken an event for this long (it stopped reading) is disconnected.
+    write_timeout_s: float = Field(10.0, gt=0)
+    # KiB of events waiting for a slow client, beyond the socket's own buffer; past it the upstream waits.
+    send_buffer_kb: int = Field(1024, ge=16, le=1 << 20)
+    # The largest event either side may send, in MiB (an audio append of ~15 MiB fits the default).
+    max_event_mb: int = Field(16, ge=1, le=256)
+    # Sessions open at once on this server, whoever holds them (plans limit each project and key).
+    max_sessions: int = Field(1000, ge=1)
+    # When a session ends with a response in flight, how long the upstream may take to report its usage
+    # (response.done) after being told to cancel; past it the response is billed by estimate.
+    cancel_wait_s: float = Field(2.0, ge=0, le=60)
 
 
 class RoutingSettings(_Strict):
@@ -476,6 +499,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     stripe: StripeSettings = Field(default_factory=StripeSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)

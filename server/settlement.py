@@ -209,6 +209,23 @@ class Settlement:
         future.add_done_callback(lambda done: self._after(done, closing, ticket, delivered))
         return future
 
+    def close_session(
+        self, intent: Intent, intent_written: asyncio.Future[Any], outcome: Outcome
+    ) -> asyncio.Future[Any]:
+        """The closing of a realtime session's own row: its outcome only (it holds nothing and carries no
+        usage: each of its responses closed itself, with its hold, usage and debit, through `close`). Kept
+        and written later if the store refuses it now, like a stream's."""
+        caller, call = intent.caller, intent.call
+        closing = Closing(caller, call, outcome, None, "released")
+        if caller.project_id in self._completed_subscribers:
+            closing = replace(closing, events=(request_completed_event(caller, call, outcome),))
+        lost = intent_written.done() and (intent_written.cancelled() or intent_written.exception() is not None)
+        if lost:
+            closing = replace(closing, intent=intent)
+        future = self._store.record_closing(closing)
+        future.add_done_callback(lambda done: self._retry_failed(done, closing))
+        return future
+
     def _after(self, done: asyncio.Future[Any], closing: Closing, ticket: Ticket, delivered: bool) -> None:
         error = done.exception() if not done.cancelled() else asyncio.CancelledError()
         if error is None:

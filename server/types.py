@@ -130,6 +130,12 @@ class Call:
     replay_of: str | None = None  # the request this one replays (gatewayctl replay)
     pin: Target | None = None  # a replay sent to one target, not the model's own list (replay --target)
     cache_mode: str | None = None  # the client's x-gateway-cache: "use" or "bypass" (server/cache_policy.py)
+    session_id: str | None = None  # a realtime session's row (its own id) or one of its responses (the session's)
+
+    @property
+    def is_session(self) -> bool:
+        """The row of a realtime session: it carries no usage itself (its responses do)."""
+        return self.session_id is not None and self.session_id == self.request_id
 
 
 @dataclass(slots=True)

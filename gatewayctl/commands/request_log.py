@@ -161,6 +161,8 @@ def _show_request(row: dict[str, Any], currency: str) -> None:
             ("attempts", _attempt_lines(row.get("attempts") or [])),
         ]
     )
+    if row.get("responses") is not None:
+        _show_responses(row["responses"], currency)
     if "bodies" not in row:
         return
     bodies = row["bodies"]
@@ -174,6 +176,32 @@ def _show_request(row: dict[str, Any], currency: str) -> None:
             (answer_label, _body_lines(bodies["response"], bodies["response_truncated"])),
         ]
     )
+
+
+def _show_responses(responses: list[dict[str, Any]], currency: str) -> None:
+    """A realtime session's responses: one line each, with its usage and cost (the session itself has none)."""
+    say()
+    total = sum(r.get("cost_micro") or 0 for r in responses)
+    fields([("responses", f"{len(responses)}, {humanize.money(total, currency) or 'no cost'} in all")])
+    costs = humanize.money_column([r.get("cost_micro") for r in responses], currency)
+    shown = [
+        {
+            "time": short_time(r["started_ms"]),
+            "id": r["id"],
+            "status": r["status"] if r["status"] == "ok" else f"{r['status']} {r.get('error_code') or ''}".strip(),
+            "tokens": tokens_text(r) + (" est." if r.get("estimated") else ""),
+            "cost": cost,
+        }
+        for r, cost in zip(responses, costs, strict=True)
+    ]
+    columns = [
+        Column("time", "TIME"),
+        Column("id", "RESPONSE"),
+        Column("status", "STATUS", elide=True),
+        Column("tokens", "IN/OUT", align="right"),
+        Column("cost", "COST", align="right"),
+    ]
+    table(columns, shown, empty="no responses")
 
 
 @requests_app.command("show")
@@ -192,7 +220,8 @@ def requests_show(
     response bodies (secrets redacted; a stream's response is its assembled answer).
 
     A client may reuse its x-request-id: then every request carrying it is listed, newest first
-    (with --json: the newest, and `match_ids` naming them all).
+    (with --json: the newest, and `match_ids` naming them all). A realtime session (its id is the
+    x-request-id of its upgrade) lists its responses, each with its usage and cost.
     """
     from server.money import format_credits
 

@@ -3,6 +3,9 @@
     request=<gateway id> method=POST path=/v1/chat/completions status=200 key=gw_live_AbCd
     model=gpt-4o-mini latency_ms=12.4 cost=0.000011
 
+A realtime WebSocket gets its line when the session ends (status 101, its latency the session's length),
+or when its upgrade is refused (that answer's status).
+
 `key` is the key's display prefix (what `keys list` shows) and appears only once the key has
 authenticated; `model` and `cost` once the request path knew them (server/request_facts.py); `-`
 otherwise. Never logged: headers (Authorization, x-api-key), the query string (Gemini clients may
@@ -28,14 +31,14 @@ def line(scope: Scope, status: int, latency_ms: float, facts: RequestFacts) -> s
     cost = "-" if facts.cost_micro is None else format_credits(facts.cost_micro)
     request_id = scope.get(REQUEST_ID_SCOPE_KEY) or "-"  # type: ignore[call-overload]
     return (
-        f"request={request_id} method={scope.get('method', '-')} path={scope.get('path', '-')} status={status}"
+        f"request={request_id} method={scope.get('method', 'GET')} path={scope.get('path', '-')} status={status}"
         f" key={facts.key_prefix or '-'} model={facts.model or '-'} latency_ms={latency_ms:.1f} cost={cost}"
     )
 
 
 def access_log_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await app(scope, receive, send)
             return
         facts = RequestFacts()
@@ -45,8 +48,10 @@ def access_log_middleware(app: ASGIApp) -> ASGIApp:
 
         async def send_and_watch(message: Message) -> None:
             nonlocal status
-            if message["type"] == "http.response.start":
+            if message["type"] in ("http.response.start", "websocket.http.response.start"):
                 status = int(message["status"])
+            elif message["type"] == "websocket.accept":
+                status = 101
             await send(message)
 
         try:

@@ -1,4 +1,5 @@
-"""Raw ASGI middleware: every response carries x-request-id (a client's well-formed UUID is kept).
+"""Raw ASGI middleware: every response carries x-request-id (a client's well-formed UUID is kept), WebSocket
+upgrades included (accepted or refused).
 
 The gateway's own request id is always fresh; a client-sent id is echoed and stored beside it
 (requests.client_request_id) so a client reusing an id can never collide with another record.
@@ -15,6 +16,10 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from server.api.common import ARRIVED_SCOPE_KEY, CLIENT_ID_SCOPE_KEY, REQUEST_ID_SCOPE_KEY
 from server.request_facts import REQUEST_ID
 
+# The messages that start an answer: an HTTP response, a WebSocket's 101 (a realtime session's id is its
+# x-request-id), and a WebSocket upgrade refused with an HTTP answer.
+_STARTS = ("http.response.start", "websocket.accept", "websocket.http.response.start")
+
 
 def _well_formed(value: bytes) -> str | None:
     if len(value) != 36:
@@ -27,7 +32,7 @@ def _well_formed(value: bytes) -> str | None:
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await app(scope, receive, send)
             return
         arrived = time.perf_counter()
@@ -44,7 +49,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         echoed = (client_id or own_id).encode()
 
         async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] in _STARTS:
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", echoed)]
             await send(message)
 

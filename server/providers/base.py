@@ -33,6 +33,9 @@ Media (capabilities images, speech, transcription, video, music; OpenAI's wire f
     job_create(kind, model, form, key) -> dict         POST /videos (multipart; `key` is the Idempotency-Key)
     job_status(kind, upstream_id) -> dict              GET /videos/{id}: status, progress, seconds, error
     job_content(kind, upstream_id) -> ByteStream       GET /videos/{id}/content
+
+A provider serving the `realtime` capability opens upstream sessions for `/v1/realtime` with
+`realtime(model, options) -> RealtimeUpstream` (server.providers.realtime); the others refuse with a 400.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from server.errors import UpstreamError
 from server.providers.forms import Form
 from server.providers.kinds import CAPABILITIES, DIALECTS
 from server.providers.media import ByteStream, RawAnswer
+from server.providers.realtime import RealtimeOptions, RealtimeUpstream
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -97,6 +101,10 @@ class Provider(Protocol):
 
     async def stream_generate_content(self, model: str, body: dict[str, Any]) -> EventStream[dict[str, Any]]:
         """Fragments, ending after the one carrying a finishReason."""
+        ...
+
+    async def realtime(self, model: str, options: RealtimeOptions) -> RealtimeUpstream:
+        """An upstream realtime session (capability "realtime"); raises UpstreamError before it is open."""
         ...
 
     async def probe(self) -> str:
@@ -185,3 +193,6 @@ class ProviderBase:
 
     async def job_content(self, kind: str, upstream_id: str) -> ByteStream:
         raise self._not_served(f"{kind} generation")
+
+    async def realtime(self, model: str, options: RealtimeOptions) -> RealtimeUpstream:
+        raise self._not_served("realtime sessions")

@@ -11,10 +11,10 @@ _CHAT = frozenset({"chat", "tools", "vision", "json"})
 _MEDIA = frozenset({"images", "speech", "transcription", "video"})  # OpenAI's own media APIs
 
 CAPABILITIES: dict[str, frozenset[str]] = {
-    "openai": _CHAT | _MEDIA | {"embeddings"},
+    "openai": _CHAT | _MEDIA | {"embeddings", "realtime"},
     "anthropic": _CHAT,  # vision only: no image, audio or video generation, no audio input
     "gemini": _CHAT | {"embeddings"},  # vision only (remote images are fetched and sent inline)
-    "mock": _CHAT | _MEDIA | {"embeddings", "music"},
+    "mock": _CHAT | _MEDIA | {"embeddings", "music", "realtime"},
 }
 
 DIALECTS: dict[str, frozenset[str]] = {

@@ -1,7 +1,8 @@
 """The built-in `mock` provider: deterministic, no network, so a fresh install answers at once.
 
 Chat replies echo the last user message; with tools (and tool_choice not "none") it calls the first
-tool. Embeddings are derived from SHA-256 of each input, so equal inputs give equal vectors.
+tool. Embeddings are derived from SHA-256 of each input, so equal inputs give equal vectors. Realtime
+sessions talk to a deterministic peer in process (server/providers/mock_realtime.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from server.errors import UpstreamError
 from server.metering import tokens_in
 from server.providers.base import ProviderBase
 from server.providers.mock_media import MockMedia
+from server.providers.mock_realtime import MockRealtimePeer
+from server.providers.realtime import RealtimeOptions
 from server.settings import ProviderSettings
 
 DEFAULT_DIMENSIONS = 16
@@ -117,6 +120,9 @@ class MockProvider(MockMedia, ProviderBase, kind="mock"):
             ],
             "usage": _usage(body, text),
         }
+
+    async def realtime(self, model: str, options: RealtimeOptions) -> MockRealtimePeer:
+        return MockRealtimePeer(model)
 
     async def chat_stream(self, model: str, body: dict[str, Any]) -> _MockStream:
         return _MockStream(await self.chat(model, body))

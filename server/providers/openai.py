@@ -2,7 +2,8 @@
 
 Bodies are passed through as received apart from the model name, so fields we do not know survive.
 Plumbing, timeouts and the failure mapping live in `server.providers.http`. Native methods serve the
-gateway's `/v1/responses` front door by pass-through when the routed provider speaks OpenAI.
+gateway's `/v1/responses` front door by pass-through when the routed provider speaks OpenAI, and
+`/v1/realtime` sessions are proxied to the base URL's realtime WebSocket (server.providers.realtime).
 
 Media pass through OpenAI's own routes: images (JSON, and multipart edits re-streamed from the files the
 gateway received, never read whole), speech (audio bytes streamed back), transcriptions and translations
@@ -17,6 +18,7 @@ from typing import Any
 from server.providers.forms import Form
 from server.providers.http import JSON, BytesStream, HttpProvider, MappedStream, SseStream, typed_events
 from server.providers.media import RawAnswer
+from server.providers.realtime import RealtimeOptions, WebSocketUpstream, connect_websocket, realtime_url
 
 _RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
@@ -84,6 +86,11 @@ class OpenAIProvider(HttpProvider, kind="openai"):
 
     async def job_content(self, kind: str, upstream_id: str) -> BytesStream:
         return await self._open_bytes(f"/videos/{upstream_id}/content", None, method="GET")
+
+    async def realtime(self, model: str, options: RealtimeOptions) -> WebSocketUpstream:
+        """A WebSocket session at the base URL's /realtime, with the gateway's own key."""
+        url = realtime_url(self.settings.base_url or "", model)
+        return await connect_websocket(self.name, url, self.settings.api_key(), options, self._timeouts.connect)
 
 
 def _with_model(form: Form, model: str) -> Form:

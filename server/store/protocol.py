@@ -59,11 +59,12 @@ class HoldRecord:
 
 @dataclass(slots=True, frozen=True)
 class Intent:
-    """Written before a request is forwarded: the request row (status pending) and its hold."""
+    """Written before a request is forwarded: the request row (status pending) and its hold (a realtime
+    session's own row holds nothing: each of its responses is a request with its own hold)."""
 
     caller: Caller
     call: Call
-    hold: HoldRecord
+    hold: HoldRecord | None
 
 
 @dataclass(slots=True, frozen=True)
@@ -90,7 +91,7 @@ class Closing:
     caller: Caller
     call: Call
     outcome: Outcome
-    hold_id: str
+    hold_id: str | None  # None: a realtime session's own row, which holds nothing
     hold_status: str  # "settled" | "released"
     events: tuple[Event, ...] = ()
     intent: Intent | None = None  # written first when the intent's own write failed
@@ -111,6 +112,8 @@ class Interrupted:
     delivered_chars: int | None
     hold_id: str | None
     price_card: Mapping[str, Any]
+    session_id: str | None = None  # a realtime session's row (== request_id) or one of its responses
+    checkpoint_usage: Mapping[str, int] | None = None  # a realtime response's running estimate, by unit
 
 
 @dataclass(slots=True, frozen=True)
@@ -213,7 +216,9 @@ class Store(Protocol):
 
     def record_closing(self, closing: Closing) -> asyncio.Future[Any]: ...
 
-    def checkpoint(self, request_id: str, delivered_chars: int, when_ms: int) -> None: ...
+    def checkpoint(self, request_id: str, delivered_chars: int, when_ms: int, usage: Usage | None = None) -> None:
+        """A stream's progress (lazy, not awaited); `usage`: a realtime response's running estimate."""
+        ...
 
     def add_events(self, events: tuple[Event, ...]) -> asyncio.Future[Any]: ...
 
@@ -318,6 +323,10 @@ class Store(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     async def requests_matching(self, ref: str, limit: int = 50) -> list[dict[str, Any]]: ...
+
+    async def session_responses(self, session_id: str) -> list[dict[str, Any]]:
+        """The responses of a realtime session (request rows with their usage), oldest first."""
+        ...
 
     async def usage_window(
         self,

@@ -81,6 +81,7 @@ def test_documented_config_covers_every_settings_key() -> None:
         ModelCache,
         PlanSettings,
         ProviderSettings,
+        RealtimeSettings,
         RoutingSettings,
         ServerSettings,
         StateSettings,
@@ -113,6 +114,7 @@ def test_documented_config_covers_every_settings_key() -> None:
         FileSettings,
         JobSettings,
         PlanSettings,
+        RealtimeSettings,
     ):
         for name in model.model_fields:
             assert name in text, f"{model.__name__}.{name} is not documented in config.example.toml"

@@ -365,6 +365,10 @@ class UpstreamProcess:
     def clear(self) -> None:
         httpx.post(f"{self.root_url}/_reset").raise_for_status()
 
+    def sent(self) -> Any:
+        """What a stand-in reports it sent (the realtime one: audio deltas per response)."""
+        return httpx.get(f"{self.root_url}/_sent").raise_for_status().json()
+
     def set_behavior(self, **kw: Any) -> None:
         httpx.post(f"{self.root_url}/_behavior", json=kw).raise_for_status()
 

@@ -186,16 +186,21 @@ async def list_requests(
 async def get_request(request: Request[Any, Any, Any], request_id: str, bodies: bool = True) -> Response[Any]:
     """A request by gateway id, or by the client's x-request-id: the newest carrying it, with
     `match_ids` naming every request that does (a client may reuse its ids), newest first. With its
-    stored bodies (secrets already scrubbed) unless `bodies=false`; `bodies_missing` says why there are none."""
+    stored bodies (secrets already scrubbed) unless `bodies=false`; `bodies_missing` says why there are none.
+    A realtime session also lists its `responses` (request rows with their usage and cost), oldest first."""
     gw = gateway_of(request)
     rows = await gw.store.requests_matching(request_id)
     if not rows:
         raise REQUEST_NOT_FOUND(ref=request_id)
     shown = {**with_key_names(gw, rows[0]), "match_ids": [row["id"] for row in rows]}
+    if shown.get("session_id") == shown["id"]:  # a realtime session: its responses, each with its usage
+        shown["responses"] = await gw.store.session_responses(shown["id"])
     if bodies:
         found = await gw.store.read_bodies(shown["id"])
         shown["bodies"] = stored_bodies(found) if found is not None else None
-        if found is None:
+        if found is None and "responses" in shown:
+            shown["bodies_missing"] = "a realtime session keeps no bodies; each response keeps its own"
+        elif found is None:
             settings = gw.settings.logging
             shown["bodies_missing"] = why_missing(settings, shown["status"], shown["started_ms"], now_ms())
     return json_response(shown)

@@ -320,6 +320,16 @@ def _m009_usage_days(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m011_realtime(db: sqlite_utils.Database) -> None:
+    # A realtime session is one request row (session_id = its own id) and each of its responses another
+    # (session_id = the session's id), with its own usage row, ledger debit (unique by the response's
+    # request id) and hold; `requests show SESSION` lists them. A response's running usage estimate (text
+    # and audio, input and output) is checkpointed while it streams, so a crash bills what it delivered.
+    db["requests"].add_column("session_id", str)
+    db["requests"].add_column("checkpoint_usage", str)
+    db.execute("CREATE INDEX idx_requests_session ON requests (session_id) WHERE session_id IS NOT NULL")
+
+
 def _m007_webhooks(db: sqlite_utils.Database) -> None:
     # A project's signed webhook endpoints. The secret must be stored to sign (HMAC); the previous one keeps
     # signing beside it until prev_secret_until_ms after a rotation. paused_until_ms holds the whole
@@ -475,6 +485,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("008_operator_loop", _m008_operator_loop),
     ("009_usage_days", _m009_usage_days),
     ("010_media", _m010_media),
+    ("011_realtime", _m011_realtime),
     ("012_bodies_apart", _m012_bodies_apart),
 ]
 

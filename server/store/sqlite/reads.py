@@ -121,6 +121,15 @@ class Reader:
             )
         return [_request_row(row) for row in rows]
 
+    async def session_responses(self, session_id: str) -> list[dict[str, Any]]:
+        """The responses of a realtime session, with their usage, oldest first."""
+        rows = await self._all(
+            f"SELECT {_REQUEST_COLUMNS} FROM requests r LEFT JOIN usage u ON u.request_id = r.id"
+            " WHERE r.session_id = ? AND r.id != ? ORDER BY r.started_ms, r.rowid",
+            (session_id, session_id),
+        )
+        return [_request_row(row) for row in rows]
+
 
 MIN_PREFIX = 8
 _REQUEST_COLUMNS = (
@@ -137,4 +146,5 @@ def _request_row(row: dict[str, Any]) -> dict[str, Any]:
     row["quantities"] = orjson.loads(row["quantities"]) if row.get("quantities") else {}
     row["stream"] = bool(row["stream"])
     row["has_bodies"] = bool(row["has_bodies"])
+    row.pop("checkpoint_usage", None)  # a crash-recovery fact, not for display
     return row

@@ -31,7 +31,7 @@ def insert_intent(intent: Intent) -> Op:
     def op(conn: sqlite3.Connection) -> None:
         conn.execute(
             "INSERT INTO requests (id, client_request_id, project_id, key_id, endpoint, model, stream, status,"
-            " started_ms, body_bytes, replay_of) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+            " started_ms, body_bytes, replay_of, session_id) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
             (
                 call.request_id,
                 call.client_request_id,
@@ -43,9 +43,10 @@ def insert_intent(intent: Intent) -> Op:
                 call.started_ms,
                 call.body_bytes,
                 call.replay_of,
+                call.session_id,
             ),
         )
-        if hold.kind != HOLD_JOB:
+        if hold is not None and hold.kind != HOLD_JOB:
             insert_hold(conn, hold, call.started_ms)
 
     return op
@@ -78,13 +79,16 @@ def resolve_hold(conn: sqlite3.Connection, hold_id: str, status: str, when_ms: i
         raise LookupError(f"hold {hold_id} is not open")
 
 
-def checkpoint(request_id: str, delivered_chars: int, when_ms: int) -> Op:
-    """A stream's progress, so that a crash bills what was delivered."""
+def checkpoint(request_id: str, delivered_chars: int, when_ms: int, usage: Any = None) -> Op:
+    """A stream's progress, so that a crash bills what was delivered (a realtime response's running
+    estimate as quantities by unit, when it gives one)."""
+    estimate = _json(usage.quantities) if usage is not None else None
 
     def op(conn: sqlite3.Connection) -> None:
         conn.execute(
-            "UPDATE requests SET delivered_chars = ?, checkpoint_ms = ? WHERE id = ? AND status = 'pending'",
-            (delivered_chars, when_ms, request_id),
+            "UPDATE requests SET delivered_chars = ?, checkpoint_ms = ?, checkpoint_usage = ?"
+            " WHERE id = ? AND status = 'pending'",
+            (delivered_chars, when_ms, estimate, request_id),
         )
 
     return op
@@ -171,12 +175,15 @@ def close(closing: Closing, chain: ledger.Chain) -> Op:
                 outcome.charge.card,
                 outcome.ended_ms,
             )
-        resolve_hold(conn, closing.hold_id, closing.hold_status, outcome.ended_ms)
+        if closing.hold_id is not None:
+            resolve_hold(conn, closing.hold_id, closing.hold_status, outcome.ended_ms)
         if closing.job_end is not None:
             finish_job(conn, closing.job_end)
         insert_events(conn, closing.events)
         if closing.idempotency is not None:
             idempotency.insert(conn, closing.idempotency)
+        if call.is_session:  # /v1/usage counts a realtime session's responses, not the session itself
+            return
         usage, charge = outcome.usage, outcome.charge
         add_to_rollup(
             conn,
@@ -254,9 +261,9 @@ def interrupted(conn: sqlite3.Connection) -> list[Interrupted]:
     """Requests a crash left pending, with what their intent and last checkpoint prove."""
     found = rows(
         conn,
-        "SELECT r.id, r.project_id, r.key_id, r.model, r.stream, r.body_bytes, r.delivered_chars,"
-        " h.id AS hold_id, h.price_card FROM requests r LEFT JOIN holds h ON h.id = r.id AND h.status = 'open'"
-        " WHERE r.status = 'pending'",
+        "SELECT r.id, r.project_id, r.key_id, r.model, r.stream, r.body_bytes, r.delivered_chars, r.session_id,"
+        " r.checkpoint_usage, h.id AS hold_id, h.price_card FROM requests r"
+        " LEFT JOIN holds h ON h.id = r.id AND h.status = 'open' WHERE r.status = 'pending'",
     )
     return [
         Interrupted(
@@ -269,6 +276,8 @@ def interrupted(conn: sqlite3.Connection) -> list[Interrupted]:
             delivered_chars=row["delivered_chars"],
             hold_id=row["hold_id"],
             price_card=orjson.loads(row["price_card"] or "{}"),
+            session_id=row["session_id"],
+            checkpoint_usage=orjson.loads(row["checkpoint_usage"]) if row["checkpoint_usage"] else None,
         )
         for row in found
     ]
@@ -300,6 +309,8 @@ def recover(conn: sqlite3.Connection, chain: ledger.Chain, recoveries: Iterable[
             )
         if request.hold_id is not None:
             resolve_hold(conn, request.hold_id, "settled" if billed else "released", item.ended_ms)
+        if request.session_id is not None and request.session_id == request.request_id:
+            continue  # a realtime session's own row: its responses are what /v1/usage counts
         usage = item.usage
         tokens = (usage.input_tokens, usage.output_tokens, usage.cached_tokens) if usage is not None else (0, 0, 0)
         add_to_rollup(

@@ -168,6 +168,7 @@ def _raw(
         " COALESCE(SUM(u.output_tokens), 0), COALESCE(SUM(u.cached_tokens), 0), COALESCE(SUM(u.cost_micro), 0)"
         " FROM requests r LEFT JOIN usage u ON u.request_id = r.id"
         f" WHERE {where} AND r.ended_ms >= ? AND r.ended_ms < ? AND r.status != 'pending'"
+        " AND (r.session_id IS NULL OR r.session_id != r.id)"  # a realtime session's row: its responses count
         f" GROUP BY {select}bucket",
         (*args, low, high),
     ).fetchall()

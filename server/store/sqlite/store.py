@@ -164,9 +164,9 @@ class SqliteStore:
     def record_closing(self, closing: Closing) -> asyncio.Future[Any]:
         return self.writer.submit(records.close(closing, self.chain))
 
-    def checkpoint(self, request_id: str, delivered_chars: int, when_ms: int) -> None:
+    def checkpoint(self, request_id: str, delivered_chars: int, when_ms: int, usage: Any = None) -> None:
         """A stream's progress; lazy and not awaited (a lost checkpoint only makes a crash bill less)."""
-        future = self.writer.submit(records.checkpoint(request_id, delivered_chars, when_ms), lazy=True)
+        future = self.writer.submit(records.checkpoint(request_id, delivered_chars, when_ms, usage), lazy=True)
         future.add_done_callback(lambda done: done.cancelled() or done.exception())
 
     async def create_project(self, row: dict[str, Any]) -> None:
@@ -349,6 +349,9 @@ class SqliteStore:
 
     async def requests_matching(self, ref: str, limit: int = 50) -> list[dict[str, Any]]:
         return await self.reader.requests_matching(ref, limit)
+
+    async def session_responses(self, session_id: str) -> list[dict[str, Any]]:
+        return await self.reader.session_responses(session_id)
 
     async def usage_window(
         self,
