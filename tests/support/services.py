@@ -28,7 +28,9 @@ def free_port() -> int:
 
 
 def _pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or ([shutil.which(name)] if shutil.which(name) else [])
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or (
+        [shutil.which(name)] if shutil.which(name) else []
+    )
     if not found:
         raise RuntimeError(f"{name} not found: install Debian's postgresql package (make install-test does)")
     return str(found[-1])
@@ -82,7 +84,12 @@ class Postgres:
         return self.url(name)
 
     def stop(self) -> None:
-        _stop(self.proc, signal.SIGINT)  # fast shutdown
+        """Fast shutdown: SIGINT to the postmaster itself (runuser, its parent when we are root, does not
+        pass signals on), by the PID it wrote; then wait for our child, runuser, to exit."""
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid = int((self.directory / "data" / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, signal.SIGINT)
+        _stop(self.proc, signal.SIGINT)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -96,7 +103,9 @@ def start_postgres(durable: bool = False) -> Postgres:
         shutil.chown(directory, "nobody")
         shutil.chown(data, "nobody")
     subprocess.run(
-        _as_unprivileged([_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]),
+        _as_unprivileged(
+            [_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]
+        ),
         check=True,
         capture_output=True,
     )

@@ -45,6 +45,7 @@ _FRAGMENTS = (
     ),
     ("bodies.request_bodies", "request_bodies"),
 )
+_CONTROL = {"BEGIN": "BEGIN", "BEGIN IMMEDIATE": "BEGIN", "COMMIT": "COMMIT", "ROLLBACK": "ROLLBACK"}
 _DATE = re.compile(r"date\(([\w.]+) / 1000, 'unixepoch'\)")
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _INSERT_INTO = re.compile(r"INSERT INTO (\w+)\s*\(([^)]*)\)")
@@ -171,6 +172,9 @@ class PgConnection:
         return self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
 
     def execute(self, sql: str, params: Any = ()) -> PgCursor:
+        control = _CONTROL.get(sql)
+        if control is not None:  # transaction control: never prepared
+            return PgCursor(self.raw.execute(control))
         return PgCursor(self.raw.execute(translate(sql), params or (), prepare=True))
 
     def executemany(self, sql: str, params: Any) -> PgCursor:

@@ -1,6 +1,6 @@
 """PostgreSQL's numbered migrations, each in its own transaction and recorded once (as SQLite's are).
 
-The pair rule: `001_baseline` is SQLite's schema after its migrations 001–012 (same tables, columns,
+The pair rule: `001_baseline` is SQLite's schema after its migrations 001-012 (same tables, columns,
 keys and indexes; INTEGER as BIGINT, BLOB as BYTEA), so a database moved by `gatewayctl migrate-store`
 holds the same rows; each later SQLite migration gets its PostgreSQL pair here under the same number
 (tests/unit/test_postgres_schema.py fails when the two schemas drift apart). What PostgreSQL needs and
@@ -40,7 +40,9 @@ CREATE TABLE requests (id TEXT PRIMARY KEY, client_request_id TEXT, project_id T
 TEXT NOT NULL, endpoint TEXT NOT NULL, model TEXT NOT NULL, stream BIGINT, status TEXT NOT NULL,
 http_status BIGINT, error_code TEXT, provider TEXT, upstream_model TEXT, attempts TEXT, started_ms
 BIGINT NOT NULL, ended_ms BIGINT, body_bytes BIGINT, delivered_chars BIGINT, checkpoint_ms BIGINT,
-replay_of TEXT, cache_status TEXT, rowid BIGINT GENERATED ALWAYS AS IDENTITY);
+replay_of TEXT, cache_status TEXT, session_id TEXT, checkpoint_usage TEXT, rowid BIGINT GENERATED ALWAYS AS
+IDENTITY);
+CREATE INDEX idx_requests_session ON requests (session_id) WHERE session_id IS NOT NULL;
 CREATE INDEX idx_requests_client_request_id ON requests (client_request_id);
 CREATE INDEX idx_requests_started_ms ON requests (started_ms);
 CREATE TABLE usage (request_id TEXT PRIMARY KEY REFERENCES requests(id), project_id TEXT NOT NULL,
