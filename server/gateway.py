@@ -157,7 +157,8 @@ class Gateway:
             queued_writes=lambda: store.queued_writes,
             health=lambda: (generations.current.router.health, generations.current.provider_settings),
         )
-        webhooks = Webhooks(settings.webhooks, store.webhooks)
+        fleet_lease = (lambda: store.hold_lease("webhooks")) if settings.store.shared else None
+        webhooks = Webhooks(settings.webhooks, store.webhooks, fleet_lease)
         await webhooks.refresh()
         settlement = Settlement(store, budgets, metrics, webhooks.subscriptions.completed)
         gatekeeper = Gatekeeper(
