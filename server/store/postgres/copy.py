@@ -87,7 +87,7 @@ def copy_store(source_path: Path, bodies_path: Path | None, url: str) -> dict[st
         try:
             target = psycopg.connect(url, autocommit=True, connect_timeout=10, application_name="migrate-store")
         except psycopg.Error as exc:
-            raise MigrationRefused(f"cannot connect to {_safe(url)}: {_first_line(exc)}") from None
+            raise MigrationRefused(f"cannot connect to {safe_url(url)}: {_first_line(exc)}") from None
         with target:
             migrate(target)
             _refuse_non_empty(target, [*tables, "request_bodies"])
@@ -173,7 +173,7 @@ def migrate_store(source_path: Path, bodies_path: Path | None, url: str, chain: 
     return report
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without its password, for messages."""
     head, at, tail = url.rpartition("@")
     if not at:
