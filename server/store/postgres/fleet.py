@@ -43,8 +43,10 @@ def renew(instance: str, when_ms: int) -> Callable[[Any], bool]:
     """Renew this process's lease; False when another process found it dead and closed its requests."""
 
     def op(conn: Any) -> bool:
-        cur = conn.raw.execute("UPDATE instances SET renewed_ms = %s WHERE id = %s", (when_ms, instance))
-        if cur.rowcount == 1:
+        renewed = conn.raw.execute(
+            "UPDATE instances SET renewed_ms = %s WHERE id = %s RETURNING id", (when_ms, instance)
+        ).fetchone()
+        if renewed is not None:
             return True
         register(instance, when_ms)(conn)
         return False

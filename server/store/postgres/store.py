@@ -124,6 +124,7 @@ class PostgresStore(SqliteStore):
         self._heartbeat: asyncio.Task[None] | None = None
         self._leases: dict[str, float] = {}  # lease name -> monotonic time until which we hold it
         self.reaped = 0  # requests of dead processes this process closed
+        self._lease_conn: Any = None
 
     async def open(self, month_start_ms: int, recover: Recover, rekey_from: ledger.Chain | None = None) -> Loaded:
         self._recover = recover
@@ -151,15 +152,26 @@ class PostgresStore(SqliteStore):
         if self.writer.running:
             with contextlib.suppress(Exception):
                 await self.writer.run(fleet.leave(self.instance))
+        if self._lease_conn is not None:
+            with contextlib.suppress(Exception):
+                self._lease_conn.close()
         await self.writer.stop()
         await self.body_writer.stop()
         await self.reader.close()
+
+    def _renew(self) -> bool:
+        """Renew the lease on a connection of its own: never queued behind the writer's backlog (a busy
+        writer must not make a live process look dead)."""
+        if self._lease_conn is None or self._lease_conn.raw.closed or self._lease_conn.raw.broken:
+            self._lease_conn = connect(self.url, self.instance, "gateway-lease")
+        with self._lease_conn.raw.transaction():
+            return fleet.renew(self.instance, now_ms())(self._lease_conn)
 
     async def beat(self) -> int:
         """Renew this process's lease, then close the requests of processes whose lease expired; returns
         how many were closed."""
         assert self._recover is not None
-        if not await self.writer.run(fleet.renew(self.instance, now_ms())):
+        if not await asyncio.to_thread(self._renew):
             log.error("this process was taken for dead (its lease expired): its pending requests were closed")
         closed = await self.writer.run(fleet.reap(self.instance, now_ms(), self.ttl_ms, self.chain, self._recover))
         if closed:
@@ -169,7 +181,7 @@ class PostgresStore(SqliteStore):
 
     async def _beat(self) -> None:
         while True:
-            await asyncio.sleep(self.ttl_ms / 3000)
+            await asyncio.sleep(self.ttl_ms / 4000)
             try:
                 await self.beat()
             except Exception as exc:
