@@ -144,15 +144,13 @@ class _SharedStore:
         self.name = safe_url(url)
 
     def _run(self, what: str, *args: Any) -> Any:
-        import psycopg
-
         from server.store.postgres import store
+        from server.store.protocol import StoreUnavailable
 
         try:
             return getattr(store, what)(self.url, *args)
-        except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CliError(f"cannot use the store at {self.name}: {reason}") from None
+        except StoreUnavailable as exc:
+            raise CliError(str(exc)) from None
 
     def has_admin_token(self) -> bool:
         return bool(self._run("has_admin_token"))

@@ -20,13 +20,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from server.clock import now_ms
 from server.settings import StorageSettings, StoreSettings
 from server.store.postgres import fleet
+from server.store.postgres.copy import safe_url
+from server.store.postgres.dialect import PgConnection
 from server.store.postgres.migrations import migrate
 from server.store.postgres.reader import PgReader
 from server.store.postgres.writer import PgWriter, connect
-from server.store.protocol import BackupRefused, BodyRecord, Interrupted, Loaded, Recovery
+from server.store.protocol import BackupRefused, BodyRecord, Interrupted, Loaded, Recovery, StoreUnavailable
 from server.store.sqlite import bodies, catalog, ledger, records
 from server.store.sqlite.media import SqliteMedia
 from server.store.sqlite.store import SqliteStore
@@ -84,9 +88,18 @@ def prepare(
         conn.close()
 
 
+def _reachable(url: str) -> PgConnection:
+    """A connection for a one-off command (init); an unreachable database is StoreUnavailable, one line."""
+    try:
+        return connect(url)
+    except psycopg.Error as exc:
+        text = str(exc).strip()
+        raise StoreUnavailable(f"cannot use {safe_url(url)}: {text.splitlines()[0] if text else exc!r}") from None
+
+
 def add_admin_token(url: str, token_id: str, token_hash: str, prefix: str, when_ms: int) -> None:
     """Used by `gatewayctl init` when the store is PostgreSQL."""
-    conn = connect(url)
+    conn = _reachable(url)
     try:
         migrate(conn.raw)
         with conn.raw.transaction():
@@ -96,7 +109,7 @@ def add_admin_token(url: str, token_id: str, token_hash: str, prefix: str, when_
 
 
 def has_admin_token(url: str) -> bool:
-    conn = connect(url)
+    conn = _reachable(url)
     try:
         migrate(conn.raw)
         return bool(catalog.load_admin_token_hashes(conn))
