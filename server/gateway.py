@@ -193,7 +193,7 @@ class Gateway:
             lambda: generations.current.plans,
         )
         fetcher = Fetcher(settings.files)
-        jobs = JobRunner(path, store.media, files, snapshot, settings.jobs, job_holds)
+        jobs = JobRunner(path, store.media, files, snapshot, settings.jobs, job_holds, settings.store.shared)
         return cls(
             store=store,
             snapshot=snapshot,

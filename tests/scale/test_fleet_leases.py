@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import psycopg
@@ -18,6 +19,7 @@ from server.billing.ledger import LedgerChain
 from server.gateway import recovery
 from server.settings import StorageSettings, StoreSettings
 from server.store.postgres.store import PostgresStore
+from tests.scale.dying_worker import job, job_hold
 from tests.scale.test_ledger_fleet import KEY, _setup
 from tests.support.services import Postgres
 
@@ -37,6 +39,17 @@ def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
 def test_a_killed_process_requests_are_closed_by_another_once(postgres: Postgres) -> None:
     url = postgres.create_database("fleet_killed")
     asyncio.run(_setup(url))
+
+    async def live_job() -> PostgresStore:  # a process that stays up, running a job of its own
+        live = _store(url)
+        await live.open(0, recovery)
+        await live.media.create_job(job("job-live", "prj_1", "key_1"), job_hold("job-live", "prj_1", "key_1"))
+        return live
+
+    loop = asyncio.new_event_loop()  # the live process's loop keeps running (renewing its lease) meanwhile
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    live = asyncio.run_coroutine_threadsafe(live_job(), loop).result(30)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.scale.dying_worker", url, KEY, "prj_1", "key_1"],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
@@ -46,21 +59,28 @@ def test_a_killed_process_requests_are_closed_by_another_once(postgres: Postgres
     proc.wait(10)
     assert _rows(url, "SELECT COUNT(*) FROM requests WHERE status = 'pending'") == [(2,)]
 
-    async def survivors() -> tuple[int, int]:
+    async def survivors() -> tuple[int, int, list[str], list[str]]:
         first, second = _store(url), _store(url)
         loaded = await first.open(0, recovery)  # at start: a dead PID on this host is dead at once
-        await second.open(0, recovery)
+        again = await second.open(0, recovery)
         try:
-            return len(loaded.interrupted), await second.beat()
+            adopted = [hold.id for hold in loaded.open_holds]
+            return len(loaded.interrupted), await second.beat(), adopted, [hold.id for hold in again.open_holds]
         finally:
             await first.close()
             await second.close()
 
-    assert asyncio.run(survivors()) == (2, 0)  # closed by the first, not again by the second
+    # the dead process's requests closed by the first, not again by the second; its job (hold) adopted by
+    # the first only; the live process's job stays its own
+    assert asyncio.run(survivors()) == (2, 0, ["req-job-dead"], [])
+    asyncio.run_coroutine_threadsafe(live.close(), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    runner.join(10)
+    loop.close()
     requests = dict(_rows(url, "SELECT id, status FROM requests"))
     holds = dict(_rows(url, "SELECT id, status FROM holds"))
     assert requests == {"req-stream": "interrupted", "req-plain": "interrupted"}
-    assert holds == {"req-stream": "settled", "req-plain": "released"}
+    assert holds == {"req-stream": "settled", "req-plain": "released", "req-job-dead": "open", "req-job-live": "open"}
     debits = _rows(url, "SELECT source_id, amount_micro FROM ledger WHERE kind = 'usage'")
     assert len(debits) == 1 and debits[0][0] == "req-stream" and int(str(debits[0][1])) < 0  # billed once
     assert _rows(url, "SELECT COUNT(*) FROM instances") == [(0,)]

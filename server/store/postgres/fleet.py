@@ -1,7 +1,8 @@
 """The fleet on PostgreSQL: process leases (instances), recovery of a dead process's requests, and leases
 on background work, as writer operations (each runs in a group transaction of the writer).
 
-- Each process inserts its `instances` row at start and renews it every `ttl / 3`; a row not renewed for
+- Each process inserts its `instances` row at start and renews it every `ttl / 4` (a thread and a
+  connection of its own: a busy writer or a stalled event loop never makes it look dead); a row not renewed for
   `ttl` is a dead process (on this host, a row whose PID no longer runs is dead at once).
 - `reap` closes a dead process's pending requests the way a restart closes them (records.recover: billed
   for what a checkpoint proves, hold settled or released) and deletes its row, all in one transaction.
@@ -86,6 +87,24 @@ def reap(
         if pending:
             records.recover(conn, chain, [recover(item) for item in pending])
         return pending
+
+    return op
+
+
+def adopt_holds(instance: str) -> Callable[[Any], set[str]]:
+    """Claim the open job and session holds of processes that are gone (their instance rows were deleted
+    by `reap`; or none, copied in by migrate-store): this process restores and settles them now. Holds of
+    live processes stay theirs. Returns the ids claimed."""
+
+    def op(conn: Any) -> set[str]:
+        found = conn.raw.execute(
+            "SELECT id FROM holds WHERE status = 'open' AND kind != 'request'"
+            " AND (owner IS NULL OR owner NOT IN (SELECT id FROM instances)) FOR UPDATE SKIP LOCKED"
+        ).fetchall()
+        ids = [row[0] for row in found]
+        if ids:
+            conn.raw.execute("UPDATE holds SET owner = %s WHERE id = ANY(%s)", (instance, ids))
+        return set(ids)
 
     return op
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -56,7 +57,8 @@ def prepare(
     recover: Recover | None = None,
 ) -> Loaded:
     """Migrate, register this process, close the pending requests of processes that are gone (each as
-    `recover` rules), and load what the server keeps in memory."""
+    `recover` rules), adopt their open job and session holds (a live process's stay its own), and load
+    what the server keeps in memory."""
     conn = connect(url, instance, "gateway-start")
     try:
         migrate(conn.raw)
@@ -71,6 +73,8 @@ def prepare(
         if recover is not None:
             with conn.raw.transaction():
                 pending = fleet.reap(instance, now_ms(), ttl_ms, chain, recover)(conn)
+        with conn.raw.transaction():
+            adopted = fleet.adopt_holds(instance)(conn)
         spend_project, spend_key = records.month_spend(conn, month_start_ms)
         projects = catalog.load_projects(conn)
         return Loaded(
@@ -80,7 +84,7 @@ def prepare(
             balances={p["id"]: p["balance_micro"] for p in projects},
             spend_project=spend_project,
             spend_key=spend_key,
-            open_holds=records.open_holds(conn),
+            open_holds=[hold for hold in records.open_holds(conn) if hold.id in adopted],
             interrupted=pending,
             body_bytes=int(conn.execute("SELECT COALESCE(SUM(bytes), 0) FROM request_bodies").fetchone()[0]),
         )
@@ -137,7 +141,9 @@ class PostgresStore(SqliteStore):
         self._heartbeat: asyncio.Task[None] | None = None
         self._leases: dict[str, float] = {}  # lease name -> monotonic time until which we hold it
         self.reaped = 0  # requests of dead processes this process closed
-        self._lease_conn: Any = None
+        self._lease_conn: Any = None  # the renewer thread's own
+        self._renewer: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     async def open(self, month_start_ms: int, recover: Recover, rekey_from: ledger.Chain | None = None) -> Loaded:
         self._recover = recover
@@ -154,10 +160,15 @@ class PostgresStore(SqliteStore):
         self.writer.start()
         self.body_writer.start()
         await self.reader.open()
-        self._heartbeat = asyncio.create_task(self._beat(), name="gateway-instance-lease")
+        self._renewer = threading.Thread(target=self._renew_loop, name="gateway-instance-lease", daemon=True)
+        self._renewer.start()
+        self._heartbeat = asyncio.create_task(self._beat(), name="gateway-fleet-round")
         return loaded
 
     async def close(self) -> None:
+        self._stopping.set()
+        if self._renewer is not None:
+            await asyncio.to_thread(self._renewer.join, 10)
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -172,20 +183,25 @@ class PostgresStore(SqliteStore):
         await self.body_writer.stop()
         await self.reader.close()
 
+    def _renew_loop(self) -> None:
+        """Renew this process's lease every ttl/4 on a thread and a connection of its own: neither a busy
+        writer nor a stalled event loop makes a live process look dead."""
+        while not self._stopping.wait(self.ttl_ms / 4000):
+            try:
+                if not self._renew():
+                    log.error("this process was taken for dead (its lease expired): its pending requests were closed")
+            except Exception as exc:
+                log.warning("instance lease not renewed: %r", exc)
+
     def _renew(self) -> bool:
-        """Renew the lease on a connection of its own: never queued behind the writer's backlog (a busy
-        writer must not make a live process look dead)."""
         if self._lease_conn is None or self._lease_conn.raw.closed or self._lease_conn.raw.broken:
             self._lease_conn = connect(self.url, self.instance, "gateway-lease")
         with self._lease_conn.raw.transaction():
             return fleet.renew(self.instance, now_ms())(self._lease_conn)
 
     async def beat(self) -> int:
-        """Renew this process's lease, then close the requests of processes whose lease expired; returns
-        how many were closed."""
+        """Close the requests of processes whose lease expired; returns how many were closed."""
         assert self._recover is not None
-        if not await asyncio.to_thread(self._renew):
-            log.error("this process was taken for dead (its lease expired): its pending requests were closed")
         closed = await self.writer.run(fleet.reap(self.instance, now_ms(), self.ttl_ms, self.chain, self._recover))
         if closed:
             self.reaped += len(closed)
@@ -198,7 +214,7 @@ class PostgresStore(SqliteStore):
             try:
                 await self.beat()
             except Exception as exc:
-                log.warning("instance lease not renewed: %r", exc)
+                log.warning("dead processes' requests not closed this round: %r", exc)
 
     async def hold_lease(self, name: str) -> bool:
         """Whether this process does the background work `name` now (taking or renewing its lease)."""
