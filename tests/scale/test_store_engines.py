@@ -11,7 +11,8 @@ from typing import Any
 
 from server.gateway import Gateway
 from server.operations import create_key, create_project, credit_wallet
-from server.store.protocol import BodyRecord, Closing, Event, HoldRecord, IdempotencyRecord, Intent
+from server.store.media_protocol import Job, Page, StoredFile
+from server.store.protocol import HOLD_JOB, BodyRecord, Closing, Event, HoldRecord, IdempotencyRecord, Intent
 from server.store.webhook_protocol import ENABLED, WebhookEndpoint
 from server.types import Call, Caller, Charge, Outcome, Usage
 from tests.scale.engines import engine_settings
@@ -52,6 +53,25 @@ async def _scenario(gw: Gateway) -> dict[str, Any]:
     gw.store.checkpoint("req-0000", 10, T0)  # ignored: the request is closed
     intent, _ = _closing(caller, 99, stream=True)
     await gw.store.record_intent(intent)
+    for n in range(3):  # files and a video job with its hold
+        stored = StoredFile(
+            f"file-{n}", project.id, "user_data", f"f{n}.txt", 10 + n, "text/plain", "sha", "upload", T0
+        )
+        await gw.store.media.add_file(stored)
+    deleted = await gw.store.media.delete_file(project.id, "file-1", T0 + 1)
+    job = Job("job-1", "video", project.id, key.id, "req-job-1", "m", {"prompt": "x"}, T0, T0 + 10**9)
+    await gw.store.media.create_job(job, HoldRecord("req-job-1", project.id, key.id, 70, True, CARD, kind=HOLD_JOB))
+    session = Call(request_id="rt-1", endpoint="realtime", model="m", body={}, started_ms=T0, session_id="rt-1")
+    await gw.store.record_intent(Intent(caller, session, None))
+    for n in range(2):  # a realtime session's responses, each a request with its own usage and debit
+        response = Call(request_id=f"rt-1-{n}", endpoint="realtime", model="m", body={}, started_ms=T0 + n)
+        response.session_id = "rt-1"
+        hold = HoldRecord(response.request_id, project.id, key.id, 100, False, CARD)
+        gw.store.record_intent(Intent(caller, response, hold))
+        outcome = Outcome(
+            status="ok", http_status=200, usage=Usage(input_tokens=3), charge=Charge(3, CARD), ended_ms=T0
+        )
+        await gw.store.record_closing(Closing(caller, response, outcome, hold.id, "settled"))
     freed = await gw.store.record_bodies([BodyRecord("req-0001", T0, b"req", b"resp")], 0)
     await gw.store.flush()
     entries = await gw.store.ledger_entries(project.id)
@@ -78,6 +98,10 @@ async def _scenario(gw: Gateway) -> dict[str, Any]:
         "deliveries": len(await gw.store.webhooks.deliveries(project_id=project.id, endpoint_id="we_1", limit=100)),
         "backlog": {k: v for k, v in (await gw.store.backlog()).items() if "ms" not in k},
         "storage_used": await gw.store.media.storage_used(),
+        "files": [f.id for f in await gw.store.media.list_files(project.id, Page(limit=10))],
+        "deleted": deleted is not None and deleted.id,
+        "jobs": [j.id for j in await gw.store.media.active_jobs()],
+        "session": [(r["id"], r["cost_micro"]) for r in await gw.store.session_responses("rt-1")],
     }
     text = json.dumps(found, default=repr, sort_keys=True)  # ids are random: named by their role
     return dict(json.loads(text.replace(project.id, "PROJECT").replace(key.id, "KEY")))
@@ -99,8 +123,9 @@ def test_the_same_operations_give_the_same_answers_on_sqlite_and_postgres(tmp_pa
     (tmp_path / "pg").mkdir()
     lite = _run(engine_settings("sqlite", tmp_path / "lite", None))
     pg = _run(engine_settings("postgres", tmp_path / "pg", postgres))
-    assert lite["verify"] == [[True, 31, 1_000_000 - sum(200 + i for i in range(30))]]
-    assert lite["replayed"] is True and lite["deliveries"] == 30 and len(lite["requests"]) == 31
+    assert lite["verify"] == [[True, 33, 1_000_000 - sum(200 + i for i in range(30)) - 6]]
+    assert lite["replayed"] is True and lite["deliveries"] == 30 and len(lite["requests"]) == 34
+    assert lite["files"] == ["file-2", "file-0"] and lite["jobs"] == ["job-1"] and len(lite["session"]) == 2
     assert lite["bodies"][1] is not None and lite["idempotent"] is not None and lite["window"]
     for name in lite:
         assert pg[name] == lite[name], name
