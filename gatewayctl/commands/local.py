@@ -214,6 +214,8 @@ def serve(
         chosen = Path("config.toml")
     settings = _settings(chosen)
     lock = _lock(settings.data_path)
+    if settings.store.shared:  # an unreachable PostgreSQL is one line here, not a failed startup's traceback
+        _SharedStore(settings.store.url).has_admin_token()
     listen_host, listen_port = host or settings.server.host, port or settings.server.port
     sock = _bind(listen_host, listen_port)
     shown_host = f"[{listen_host}]" if ":" in listen_host else listen_host

@@ -98,7 +98,8 @@ def _reachable(url: str) -> PgConnection:
         return connect(url)
     except psycopg.Error as exc:
         text = str(exc).strip()
-        raise StoreUnavailable(f"cannot use {safe_url(url)}: {text.splitlines()[0] if text else exc!r}") from None
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        raise StoreUnavailable(f"cannot use {safe_url(url)}: {reason}") from None
 
 
 def add_admin_token(url: str, token_id: str, token_hash: str, prefix: str, when_ms: int) -> None:
