@@ -7,6 +7,7 @@ hold left open, the ledger still verifying."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import time
 import uuid
@@ -74,6 +75,10 @@ def test_the_openai_sdk_is_served_by_either_process_from_one_store(
             assert shown["status"] == "ok" and shown["cost_micro"] > 0
     verify = second.cli_json("ledger", "verify")
     assert verify["ok"] is True
+    doctor = json.loads(first.cli("doctor", "--config", str(first.config), "--json", check=False).stdout)
+    checks = {check["name"]: check for check in doctor["checks"]}
+    assert checks["database"]["status"] == "ok", checks["database"]
+    assert "schema current, 2 gateway process(es) live" in checks["database"]["detail"]
 
 
 def test_a_process_killed_mid_stream_has_its_requests_closed_by_the_other(

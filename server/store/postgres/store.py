@@ -122,6 +122,28 @@ def has_admin_token(url: str) -> bool:
         conn.close()
 
 
+def inspect(url: str) -> dict[str, Any]:
+    """What `gatewayctl doctor` reports about a PostgreSQL store, without changing it: migrations applied
+    and pending, live gateway processes, the server's version. Raises StoreUnavailable when unreachable."""
+    from server.store.postgres.migrations import MIGRATIONS
+
+    conn = _reachable(url)
+    try:
+        version = conn.raw.execute("SHOW server_version").fetchone()[0]
+        exists = conn.raw.execute("SELECT to_regclass('_migrations') IS NOT NULL").fetchone()[0]
+        done = {row[0] for row in conn.raw.execute("SELECT name FROM _migrations").fetchall()} if exists else set()
+        live = conn.raw.execute("SELECT COUNT(*) FROM instances").fetchone()[0] if "pg_002_fleet" in done else 0
+        return {
+            "server_version": version,
+            "applied": len(done),
+            "pending": [name for name, _ in MIGRATIONS if name not in done],
+            "unknown": sorted(done - {name for name, _ in MIGRATIONS}),
+            "instances": live,
+        }
+    finally:
+        conn.close()
+
+
 class PostgresStore(SqliteStore):
     """The Store protocol on PostgreSQL: the SQLite store's operations, on a writer and reader of its own."""
 
