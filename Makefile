@@ -12,7 +12,7 @@ $(BIN)/python:
 install: $(BIN)/python  ## the package and its console script, gatewayctl
 	$(BIN)/python -m pip install --quiet -e .
 
-install-test: $(BIN)/python  ## the package plus the test dependencies (SDKs, pytest, hypothesis, ruff, pdftoppm)
+install-test: $(BIN)/python  ## the package plus the test dependencies (SDKs, pytest, hypothesis, ruff, pdftoppm, PostgreSQL, Redis)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@# pdftoppm (Debian's poppler-utils) renders invoice PDFs to PNG in a test; installed as root with apt-get
 	@# when missing, left alone when present; elsewhere the test says what to install.
@@ -22,6 +22,15 @@ install-test: $(BIN)/python  ## the package plus the test dependencies (SDKs, py
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends poppler-utils >/dev/null; \
 	  else \
 	    echo "note: pdftoppm is missing (apt-get install poppler-utils as root); make test will fail without it"; \
+	  fi; }
+	@# PostgreSQL and Redis servers (Debian's postgresql and redis-server): the scale-out tests start real ones
+	@# on free ports in temp dirs (tests/support/services.py); installed as root with apt-get when missing.
+	@{ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && command -v redis-server >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing postgresql and redis-server for the scale-out tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql redis-server >/dev/null; \
+	  else \
+	    echo "note: PostgreSQL or redis-server is missing (apt-get install postgresql redis-server as root); make test will fail without them"; \
 	  fi; }
 
 run: install  ## init on first run (config.toml + data/ here), then serve in the foreground

@@ -23,6 +23,7 @@ from gatewayctl.commands import (
     invoices,
     keys,
     local,
+    migrate_store,
     ops,
     projects,
     reports,
@@ -43,6 +44,7 @@ cli.command("replay")(request_log.replay)
 cli.command("reload")(ops.reload)
 cli.command("backup")(ops.backup)
 cli.command("restore")(ops.restore)
+cli.command("migrate-store")(migrate_store.migrate_store)
 cli.command("doctor")(doctor.doctor)
 cli.command("install-service")(service.install_service)
 cli.add_typer(projects.app, name="projects")

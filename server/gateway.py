@@ -42,7 +42,7 @@ from server.settings import Settings
 from server.settlement import Settlement
 from server.snapshot import Snapshot
 from server.store.protocol import HOLD_JOB, HoldRecord, Interrupted, Recovery, Store
-from server.store.sqlite.store import SqliteStore
+from server.store.select import make_store
 from server.streaming.relay import OpenStreams
 from server.types import Usage
 from server.webhooks.service import Webhooks
@@ -121,7 +121,7 @@ class Gateway:
     @classmethod
     async def start(cls, settings: Settings) -> Gateway:
         chain, rekey_from = open_chain(settings.ledger_key_path)
-        store = SqliteStore(settings.database_path, settings.storage, chain)
+        store = make_store(settings, chain)
         zone = settings.billing.timezone
         now = now_ms()
         loaded = await store.open(month_start_ms(now, zone), recovery, rekey_from)
@@ -157,7 +157,8 @@ class Gateway:
             queued_writes=lambda: store.queued_writes,
             health=lambda: (generations.current.router.health, generations.current.provider_settings),
         )
-        webhooks = Webhooks(settings.webhooks, store.webhooks)
+        fleet_lease = (lambda: store.hold_lease("webhooks")) if settings.store.shared else None
+        webhooks = Webhooks(settings.webhooks, store.webhooks, fleet_lease)
         await webhooks.refresh()
         settlement = Settlement(store, budgets, metrics, webhooks.subscriptions.completed)
         gatekeeper = Gatekeeper(
@@ -192,7 +193,7 @@ class Gateway:
             lambda: generations.current.plans,
         )
         fetcher = Fetcher(settings.files)
-        jobs = JobRunner(path, store.media, files, snapshot, settings.jobs, job_holds)
+        jobs = JobRunner(path, store.media, files, snapshot, settings.jobs, job_holds, settings.store.shared)
         return cls(
             store=store,
             snapshot=snapshot,

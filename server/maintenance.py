@@ -1,6 +1,7 @@
 """Periodic upkeep while the server runs: bodies past their retention, idempotency answers past theirs,
 and events with their finished webhook deliveries past `[webhooks] retention_days` are dropped. Runs once
-at start, then every `interval_s`; a failure is logged and retried next round."""
+at start, then every `interval_s`; a failure is logged and retried next round. On a shared store one
+process of the fleet does it: the one holding the `maintenance` lease (Store.hold_lease)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ class Maintenance:
     async def _run(self) -> None:
         while True:
             try:
-                await self.once()
+                if await self._gateway.store.hold_lease("maintenance"):
+                    await self.once()
             except Exception:
                 log.exception("maintenance failed (will retry)")
             await asyncio.sleep(self._interval_s)

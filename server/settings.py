@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from server.capabilities import CAPABILITIES
 from server.providers.kinds import CAPABILITIES as KIND_CAPABILITIES
+from server.settings_shared import StateSettings, StoreSettings
 
 Capability = Literal[
     "chat", "embeddings", "images", "speech", "transcription", "video", "music", "realtime", "tools", "vision", "json"
@@ -442,6 +443,8 @@ class Settings(BaseSettings):
 
     server: ServerSettings = Field(default_factory=ServerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
     providers: list[ProviderSettings] = Field(default_factory=list)
     models: list[ModelSettings] = Field(default_factory=list)
     plans: dict[str, PlanSettings] = Field(default_factory=dict)
@@ -487,6 +490,11 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError:
                 raise ValueError(f"server.trusted_proxies: {cidr!r} is not a CIDR") from None
+        if self.server.workers > 1 and not (self.store.shared and self.state.shared):
+            raise ValueError(
+                "server.workers: more than 1 needs [store] url (PostgreSQL) and [state] url (Redis): limits,"
+                " reservations and the ledger must be shared by every process"
+            )
         model_names = [m.name for m in self.models]
         if len(model_names) != len(set(model_names)):
             raise ValueError("models: names must be unique")

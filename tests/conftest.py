@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.gateway import MOCK_CONFIG, GatewayProcess
+from tests.support.services import Postgres, start_postgres
 from tests.upstreams.openai_upstream import UpstreamProcess, start_upstream_process
 
 UPSTREAM_KEY = "sk-upstream-secret-123"
@@ -62,3 +63,11 @@ def fresh_upstream(upstream: UpstreamProcess) -> Iterator[UpstreamProcess]:
     upstream.clear()
     yield upstream
     upstream.clear()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """One real PostgreSQL server for the whole run (tests take a fresh database each: create_database)."""
+    server = start_postgres()
+    yield server
+    server.stop()

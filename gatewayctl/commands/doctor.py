@@ -50,11 +50,28 @@ def local_checks(config: Path) -> tuple[list[Check], Any]:
     except ConfigError as exc:
         return [(FAIL, "config", str(exc))], None
     checks = [(OK, "config", f"{config.resolve()}: {len(settings.providers)} providers, {len(settings.models)} models")]
-    checks.append(_database(settings.database_path))
+    checks.append(_shared_database(settings.store.url) if settings.store.shared else _database(settings.database_path))
     checks.append(_disk(settings))
     if not settings.ledger_key_path.is_file():
         checks.append((FAIL, "ledger key", f"{settings.ledger_key_path} missing: the server refuses to start"))
     return checks, settings
+
+
+def _shared_database(url: str) -> Check:
+    from server.store.postgres.copy import safe_url
+    from server.store.postgres.store import inspect
+    from server.store.protocol import StoreUnavailable
+
+    try:
+        found = inspect(url)
+    except StoreUnavailable as exc:
+        return FAIL, "database", str(exc)
+    where = f"{safe_url(url)} (PostgreSQL {found['server_version']})"
+    if found["unknown"]:
+        return FAIL, "database", f"{where}: written by a newer version (migrations {', '.join(found['unknown'])})"
+    if found["pending"]:
+        return WARN, "database", f"{where}: {len(found['pending'])} migration(s) run at the next start"
+    return OK, "database", f"{where}: schema current, {found['instances']} gateway process(es) live"
 
 
 def _database(database: Path) -> Check:

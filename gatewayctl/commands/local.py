@@ -95,21 +95,28 @@ def init(
     settings = _settings(config)
     db = settings.database_path
     lock = _lock(settings.data_path)  # a running server would be told its in-flight requests were interrupted
+    shared = _SharedStore(settings.store.url) if settings.store.shared else None
     try:
-        had_token = has_admin_token(db)
+        had_token = shared.has_admin_token() if shared else has_admin_token(db)
         chain, rekey_from = open_chain(settings.ledger_key_path)  # the ledger's key, next to the config
-        prepare(db, chain, rekey_from=rekey_from)
+        if shared is None:
+            prepare(db, chain, rekey_from=rekey_from)
         _private(settings.data_path, 0o700)
         for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             _private(path, 0o600)
         token = None
         if new_token or not had_token:
             token = new_secret(ADMIN_PREFIX)
-            add_admin_token(db, new_id("adm"), hash_secret(token), display_prefix(token), now_ms())
+            row = (new_id("adm"), hash_secret(token), display_prefix(token), now_ms())
+            if shared is not None:
+                shared.add_admin_token(*row)
+            else:
+                add_admin_token(db, *row)
     finally:
         lock.release()
     url = f"http://{settings.server.host}:{settings.server.port}"
-    result: dict[str, object] = {"config": str(config.resolve()), "database": str(db.resolve()), "url": url}
+    where = shared.name if shared else str(db.resolve())
+    result: dict[str, object] = {"config": str(config.resolve()), "database": where, "url": url}
     stored = bool(token) and store_token(url, token or "")
     result.update(admin_token=token, keyring=stored)
     if json_out:
@@ -124,6 +131,32 @@ def init(
     else:
         say(f"admin token (shown once): {token}")
         say(f"  {keyring_problem() or 'keyring refused it'}: export GATEWAY_ADMIN_TOKEN=<token> or pass --token.")
+
+
+class _SharedStore:
+    """init's view of a PostgreSQL store ([store] url): the admin token is written there, not to SQLite;
+    a database that cannot be reached is one line, not a traceback."""
+
+    def __init__(self, url: str) -> None:
+        from server.store.postgres.copy import safe_url
+
+        self.url = url
+        self.name = safe_url(url)
+
+    def _run(self, what: str, *args: Any) -> Any:
+        from server.store.postgres import store
+        from server.store.protocol import StoreUnavailable
+
+        try:
+            return getattr(store, what)(self.url, *args)
+        except StoreUnavailable as exc:
+            raise CliError(str(exc)) from None
+
+    def has_admin_token(self) -> bool:
+        return bool(self._run("has_admin_token"))
+
+    def add_admin_token(self, token_id: str, token_hash: str, prefix: str, when_ms: int) -> None:
+        self._run("add_admin_token", token_id, token_hash, prefix, when_ms)
 
 
 def _bind(host: str, port: int) -> Any:
@@ -181,6 +214,8 @@ def serve(
         chosen = Path("config.toml")
     settings = _settings(chosen)
     lock = _lock(settings.data_path)
+    if settings.store.shared:  # an unreachable PostgreSQL is one line here, not a failed startup's traceback
+        _SharedStore(settings.store.url).has_admin_token()
     listen_host, listen_port = host or settings.server.host, port or settings.server.port
     sock = _bind(listen_host, listen_port)
     shown_host = f"[{listen_host}]" if ":" in listen_host else listen_host

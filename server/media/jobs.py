@@ -87,10 +87,14 @@ class JobRunner:
         snapshot: Snapshot,
         settings: JobSettings,
         holds: dict[str, tuple[Hold, HoldRecord]],
+        adopted_only: bool = False,
     ) -> None:
+        """`adopted_only` (a fleet on a shared store): resume at start only the jobs whose holds this
+        process adopted (those of processes that are gone), not those other live processes run."""
         self._path, self._store, self._files, self._snapshot = path, store, files, snapshot
         self._settings = settings
         self._holds = holds  # job holds restored at start-up, by hold id (the job's request id)
+        self._adopted_only = adopted_only
         self._active: dict[str, Job] = {}
         self._tickets: dict[str, Ticket] = {}
         self._wake = asyncio.Event()
@@ -122,6 +126,8 @@ class JobRunner:
 
     async def _run(self) -> None:
         for job in await self._store.active_jobs():
+            if self._adopted_only and job.request_id not in self._holds and job.id not in self._tickets:
+                continue  # a live process of the fleet runs it (its hold is that process's)
             self._active.setdefault(job.id, job)
         if self._active:
             log.info("resuming %d unfinished job(s)", len(self._active))

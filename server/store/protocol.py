@@ -211,6 +211,11 @@ class Store(Protocol):
         newest time recorded (a clock that went back behind it would misdate months and budgets)."""
         ...
 
+    async def hold_lease(self, name: str) -> bool:
+        """Whether this process does the background work `name` (webhook deliveries, maintenance) now: on
+        a shared store one process of the fleet at a time holds its lease; on SQLite, always."""
+        ...
+
     # the request path
     def record_intent(self, intent: Intent) -> asyncio.Future[Any]: ...
 

@@ -11,7 +11,7 @@ of the error table: 400 `url_refused` (with why), 400 `unknown_event_type`, 404 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from server.clock import now_ms
@@ -94,12 +94,21 @@ def _description(value: Any) -> str | None:
 
 
 class Webhooks:
-    def __init__(self, settings: WebhookSettings, store: WebhookStore) -> None:
+    def __init__(
+        self, settings: WebhookSettings, store: WebhookStore, may_run: Callable[[], Awaitable[bool]] | None = None
+    ) -> None:
+        """`may_run`: on a shared store, whether this process holds the fleet's lease on deliveries; the
+        worker then asks the store each round (another process may have added the endpoint)."""
         self.settings = settings
         self.store = store
         self.subscriptions = Subscriptions()
+        shared = may_run is not None
         self.worker = DeliveryWorker(
-            store, settings, active=lambda: self.subscriptions.enabled > 0, on_disabled=self.refresh
+            store,
+            settings,
+            active=lambda: shared or self.subscriptions.enabled > 0,
+            on_disabled=self.refresh,
+            may_run=may_run,
         )
 
     async def refresh(self) -> None:

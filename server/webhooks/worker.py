@@ -13,6 +13,9 @@ Nothing lives only in memory: what is pending, paused or disabled is in the stor
 kill -9) resumes where the rows say. An attempt whose answer was not recorded before a crash is sent
 again (at least once; receivers deduplicate by `webhook-id`). A lane that fails unexpectedly is logged
 and its endpoint left alone for `COOLDOWN_S`; the store being unwritable just stops the round.
+
+On a shared store (a fleet of processes on PostgreSQL) only the process holding the `webhooks` lease
+runs rounds (`may_run`); when it dies its lease expires and another process's worker takes over.
 """
 
 from __future__ import annotations
@@ -46,12 +49,14 @@ class DeliveryWorker:
         on_disabled: Callable[[], Awaitable[None]],
         resolver: addresses.Resolver = addresses.system_resolver,
         sender: Sender | None = None,
+        may_run: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
         self._allow = addresses.networks(settings.allow_networks)
         self._active = active  # any endpoint enabled: otherwise there is nothing to ask the store
         self._on_disabled = on_disabled
+        self._may_run = may_run  # this process holds the fleet's lease on deliveries (None: always)
         self.resolver = resolver
         self.sender = sender or Sender(settings.timeout_s)
         self.poll_s = 0.5
@@ -81,7 +86,8 @@ class DeliveryWorker:
         while True:
             if self._active():
                 try:
-                    self._start_lanes(await self._store.due_endpoints(now_ms()))
+                    if self._may_run is None or await self._may_run():
+                        self._start_lanes(await self._store.due_endpoints(now_ms()))
                 except Exception as exc:  # the store unreadable for a moment: try again at the next poll
                     log.warning("webhook deliveries: cannot read the queue: %r", exc)
             with contextlib.suppress(TimeoutError):

@@ -44,6 +44,14 @@ def test_only_the_store_touches_sqlite() -> None:
             assert name.split(".")[0] not in ("sqlite3", "aiosqlite", "sqlite_utils"), f"{path} imports {name}"
 
 
+def test_only_the_store_touches_postgresql() -> None:
+    for path in _modules("server", "gatewayctl"):
+        if "store" in path.relative_to(REPO).parts:
+            continue
+        for name in _imports(path):
+            assert name.split(".")[0] not in ("psycopg", "asyncpg"), f"{path} imports {name}"
+
+
 def test_readme_documents_every_cli_command_and_config_key() -> None:
     import typer.main
 

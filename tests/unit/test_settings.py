@@ -84,7 +84,9 @@ def test_documented_config_covers_every_settings_key() -> None:
         RealtimeSettings,
         RoutingSettings,
         ServerSettings,
+        StateSettings,
         StorageSettings,
+        StoreSettings,
         StripeSettings,
         Timeouts,
         WebhookSettings,
@@ -95,6 +97,8 @@ def test_documented_config_covers_every_settings_key() -> None:
     for model in (
         ServerSettings,
         StorageSettings,
+        StoreSettings,
+        StateSettings,
         ProviderSettings,
         Timeouts,
         LimitSettings,

@@ -166,12 +166,38 @@ class Writer:
         finally:
             conn.close()
 
-    def _run(self, ready: threading.Event) -> None:
+    def _open(self) -> tuple[Any, Callable[[], None]]:
+        """The writer's connection, and what to do once the writer stops (another engine overrides this)."""
         conn = connect(self._path, self._synchronous, LOCK_STEP_MS)
         conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute(f"PRAGMA journal_size_limit={self.wal_limit_bytes}")
         checkpointer = threading.Thread(target=self._checkpoint_loop, name="gateway-checkpoint", daemon=True)
         checkpointer.start()
+
+        def finish() -> None:
+            self._stopping.set()
+            checkpointer.join(10)
+            conn.close()
+
+        return conn, finish
+
+    def _unavailable(self, exc: BaseException) -> str | None:
+        """Why an error means the store cannot take writes (None: the op itself is at fault)."""
+        return _unavailability(exc)
+
+    def _rollback(self, conn: Any) -> None:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+
+    def _run(self, ready: threading.Event) -> None:
+        try:
+            conn, finish = self._open()
+        except Exception as exc:
+            log.error("store writer cannot open its connection: %s", exc)
+            self.problem = str(exc)
+            ready.set()
+            return
         self.running = True
         self._set_problem(self._probe(conn))
         ready.set()
@@ -191,9 +217,7 @@ class Writer:
                     break
         finally:
             self.running = False
-            self._stopping.set()
-            checkpointer.join(10)
-            conn.close()
+            finish()
 
     def _gather(self, item: Any) -> tuple[list[Any], bool]:
         batch = [item]
@@ -225,9 +249,7 @@ class Writer:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("ROLLBACK")
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
+            self._rollback(conn)
             return _unavailability(exc) or str(exc)
         return None
 
@@ -296,7 +318,7 @@ class Writer:
                 try:
                     results.append((future, op(conn), None))
                 except Exception as exc:
-                    if _unavailability(exc) is not None:
+                    if self._unavailable(exc) is not None:
                         raise
                     if not isolate:
                         raise _OpFailed from exc
@@ -308,14 +330,11 @@ class Writer:
                 self._set_problem(None)
             return results
         except _OpFailed:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self._rollback(conn)
             raise
         except Exception as exc:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            reason = _unavailability(exc)
+            self._rollback(conn)
+            reason = self._unavailable(exc)
             if reason is not None:
                 self._set_problem(reason)
                 failure: BaseException = StoreUnavailable(reason)

@@ -28,8 +28,11 @@ def append(
     memo: str,
     created_ms: int,
 ) -> dict[str, Any]:
-    """Append one entry and move the project's balance and chain head; unique by (kind, source_id)."""
-    found = conn.execute("SELECT balance_micro, ledger_head FROM projects WHERE id = ?", (project_id,)).fetchone()
+    """Append one entry and move the project's balance and chain head; unique by (kind, source_id). The
+    project's row is read `FOR UPDATE` on PostgreSQL (a comment SQLite ignores: its one writer serialises)."""
+    found = conn.execute(  # the row lock serialises a project's chain across processes (PostgreSQL)
+        "SELECT balance_micro, ledger_head FROM projects WHERE id = ? /* for update */", (project_id,)
+    ).fetchone()
     if found is None:
         raise LookupError(f"no project {project_id}")
     balance, head = found

@@ -257,13 +257,14 @@ def open_holds(conn: sqlite3.Connection) -> list[HoldRecord]:
     return [_hold_record(row) for row in found]
 
 
-def interrupted(conn: sqlite3.Connection) -> list[Interrupted]:
-    """Requests a crash left pending, with what their intent and last checkpoint prove."""
+def interrupted(conn: sqlite3.Connection, scope: str = "") -> list[Interrupted]:
+    """Requests a crash left pending, with what their intent and last checkpoint prove. `scope` narrows
+    them (a fleet on PostgreSQL: only those of dead processes, locked; see server/store/postgres/fleet.py)."""
     found = rows(
         conn,
         "SELECT r.id, r.project_id, r.key_id, r.model, r.stream, r.body_bytes, r.delivered_chars, r.session_id,"
         " r.checkpoint_usage, h.id AS hold_id, h.price_card FROM requests r"
-        " LEFT JOIN holds h ON h.id = r.id AND h.status = 'open' WHERE r.status = 'pending'",
+        " LEFT JOIN holds h ON h.id = r.id AND h.status = 'open' WHERE r.status = 'pending'" + scope,
     )
     return [
         Interrupted(

@@ -164,7 +164,8 @@ def _raw(
     keys = [column for name, column in (("model", "r.model"), ("key", "r.key_id")) if name in group_by]
     select = "".join(f"{column}, " for column in keys)
     found = conn.execute(  # a closing writes the usage row at the request's end: one instant for both
-        f"SELECT {select}{_BUCKET} AS bucket, COUNT(*), SUM(r.status != 'ok'), COALESCE(SUM(u.input_tokens), 0),"
+        f"SELECT {select}{_BUCKET} AS bucket, COUNT(*), SUM(CASE WHEN r.status != 'ok' THEN 1 ELSE 0 END),"
+        " COALESCE(SUM(u.input_tokens), 0),"
         " COALESCE(SUM(u.output_tokens), 0), COALESCE(SUM(u.cached_tokens), 0), COALESCE(SUM(u.cost_micro), 0)"
         " FROM requests r LEFT JOIN usage u ON u.request_id = r.id"
         f" WHERE {where} AND r.ended_ms >= ? AND r.ended_ms < ? AND r.status != 'pending'"

@@ -158,6 +158,10 @@ class SqliteStore:
     def on_commit(self, callback: Callable[[float], None]) -> None:
         self.writer.on_commit = callback
 
+    async def hold_lease(self, name: str) -> bool:
+        """One process owns a SQLite store: it does every piece of background work."""
+        return True
+
     def record_intent(self, intent: Intent) -> asyncio.Future[Any]:
         return self.writer.submit(records.insert_intent(intent), lazy=True)
 
@@ -276,7 +280,7 @@ class SqliteStore:
             ).fetchone()
             newest = conn.execute(
                 "SELECT MAX(t) FROM (SELECT MAX(started_ms) AS t FROM requests UNION ALL"
-                " SELECT MAX(created_ms) FROM ledger)"
+                " SELECT MAX(created_ms) FROM ledger) AS newest"
             ).fetchone()
             return {
                 "newest_record_ms": newest[0],
