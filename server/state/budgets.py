@@ -248,6 +248,10 @@ class SharedBudgets:
         """Redis lost the totals (restarted empty): load them again from the store, once, in the background."""
         if self._reloading is not None and not self._reloading.done():
             return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not on the server's loop (a tool): nothing to load with
         log.warning("redis has no budget totals for %s (restarted empty?): loading them from the store", self.month)
 
         async def reload() -> None:
@@ -257,7 +261,7 @@ class SharedBudgets:
             except Exception as exc:
                 log.error("budget totals not loaded into redis: %r", exc)
 
-        self._reloading = asyncio.get_running_loop().create_task(reload())
+        self._reloading = loop.create_task(reload())
 
     # -- the Budgets methods the request path calls
 

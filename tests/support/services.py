@@ -28,7 +28,9 @@ def free_port() -> int:
 
 
 def _pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or ([shutil.which(name)] if shutil.which(name) else [])
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or (
+        [shutil.which(name)] if shutil.which(name) else []
+    )
     if not found:
         raise RuntimeError(f"{name} not found: install Debian's postgresql package (make install-test does)")
     return str(found[-1])
@@ -96,7 +98,9 @@ def start_postgres(durable: bool = False) -> Postgres:
         shutil.chown(directory, "nobody")
         shutil.chown(data, "nobody")
     subprocess.run(
-        _as_unprivileged([_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]),
+        _as_unprivileged(
+            [_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]
+        ),
         check=True,
         capture_output=True,
     )
