@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from server.backends import StateSettings, StoreSettings
 from server.capabilities import CAPABILITIES
 from server.providers.kinds import CAPABILITIES as KIND_CAPABILITIES
 
@@ -87,52 +88,6 @@ class StorageSettings(_Strict):
     min_free_mb: int = Field(1, ge=0)
     # A WAL file past this size is checkpointed and truncated between write groups (bounded disk use).
     wal_limit_mb: int = Field(32, ge=1)
-
-
-class StoreSettings(_Strict):
-    """Where the store lives: empty `url` is SQLite in the data dir (the default); `postgresql://…` is a
-    PostgreSQL database shared by a fleet of gateway processes (server/store/postgres/)."""
-
-    url: str = ""
-    # Read connections each process keeps open to PostgreSQL (the writer has one of its own).
-    pool_size: int = Field(4, ge=1, le=64)
-    # A process that has not renewed its lease for this long is dead: its pending requests are closed (as
-    # a restart closes them), its holds released, and the background work it held is taken over.
-    instance_ttl_s: float = Field(10.0, ge=2, le=600)
-
-    @field_validator("url")
-    @classmethod
-    def _engine(cls, url: str) -> str:
-        if url and not url.startswith(("postgresql://", "postgres://")):
-            raise ValueError("must be empty (SQLite in the data dir) or a postgresql:// URL")
-        return url
-
-    @property
-    def shared(self) -> bool:
-        return bool(self.url)
-
-
-class StateSettings(_Strict):
-    """Where the hot state lives: empty `url` is this process's memory (the default); `redis://…` is a Redis
-    (or Valkey) server shared by the fleet: rate-limit windows, reservations, idempotency claims, cooldowns,
-    the answer cache and invalidation (server/state/)."""
-
-    url: str = ""
-    # A reservation whose process stops renewing it (the process died) expires after this long.
-    hold_ttl_s: float = Field(30.0, ge=3, le=3600)
-    # Each call to Redis gives up after this long; a request that cannot reach it is refused with 503.
-    timeout_ms: int = Field(500, ge=10, le=60_000)
-
-    @field_validator("url")
-    @classmethod
-    def _engine(cls, url: str) -> str:
-        if url and not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must be empty (this process's memory) or a redis://, rediss:// or unix:// URL")
-        return url
-
-    @property
-    def shared(self) -> bool:
-        return bool(self.url)
 
 
 class Timeouts(_Strict):

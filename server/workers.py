@@ -80,7 +80,7 @@ class Supervisor:
         env.update({FD_ENV: str(self._sock.fileno()), "NOTIFY_SOCKET": str(worker.notify_path)})
         env["GATEWAY_WORKER_INDEX"] = str(worker.index)
         if self._watchdog_s is not None:  # workers ping twice as often as the service must
-            env["WATCHDOG_USEC"] = str(int(self._watchdog_s * 1_000_000))
+            env["WATCHDOG_USEC"] = str(int(os.environ["WATCHDOG_USEC"]) // 2)
         worker.ready = False
         worker.last_ping = time.monotonic()
         worker.proc = subprocess.Popen(self._argv, env=env, pass_fds=(self._sock.fileno(),))
