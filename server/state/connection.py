@@ -66,7 +66,11 @@ class Connection:
         timeout = timeout_ms / 1000
         self.url = url
         self.client = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=0
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=0,
+            single_connection_client=True,
         )
         self.instance = f"{os.getpid()}-{os.urandom(4).hex()}"  # this process, in member names and messages
         self._ids = itertools.count(1)

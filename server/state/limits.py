@@ -10,11 +10,13 @@ amount) plus a running total; eviction subtracts what leaves the window. A pace 
 theoretical arrival time). Keys expire with their window, so idle clients cost nothing.
 
 Failure behaviour: Redis out of reach raises 503 `metering_unavailable` (server/state/connection.py);
-a token correction after the call is best effort (the estimate stays counted: never under-limited).
+a token correction after the call is best effort, sent in batches off the request's path (an
+estimate left counted errs on the safe side: never under-limited).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
 
@@ -114,19 +116,26 @@ return out
 """
 )
 
+# KEYS: a window and its total per correction; ARGV: the admitted member, its corrected member, the delta
 CORRECT = Script(
     """
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not score then return 0 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[1], score, ARGV[2])
-local ttl = redis.call('PTTL', KEYS[2])
-if ttl > 0 then
-  redis.call('SET', KEYS[2], tonumber(redis.call('GET', KEYS[2]) or '0') + tonumber(ARGV[3]), 'PX', ttl)
+local done = 0
+for i = 1, #KEYS / 2 do
+  local key, total_key = KEYS[2 * i - 1], KEYS[2 * i]
+  local old, new, delta = ARGV[3 * i - 2], ARGV[3 * i - 1], tonumber(ARGV[3 * i])
+  local score = redis.call('ZSCORE', key, old)
+  local ttl = redis.call('PTTL', total_key)
+  if score and ttl > 0 then
+    redis.call('ZREM', key, old)
+    redis.call('ZADD', key, score, new)
+    redis.call('SET', total_key, tonumber(redis.call('GET', total_key) or '0') + delta, 'PX', ttl)
+    done = done + 1
+  end
 end
-return 1
+return done
 """
 )
+FLUSH_S = 0.02  # token corrections are sent together, this long after the first waiting one
 
 
 @dataclass(slots=True, frozen=True)
@@ -137,13 +146,6 @@ class SharedWindow:
     limit: int
     seconds: float
     kind: str = "w"
-
-    def correct(self, member: str, amount: int, connection: Connection) -> None:
-        """Replace an admitted entry's amount (the estimate) with the actual one, while it is in the window."""
-        head, _, old = member.rpartition("|")
-        delta = amount - int(old)
-        if delta:
-            connection.run(CORRECT, (self.key, self.key + ":t"), (member, f"{head}|{amount}", delta))
 
 
 @dataclass(slots=True, frozen=True)
@@ -159,17 +161,14 @@ class SharedPace:
 class SharedAdmission(Admission):
     """An admission whose token entries live in Redis; corrected once the call's actual usage is known."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, limiter: SharedRateLimiter) -> None:
         super().__init__()
-        self._connection = connection
+        self._limiter = limiter
 
     def settle_tokens(self, actual: int) -> None:
         entries, self.token_entries = self.token_entries, []
         for window, member in entries:
-            try:
-                window.correct(member, actual, self._connection)  # type: ignore[union-attr, arg-type]
-            except Unavailable:
-                pass  # the estimate stays counted: the limit errs on the safe side
+            self._limiter.correct(window, member, actual)  # type: ignore[arg-type]
 
 
 class SharedRateLimiter:
@@ -177,6 +176,35 @@ class SharedRateLimiter:
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
+        self._corrections: list[tuple[str, str, str, str, int]] = []
+        self._flush: asyncio.TimerHandle | None = None
+
+    def correct(self, window: SharedWindow, member: str, amount: int) -> None:
+        """Replace an admitted entry's amount (its estimate) with the actual one while it is in the window.
+        Sent with the others waiting, in one script, moments later (off the request's path); best effort:
+        an estimate left counted errs on the safe side."""
+        head, _, old = member.rpartition("|")
+        if amount == int(old):
+            return
+        self._corrections.append((window.key, window.key + ":t", member, f"{head}|{amount}", amount - int(old)))
+        if self._flush is not None:
+            return
+        try:
+            self._flush = asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
+        except RuntimeError:  # not on an event loop (a tool, a test): at once
+            self.flush()
+
+    def flush(self) -> None:
+        self._flush = None
+        waiting, self._corrections = self._corrections, []
+        if not waiting:
+            return
+        keys = [k for key, total, *_ in waiting for k in (key, total)]
+        args = [a for *_, old, new, delta in waiting for a in (old, new, delta)]
+        try:
+            self._connection.run(CORRECT, keys, args)
+        except Unavailable:
+            pass
 
     def window(self, key: tuple[str, ...], limit: int, seconds: float) -> SharedWindow:
         return SharedWindow(PREFIX + "rl:" + ":".join(key), limit, seconds)
@@ -193,7 +221,7 @@ class SharedRateLimiter:
     def admit(self, checks: list[Check], now: float) -> Admission:
         """Commit every check or none, in one script; raise 429 naming the limit that refused."""
         if not checks:
-            return SharedAdmission(self._connection)
+            return SharedAdmission(self)
         keys: list[str] = []
         args: list[object] = [self._connection.unique()]
         for check in checks:
@@ -223,7 +251,7 @@ class SharedRateLimiter:
                 )
                 retry = wait_ms / 1000
             raise RATE_LIMIT_EXCEEDED(detail=message, headers={"retry-after": str(max(1, math.ceil(retry))), **headers})
-        admission = SharedAdmission(self._connection)
+        admission = SharedAdmission(self)
         uid = args[0]
         for i, check in enumerate(checks, 1):
             if check.unit == "tokens" and isinstance(check.window, SharedWindow):
