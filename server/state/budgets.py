@@ -226,7 +226,10 @@ class SharedBudgets:
     async def start(self, totals: Totals, recovered: list[tuple[str, str, int]]) -> None:
         """At start-up: load the store's totals if Redis has none for this month, else add what this
         process's own crash recovery billed ((project, key, micro) each)."""
-        loaded = await asyncio.to_thread(self._write_totals, totals, False)
+        try:
+            loaded = await asyncio.to_thread(self._connection.call, self._write_totals, totals, False)
+        except Unavailable as exc:  # refuse to start rather than forget what this start-up recovered
+            raise RuntimeError(f"[state] url: redis at {self._connection.url} is unreachable at start: {exc}") from None
         if not loaded:
             for project_id, key_id, micro in recovered:
                 self._apply(Hold(project_id, key_id, 0, False, "recovered"), micro, True)

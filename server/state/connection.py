@@ -1,16 +1,16 @@
 """One Redis connection pool per process, the Lua scripts it runs, and the fail-closed rule.
 
 Why the synchronous redis-py client: every call site on the request path (`Gatekeeper.limit`,
-`Budgets.reserve`, `Settlement.close`) is synchronous code on the event loop, and a round trip to a
-Redis on the same host or LAN costs ~40-120 µs with the sync client against ~150-300 µs of CPU with the
-asyncio one (bench/state_cost.py measures both). The loop is blocked for one round trip per check; a
-Redis that does not answer blocks it at most `timeout_ms`, and then the breaker below refuses at once
-for `RETRY_S` instead of waiting again, so an outage costs one timeout per second, not one per request.
+`Budgets.reserve`, `Settlement.close`) is synchronous code on the event loop, one short Lua script per
+step, and the sync client on one dedicated connection costs less CPU per call than redis.asyncio
+(bench/state_cost.py measures both). The loop waits one round trip per check.
 
 Failure behaviour: a connection error or timeout raises `Unavailable`; the request path turns it into
 503 `metering_unavailable` with Retry-After (fail closed: nothing is admitted unmetered or unlimited).
-Until the breaker's pause is over every call fails fast; the first call after it tries Redis again, so
-service resumes by itself when Redis returns.
+After a failure the connection counts as down and every call fails at once, without touching the
+network, while a probe thread pings Redis every `PROBE_S`; the first answer puts it back up. So a Redis
+that does not answer (a black-holed host) stalls the loop at most once for `timeout_ms`, not per request,
+and service resumes by itself when Redis returns.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import time
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +27,8 @@ import redis
 from server.errors import METERING_UNAVAILABLE, GatewayError
 
 log = logging.getLogger("gateway")
-RETRY_S = 1.0  # after a failure, calls fail fast this long before Redis is tried again
+RETRY_S = 1.0  # the Retry-After a refused request gets
+PROBE_S = 0.25  # while Redis is down, how often the probe thread pings it
 PREFIX = "gw:"
 
 
@@ -74,7 +75,10 @@ class Connection:
         )
         self.instance = f"{os.getpid()}-{os.urandom(4).hex()}"  # this process, in member names and messages
         self._ids = itertools.count(1)
-        self._down_until = 0.0
+        self._timeout = timeout
+        self._down = False
+        self._probe: threading.Thread | None = None
+        self._closed = threading.Event()
         self.failures = 0  # calls that found Redis out of reach (for logs and tests)
 
     def unique(self) -> str:
@@ -83,22 +87,43 @@ class Connection:
 
     @property
     def up(self) -> bool:
-        return time.monotonic() >= self._down_until
+        return not self._down
 
     def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         return self.call(script.run, self.client, keys, args)
 
     def call(self, fn: Any, *args: Any) -> Any:
-        if time.monotonic() < self._down_until:
-            raise Unavailable("redis is unreachable (retrying shortly)")
+        if self._down:
+            raise Unavailable("redis is unreachable (a probe is waiting for it)")
         try:
             return fn(*args)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
             self.failures += 1
-            if self.up:
-                log.error("redis at %s unreachable: %s; refusing metered calls for %.0f s", self.url, exc, RETRY_S)
-            self._down_until = time.monotonic() + RETRY_S
+            self._went_down(exc)
             raise Unavailable(str(exc)) from exc
 
+    def _went_down(self, exc: BaseException) -> None:
+        if self._down:
+            return
+        self._down = True
+        log.error("redis at %s unreachable: %s; refusing metered calls until it answers", self.url, exc)
+        self._probe = threading.Thread(target=self._wait_for_redis, name="redis-probe", daemon=True)
+        self._probe.start()
+
+    def _wait_for_redis(self) -> None:
+        probe = redis.Redis.from_url(self.url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout)
+        try:
+            while not self._closed.wait(PROBE_S):
+                try:
+                    probe.ping()
+                except (redis.exceptions.RedisError, OSError):
+                    continue
+                log.warning("redis at %s answers again", self.url)
+                self._down = False
+                return
+        finally:
+            probe.close()
+
     def close(self) -> None:
+        self._closed.set()
         self.client.close()

@@ -143,3 +143,64 @@ def test_redis_stopped_mid_load_gives_503s_never_an_unmetered_answer_and_recover
     finally:
         gw.stop()
         own.stop()
+
+
+def test_a_killed_gateway_frees_its_holds_and_its_restart_reconciles_the_totals(
+    slow: UpstreamProcess, redis_server: Redis, tmp_path: Path
+) -> None:
+    from server.state.budgets import SharedBudgets
+    from server.state.connection import Connection
+
+    redis_server.flush()
+    config = CONFIG.format(slow=slow.base_url) + state_config(redis_server.url, ttl_s=3)
+    gw = GatewayProcess(tmp_path, config, {"SLOW_KEY": "sk-slow"}, TRUSTED).start()
+    try:
+        key = gw.new_key("killed")
+        project = next(p["id"] for p in gw.cli_json("projects", "list") if p["name"] == "killed")
+        gw.cli_json("projects", "set-billing", "killed", "prepaid")
+        gw.cli_json("wallet", "credit", "--project", "killed", "--amount", "1", "--reason", "test float")
+
+        def call() -> None:
+            try:
+                httpx.post(
+                    f"{gw.url}/v1/chat/completions",
+                    json={"model": "slow-chat", "messages": MESSAGES, "max_tokens": 1000},
+                    headers={"authorization": f"Bearer {key}", "x-forwarded-for": "10.44.0.1"},
+                    timeout=10,
+                )
+            except httpx.TransportError:
+                pass  # the gateway died under it
+
+        async def no_totals() -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+            return {}, {}, {}
+
+        shared = SharedBudgets(Connection(redis_server.url, 2000), "UTC", 3.0, no_totals)
+        callers = [threading.Thread(target=call) for _ in range(8)]
+        for thread in callers:
+            thread.start()
+        deadline = time.monotonic() + 5
+        while shared.reserved_wallet.get(project) < 8 * 1000 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert shared.reserved_wallet.get(project) == 8 * 1000  # eight worst cases held in Redis
+        gw.kill9()
+        killed = time.monotonic()
+        for thread in callers:
+            thread.join(15)
+        while shared.reserved_wallet.get(project) and time.monotonic() - killed < 6:
+            time.sleep(0.1)
+        assert shared.reserved_wallet.get(project) == 0  # nobody renews them: they expired
+        assert time.monotonic() - killed < 4.5
+        gw.start()  # its crash recovery bills nothing (non-stream calls never answered) and Redis agrees
+        balance = gw.cli_json("wallet", "balance", "--project", "killed")  # read from Redis
+        assert balance["reserved_micro"] == 0
+        assert gw.cli_json("ledger", "verify")["ok"] is True
+        conn = sqlite3.connect(gw.database)
+        try:
+            stored = conn.execute("SELECT balance_micro FROM projects WHERE id = ?", (project,)).fetchone()[0]
+            ledger = conn.execute("SELECT SUM(amount_micro) FROM ledger WHERE project_id = ?", (project,)).fetchone()[0]
+            spent = conn.execute("SELECT SUM(cost_micro) FROM usage WHERE project_id = ?", (project,)).fetchone()[0]
+        finally:
+            conn.close()
+        assert balance["balance_micro"] == stored == ledger == 1_000_000 - (spent or 0)
+    finally:
+        gw.stop()
