@@ -7,9 +7,10 @@ exactly K are granted.
 
 Holds: each is a member `<id>|<micro>` of a sorted set per scope (key, project, wallet) scored by its
 expiry (Redis time + `hold_ttl_s`), with a running total per scope. The process that made a hold renews
-it every `hold_ttl_s / 3` while it lives; a dead process's holds expire and the next check-and-reserve on
-that scope drops them. A hold resolves once: `settle` and `release` remove the member (ZREM says whether
-it was still there), so a late or repeated resolution never gives money back twice.
+it every `hold_ttl_s / 3` while it lives (and puts it back if Redis lost it); a dead process's holds
+expire and the next check-and-reserve on that scope drops them. A hold resolves once: `settle` and
+`release` remove the member (ZREM says whether it was still there), so a late or repeated resolution
+never gives money back twice.
 
 Totals: spent this month (per project and key) and wallet balances are loaded from the store (the truth)
 by the first process to start after Redis came up empty (a marker per month says they are loaded); a
@@ -111,14 +112,21 @@ return {removed, before_k, before_p}
 """.replace("MONTH_TTL", str(MONTH_TTL_MS))
 )
 
-# KEYS: holds sets; ARGV: ttl ms, then one member per key
+# KEYS: a holds set and its total per hold and scope; ARGV: ttl ms, then a member and its micro per pair.
+# A hold missing from its set (it expired during an outage longer than its ttl, or Redis restarted
+# empty) is put back: the request is still running, so its money is still held.
 RENEW = Script(
     """
 local t = redis.call('TIME')
 local expires = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
-local renewed = 0
-for i = 1, #KEYS do renewed = renewed + redis.call('ZADD', KEYS[i], 'XX', 'CH', expires, ARGV[i + 1]) end
-return renewed
+local restored = 0
+for i = 1, #KEYS / 2 do
+  if redis.call('ZADD', KEYS[2 * i - 1], expires, ARGV[2 * i]) == 1 then
+    redis.call('INCRBY', KEYS[2 * i], tonumber(ARGV[2 * i + 1]))
+    restored = restored + 1
+  end
+end
+return restored
 """
 )
 
@@ -396,7 +404,8 @@ class SharedBudgets:
     # -- keeping holds alive, and catching up after an outage
 
     def renew(self) -> int:
-        """Push the expiry of every open hold of this process forward; apply what an outage held back."""
+        """Push the expiry of every open hold of this process forward (putting back any Redis lost); apply
+        what an outage held back. Returns how many (hold, scope) pairs had to be put back."""
         self._catch_up()
         holds = list(self._open.values())
         if not holds:
@@ -405,9 +414,9 @@ class SharedBudgets:
         args: list[object] = [self._ttl_ms]
         for hold in holds:
             member = f"{hold.id}|{hold.micro}"
-            scopes = _hold_keys(hold)[0 : 6 if hold.wallet else 4 : 2]
+            scopes = _hold_keys(hold)[: 6 if hold.wallet else 4]
             keys += scopes
-            args += [member] * len(scopes)
+            args += [member, hold.micro] * (len(scopes) // 2)
         return int(self._connection.run(RENEW, keys, args))
 
     def _catch_up(self) -> None:

@@ -32,6 +32,10 @@ def redis_url(redis_server: Redis) -> str:
     return redis_server.url
 
 
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
 async def _no_load() -> Totals:
     return {}, {}, {}
 
@@ -164,7 +168,7 @@ def test_a_hold_expires_when_its_owner_stops_renewing_it(redis_url: str) -> None
     owner.reserve("prj_b", "key_1", 5 * MICRO, project_budget=None, key_budget=None, prepaid=True, now_ms=now)
     for _ in range(4):  # renewed past its ttl: still held
         time.sleep(0.4)
-        assert owner.renew() == 3
+        assert owner.renew() == 0  # renewed, none had to be put back
     with pytest.raises(GatewayError):
         other.reserve("prj_b", "key_2", MICRO, project_budget=None, key_budget=None, prepaid=True, now_ms=now)
     time.sleep(1.2)  # the owner stopped renewing (as a dead process does)
@@ -225,6 +229,17 @@ def test_a_killed_process_frees_its_holds_within_their_ttl(redis_url: str) -> No
         if holder.poll() is None:
             holder.kill()
             holder.wait(5)
+
+
+def test_a_hold_redis_lost_is_put_back_by_its_live_owner(redis_server: Redis) -> None:
+    redis_server.flush()
+    _load(redis_server.url, {}, {"prj_b": 5 * MICRO})
+    owner = _budgets(redis_server.url)
+    owner.reserve("prj_b", "key_1", 4 * MICRO, project_budget=None, key_budget=None, prepaid=True, now_ms=_now())
+    redis_server.flush()  # Redis restarted empty under a running request
+    _load(redis_server.url, {}, {"prj_b": 5 * MICRO})  # the totals come back from the store
+    assert owner.renew() == 3  # put back in its key, project and wallet sets
+    assert owner.reserved_wallet.get("prj_b") == 4 * MICRO and owner.reserved_project.get("prj_b") == 4 * MICRO
 
 
 def test_restore_counts_a_hold_once(redis_url: str) -> None:
