@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from server.admission import Gatekeeper
 from server.billing.ledger import LedgerChain, open_chain
@@ -42,14 +43,16 @@ from server.settings import Settings
 from server.settlement import Settlement
 from server.snapshot import Snapshot
 from server.state import HotState
-from server.state.budgets import SharedBudgets, Totals
 from server.state.changes import apply_change
-from server.state.limits import SharedRateLimiter
 from server.store.protocol import HOLD_JOB, HoldRecord, Interrupted, Recovery, Store
 from server.store.sqlite.store import SqliteStore
 from server.streaming.relay import OpenStreams
 from server.types import Usage
 from server.webhooks.service import Webhooks
+
+if TYPE_CHECKING:  # redis-py is imported only when [state] url is set
+    from server.state.budgets import SharedBudgets, Totals
+    from server.state.limits import SharedRateLimiter
 
 log = logging.getLogger("gateway")
 
@@ -152,7 +155,7 @@ class Gateway:
                 billed,
             )
         budgets = state.make_budgets(zone, month_key(now, zone), lambda: store_totals(store, zone))
-        if isinstance(budgets, SharedBudgets):
+        if state.shared:
             recovered = [(i.project_id, i.key_id, recovery(i).charge_micro) for i in loaded.interrupted if i.stream]
             await budgets.start((loaded.spend_project, loaded.spend_key, loaded.balances), recovered)
         else:

@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.answer_cache import AnswerCache
 from server.budget import Budgets
@@ -28,13 +28,13 @@ from server.idempotency import InFlight, LocalInFlight
 from server.limits import RateLimiter
 from server.routing import ProviderHealth
 from server.settings import RoutingSettings, Settings
-from server.state.budgets import SharedBudgets, Totals
-from server.state.cache import SharedAnswerCache
-from server.state.claims import SharedInFlight
-from server.state.connection import Connection, Unavailable
-from server.state.cooldowns import SharedHealth
-from server.state.invalidation import Bus
-from server.state.limits import SharedRateLimiter
+
+if TYPE_CHECKING:  # the shared side (and redis-py) is imported only when [state] url is set
+    from server.state.budgets import SharedBudgets, Totals
+    from server.state.cache import SharedAnswerCache
+    from server.state.connection import Connection
+    from server.state.invalidation import Bus
+    from server.state.limits import SharedRateLimiter
 
 log = logging.getLogger("gateway")
 
@@ -54,6 +54,9 @@ class HotState:
     def open(cls, settings: Settings) -> HotState:
         if not settings.state.shared:
             return cls(settings)
+        from server.state.claims import SharedInFlight
+        from server.state.connection import Connection
+
         connection = Connection(settings.state.url, settings.state.timeout_ms)
         return cls(settings, connection, in_flight=SharedInFlight(connection, settings.state.hold_ttl_s))
 
@@ -62,22 +65,34 @@ class HotState:
         return self.connection is not None
 
     def limiter(self) -> RateLimiter | SharedRateLimiter:
-        return RateLimiter() if self.connection is None else SharedRateLimiter(self.connection)
+        if self.connection is None:
+            return RateLimiter()
+        from server.state.limits import SharedRateLimiter
+
+        return SharedRateLimiter(self.connection)
 
     def make_budgets(self, zone: str, month: str, load: Callable[[], Awaitable[Totals]]) -> Budgets | SharedBudgets:
         if self.connection is None:
             self.budgets = Budgets(zone=zone, month=month)
         else:
+            from server.state.budgets import SharedBudgets
+
             self.budgets = SharedBudgets(self.connection, zone, self.settings.state.hold_ttl_s, load)
         return self.budgets
 
     def health(self, routing: RoutingSettings) -> ProviderHealth:
         if self.connection is None:
             return ProviderHealth(routing)
+        from server.state.cooldowns import SharedHealth
+
         return SharedHealth(routing, self.connection, self._announce_cooldown)
 
     def answer_cache(self, max_bytes: int) -> AnswerCache | SharedAnswerCache:
-        return AnswerCache(max_bytes) if self.connection is None else SharedAnswerCache(self.connection, max_bytes)
+        if self.connection is None:
+            return AnswerCache(max_bytes)
+        from server.state.cache import SharedAnswerCache
+
+        return SharedAnswerCache(self.connection, max_bytes)
 
     def _announce_cooldown(self, provider: str, seconds: float) -> None:
         if self.bus is not None:
@@ -86,6 +101,8 @@ class HotState:
     def listen(self, apply: Callable[[dict[str, Any]], None]) -> None:
         """Create the invalidation bus and note the log's position (before the store is loaded)."""
         if self.connection is not None:
+            from server.state.invalidation import Bus
+
             self.bus = Bus(self.connection, apply)
             self.bus.mark()
 
@@ -110,11 +127,15 @@ class HotState:
 
     def renew(self) -> None:
         """Renew holds and claims; send what an outage held back (each step retried on the next tick)."""
+        from server.state.connection import Unavailable
+
         try:
-            if isinstance(self.budgets, SharedBudgets):
-                self.budgets.renew()
-            if isinstance(self.in_flight, SharedInFlight):
-                self.in_flight.renew()
+            renew = getattr(self.budgets, "renew", None)
+            if renew is not None:
+                renew()
+            renew = getattr(self.in_flight, "renew", None)
+            if renew is not None:
+                renew()
             if self.bus is not None:
                 self.bus.flush()
         except Unavailable:
