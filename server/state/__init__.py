@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -96,7 +97,7 @@ class HotState:
 
     def _announce_cooldown(self, provider: str, seconds: float) -> None:
         if self.bus is not None:
-            self.bus.publish({"op": "cool", "provider": provider, "seconds": seconds})
+            self.bus.publish({"op": "cool", "provider": provider, "until": time.time() + seconds})
 
     def listen(self, apply: Callable[[dict[str, Any]], None]) -> None:
         """Create the invalidation bus and note the log's position (before the store is loaded)."""

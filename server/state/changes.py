@@ -2,7 +2,7 @@
 
 Messages: `{"op": "key", "key": {...}}` (created, rotated, revoked, scopes or budget changed),
 `{"op": "project", "project": {...}}` (created, plan, billing or budget changed), `{"op": "cool",
-"provider": name, "seconds": s}` (a provider cooldown started). Entries travel whole: key hashes are
+"provider": name, "until": unix seconds}` (a provider cooldown started). Entries travel whole: key hashes are
 SHA-256 digests of random secrets (never the secrets), and Redis is a trusted part of the deployment.
 """
 
@@ -59,5 +59,6 @@ def apply_change(gw: Gateway, message: dict[str, Any]) -> None:
     elif op == "cool":
         health = gw.generations.current.router.health
         cool = getattr(health, "cool", None)
-        if cool is not None:
-            cool(message["provider"], time.monotonic() + float(message["seconds"]))
+        remaining = float(message["until"]) - time.time()  # wall clock: a replayed old one has run out
+        if cool is not None and remaining > 0:
+            cool(message["provider"], time.monotonic() + remaining)

@@ -24,8 +24,6 @@ from tests.e2e.test_keys_limits_budgets import (  # the same behaviours, now on 
     test_per_ip_safety_net,
     test_plan_limits_apply_per_endpoint_class,
     test_rate_limit_headers_decrease_then_429_with_retry_after,
-    test_revocation_is_immediate_and_recorded_in_the_outbox,
-    test_rotation_keeps_id_and_scopes_and_refuses_old_secret_at_once,
     test_tokens_per_minute_names_the_limit,
 )
 from tests.support.gateway import MOCK_CONFIG, GatewayProcess
@@ -42,8 +40,6 @@ __all__ = [
     "test_per_ip_safety_net",
     "test_plan_limits_apply_per_endpoint_class",
     "test_rate_limit_headers_decrease_then_429_with_retry_after",
-    "test_revocation_is_immediate_and_recorded_in_the_outbox",
-    "test_rotation_keeps_id_and_scopes_and_refuses_old_secret_at_once",
     "test_tokens_per_minute_names_the_limit",
 ]
 

@@ -128,3 +128,44 @@ def test_a_listener_that_was_away_replays_what_it_missed(redis_url: str) -> None
     entry = authenticate(snapshot, SECRET + "new", now)
     assert entry is key and entry.scopes.rpm == 5 and entry.scopes.monthly_budget_micro == 1000
     assert project.plan == "standard" and project.monthly_budget_micro == 5_000_000
+
+
+def test_provider_failures_are_counted_across_processes_and_a_cooldown_reaches_all(redis_url: str) -> None:
+    from server.settings import RoutingSettings
+    from server.state.cooldowns import SharedHealth
+
+    routing = RoutingSettings(cooldown_failures=3, cooldown_seconds=30)
+    connections = [Connection(redis_url, 2000), Connection(redis_url, 2000)]
+    buses: list[Bus] = []
+    healths: list[SharedHealth] = []
+    for connection in connections:
+        gw = _gateway(Snapshot())
+        bus = Bus(connection, lambda message, gw=gw: apply_change(gw, message))
+        health = SharedHealth(
+            routing,
+            connection,
+            lambda p, s, bus=bus: bus.publish({"op": "cool", "provider": p, "until": time.time() + s}),
+        )
+        gw.generations.current.router.health = health
+        buses.append(bus)
+        healths.append(health)
+
+    async def scenario() -> None:
+        for bus in buses:
+            bus.mark()
+            bus.start()
+        await asyncio.sleep(0.2)
+        now = time.monotonic()
+        healths[0].failed("up", now)
+        healths[1].failed("up", now)
+        assert not healths[0].cooling("up", now) and not healths[1].cooling("up", now)
+        healths[1].failed("up", now)  # the third in a row, fleet-wide
+        assert healths[1].cooling("up", now)
+        deadline = time.monotonic() + 1
+        while not healths[0].cooling("up", time.monotonic()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert healths[0].cooling("up", time.monotonic())
+        for bus in buses:
+            await bus.stop()
+
+    asyncio.run(scenario())

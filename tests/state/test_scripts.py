@@ -286,3 +286,19 @@ def test_an_idempotency_claim_is_dropped_only_by_its_holder(redis_url: str) -> N
     assert second.take(slot)
     time.sleep(1.1)  # its holder stopped renewing it
     assert first.take(slot)
+
+
+def test_an_answer_cached_by_one_process_is_served_to_another_until_it_expires(redis_url: str) -> None:
+    from server.answer_cache import Entry, digest
+    from server.state.cache import SharedAnswerCache
+
+    first, second = (SharedAnswerCache(Connection(redis_url, 2000), 1 << 20) for _ in range(2))
+    key = digest("chat", "prj_1", "mock-chat", {"messages": []})
+    first.put(key, Entry(b'{"answer": 1}', 12, 3, "mock-chat", False, first.deadline(0.5)))
+    found = second.get(key)
+    assert (
+        found is not None and found.value == b'{"answer": 1}' and (found.input_tokens, found.output_tokens) == (12, 3)
+    )
+    assert second.get(digest("chat", "prj_2", "mock-chat", {"messages": []})) is None  # another project's key
+    time.sleep(0.6)
+    assert second.get(key) is None
