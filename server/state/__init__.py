@@ -65,6 +65,18 @@ class HotState:
     def shared(self) -> bool:
         return self.connection is not None
 
+    def reachable(self) -> bool:
+        """Whether the hot state can be used now (always in memory; a PING, or fail fast, on Redis)."""
+        if self.connection is None:
+            return True
+        from server.state.connection import Unavailable
+
+        try:
+            self.connection.call(self.connection.client.ping)
+        except Unavailable:
+            return False
+        return True
+
     def limiter(self) -> RateLimiter | SharedRateLimiter:
         if self.connection is None:
             return RateLimiter()

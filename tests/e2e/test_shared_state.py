@@ -107,7 +107,10 @@ def test_redis_stopped_mid_load_gives_503s_never_an_unmetered_answer_and_recover
         time.sleep(0.8)
         own.stop()
         down_from = time.monotonic()
-        time.sleep(1.5)
+        time.sleep(0.3)
+        ready = httpx.get(f"{gw.url}/readyz")
+        assert ready.status_code == 503 and ready.json()["state"] is False  # a balancer sends no more
+        time.sleep(1.2)
         down_until = time.monotonic()
         own.start()  # same port, empty: the gateway loads its totals again from the store
         recovered = None
@@ -125,6 +128,7 @@ def test_redis_stopped_mid_load_gives_503s_never_an_unmetered_answer_and_recover
         assert statuses <= {200, 503}, statuses
         assert {code for _, status, _, code in results if status == 503} == {"metering_unavailable"}
         during = [status for sent, status, _, _ in results if down_from + 0.05 < sent < down_until]
+        assert httpx.get(f"{gw.url}/readyz").json()["state"] is True  # back: ready again
         assert during and set(during) == {503}  # never admitted unmetered or unlimited while it was down
         ok = [request_id for _, status, request_id, _ in results if status == 200]
         assert len(ok) > 10
