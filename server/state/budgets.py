@@ -17,7 +17,8 @@ by the first process to start after Redis came up empty (a marker per month says
 process restarting on a loaded Redis adds what its own crash recovery billed. Each settlement then adds
 its committed charge (and `unspend` takes back one the store refused). A Redis that lost its data (a
 restart without persistence) is noticed by the missing marker: requests get 503 until the totals are
-loaded again from the store, moments later.
+loaded again from the store, moments later. A new month on a Redis that holds last month's marker only
+starts its spend at zero (no reload, no 503).
 
 Failure behaviour: a reservation that cannot reach Redis is refused with 503 `metering_unavailable`
 (never admitted unmetered); a settlement, release or credit that cannot reach it is kept in this process
@@ -55,14 +56,18 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: marker, holds/held of key, project, wallet, spent key, spent project, balance
-# ARGV: member, micro, key budget (-1: none), project budget (-1), prepaid (0/1), ttl ms, check (0/1)
+# KEYS: marker, holds/held of key, project, wallet, spent key, spent project, balance, last month's marker
+# ARGV: member, micro, key budget (-1: none), project budget (-1), prepaid (0/1), ttl ms, check (0/1),
+# the marker's ttl
 RESERVE = Script(
     _PURGE
     + """
 local member, micro, check = ARGV[1], tonumber(ARGV[2]), ARGV[7] == '1'
 local expires = now + tonumber(ARGV[6])
-if check and redis.call('EXISTS', KEYS[1]) == 0 then return {9, 0} end
+if check and redis.call('EXISTS', KEYS[1]) == 0 then
+  if redis.call('EXISTS', KEYS[11]) == 0 then return {9, 0} end
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[8])  -- a new month on a loaded Redis: its spend starts at 0
+end
 local held_k = purge(KEYS[2], KEYS[3], now)
 local held_p = purge(KEYS[4], KEYS[5], now)
 local held_w = purge(KEYS[6], KEYS[7], now)
@@ -298,6 +303,7 @@ class SharedBudgets:
             1 if prepaid else 0,
             self._ttl_ms,
             1,
+            MONTH_TTL_MS,
         )
         try:
             code, used = self._connection.run(RESERVE, self._reserve_keys(hold, month), args)
@@ -317,18 +323,21 @@ class SharedBudgets:
         return hold
 
     def _reserve_keys(self, hold: Hold, month: str) -> list[str]:
+        year, number = (int(part) for part in month.split("-"))
+        last = f"{year - 1}-12" if number == 1 else f"{year}-{number - 1:02d}"
         return [
             self._marker(month),
             *_hold_keys(hold),
             self._spent("k", month, hold.key_id),
             self._spent("p", month, hold.project_id),
             f"{PREFIX}b:bal:{hold.project_id}",
+            self._marker(last),
         ]
 
     def restore(self, hold: Hold) -> Hold:
         """Count a hold as reserved without checking it (a job's at start-up, a forced realtime response)."""
         hold.id = hold.id or self._connection.unique()
-        args = (f"{hold.id}|{hold.micro}", hold.micro, -1, -1, 1 if hold.wallet else 0, self._ttl_ms, 0)
+        args = (f"{hold.id}|{hold.micro}", hold.micro, -1, -1, 1 if hold.wallet else 0, self._ttl_ms, 0, MONTH_TTL_MS)
         try:
             self._connection.run(RESERVE, self._reserve_keys(hold, self.month), args)
         except Unavailable:

@@ -302,3 +302,15 @@ def test_an_answer_cached_by_one_process_is_served_to_another_until_it_expires(r
     assert second.get(digest("chat", "prj_2", "mock-chat", {"messages": []})) is None  # another project's key
     time.sleep(0.6)
     assert second.get(key) is None
+
+
+def test_a_new_month_starts_its_spend_at_zero_without_a_reload(redis_url: str) -> None:
+    _load(redis_url, {"prj_b": 9 * MICRO}, {"prj_b": 20 * MICRO})
+    budgets = _budgets(redis_url)
+    from server.budget import month_key, next_month_start
+
+    next_month = int(next_month_start(month_key(_now(), "UTC"), "UTC").timestamp() * 1000) + 3_600_000
+    hold = budgets.reserve(
+        "prj_b", "key_1", 9 * MICRO, project_budget=10 * MICRO, key_budget=None, prepaid=True, now_ms=next_month
+    )
+    assert hold.micro == 9 * MICRO  # last month's 9 spent do not count against this month's 10
