@@ -23,15 +23,18 @@ install-test: $(BIN)/python  ## the package plus the test dependencies (SDKs, py
 	  else \
 	    echo "note: pdftoppm is missing (apt-get install poppler-utils as root); make test will fail without it"; \
 	  fi; }
-	@# PostgreSQL and Redis servers (Debian's postgresql and redis-server): the scale-out tests start real ones
-	@# on free ports in temp dirs (tests/support/services.py); installed as root with apt-get when missing.
-	@{ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && command -v redis-server >/dev/null 2>&1; } || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing postgresql and redis-server for the scale-out tests"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql redis-server >/dev/null; \
-	  else \
-	    echo "note: PostgreSQL or redis-server is missing (apt-get install postgresql redis-server as root); make test will fail without them"; \
-	  fi; }
+	@# redis-server and PostgreSQL (Debian's redis-server and postgresql): the shared-state and store tests start
+	@# their own in a temp dir; installed as root with apt-get when missing, else the tests say what to install.
+	@missing=""; command -v redis-server >/dev/null 2>&1 || missing="redis-server"; \
+	  { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$$missing postgresql"; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      echo "installing$$missing for the shared-state tests"; \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	    else \
+	      echo "note:$$missing missing (apt-get install$$missing as root); make test will fail without them"; \
+	    fi; \
+	  fi
 
 run: install  ## init on first run (config.toml + data/ here), then serve in the foreground
 	@if [ ! -f config.toml ]; then $(BIN)/gatewayctl init --dir .; fi

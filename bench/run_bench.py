@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -191,17 +192,37 @@ def main(argv: list[str] | None = None) -> int:
         "--no-limits", action="store_true", help="a key without RPM/TPM/budget (for comparing with older versions)"
     )
     parser.add_argument("--no-media", action="store_true", help="skip the images, transcription and upload cases")
+    parser.add_argument(
+        "--redis",
+        nargs="?",
+        const="start",
+        default=None,
+        help="hot state on Redis ([state] url): the URL given, or a redis-server of the bench's own",
+    )
     opts = parser.parse_args(argv)
     plan = dict(QUICK if opts.quick else FULL)
     info = harness.machine() | {"loop": loadgen.install_uvloop(), "concurrency": opts.concurrency}
     signal.signal(signal.SIGTERM, _on_sigterm)
     tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-", dir=opts.tmp_dir))
     children = harness.Children()
+    stops: list[Callable[[], None]] = []  # a redis-server of our own, stopped by its PID
     gw: dict[str, Any] = {}
     try:
         t0 = time.monotonic()
         up_port, _ = harness.start_upstream(children, tmp)
-        gw = harness.setup_gateway(children, tmp, up_port, limits=not opts.no_limits)
+        server_env = {}
+        if opts.redis:
+            url = opts.redis
+            if url == "start":
+                sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+                from tests.support.services import start_redis
+
+                redis_server = start_redis()
+                stops.append(redis_server.stop)
+                url = redis_server.url
+            server_env["GATEWAY_STATE__URL"] = url
+            say(f"hot state on Redis: {url}")
+        gw = harness.setup_gateway(children, tmp, up_port, limits=not opts.no_limits, server_env=server_env)
         ready_s = time.monotonic() - t0
         say(f"upstream on :{up_port}, gateway at {gw['url']} (pid {gw['pid']}) ready in {ready_s:.1f} s")
         res = asyncio.run(measure(opts, plan, f"http://127.0.0.1:{up_port}", gw))
@@ -224,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         children.stop_all()
+        for stop in stops:
+            stop()
         if opts.keep_tmp:
             say(f"kept {tmp}")
         else:

@@ -151,13 +151,8 @@ class Budgets:
             ("key", self.spent_key, hold.key_id, key_budget),
         ):
             before = spent.get(scope_id, 0)
-            after = before + actual_micro
-            spent[scope_id] = after
-            if budget:
-                for percent in THRESHOLDS:
-                    mark = budget * percent // 100
-                    if before < mark <= after:
-                        crossings.append(Crossing(scope, scope_id, hold.project_id, percent, self.month, budget, after))
+            spent[scope_id] = before + actual_micro
+            crossings += thresholds_crossed(scope, scope_id, hold.project_id, budget, before, actual_micro, self.month)
         return crossings
 
     def unspend(self, hold: Hold, actual_micro: int) -> None:
@@ -169,6 +164,20 @@ class Budgets:
     def credit(self, project_id: str, micro: int) -> None:
         """A committed ledger entry other than usage (top-up, refund, adjustment)."""
         self.balances[project_id] = self.balances.get(project_id, 0) + micro
+
+
+def thresholds_crossed(
+    scope: str, scope_id: str, project_id: str, budget: int | None, before: int, actual_micro: int, month: str
+) -> list[Crossing]:
+    """The thresholds (50, 80, 100 %) of `budget` that a spend of `actual_micro` from `before` crosses."""
+    if not budget:
+        return []
+    after = before + actual_micro
+    return [
+        Crossing(scope, scope_id, project_id, percent, month, budget, after)
+        for percent in THRESHOLDS
+        if before < budget * percent // 100 <= after
+    ]
 
 
 def _add(table: dict[str, int], key: str, delta: int) -> None:

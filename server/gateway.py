@@ -1,5 +1,6 @@
 """The running gateway's resources, owned by the app lifespan: settings, store, snapshot, providers, the
-in-memory limiter and budgets, and the request path built from them.
+hot state (limiter, budgets, claims, cooldowns, cache: in memory, or on Redis for a fleet, server/state/),
+and the request path built from them.
 
 What the config drives (models, providers, router, plans, limits) is a `Generation` (server/generation.py)
 that `reload` replaces; everything else (the store, budgets, keys and projects) lives as long as the
@@ -11,9 +12,9 @@ import asyncio
 import ipaddress
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from server.admission import Gatekeeper
-from server.answer_cache import AnswerCache
 from server.billing.ledger import LedgerChain, open_chain
 from server.budget import Budgets, Hold, month_key, month_start_ms
 from server.cache_policy import Caching
@@ -41,11 +42,17 @@ from server.routing import ConnectionShares
 from server.settings import Settings
 from server.settlement import Settlement
 from server.snapshot import Snapshot
+from server.state import HotState
+from server.state.changes import apply_change
 from server.store.protocol import HOLD_JOB, HoldRecord, Interrupted, Recovery, Store
 from server.store.select import make_store
 from server.streaming.relay import OpenStreams
 from server.types import Usage
 from server.webhooks.service import Webhooks
+
+if TYPE_CHECKING:  # redis-py is imported only when [state] url is set
+    from server.state.budgets import SharedBudgets, Totals
+    from server.state.limits import SharedRateLimiter
 
 log = logging.getLogger("gateway")
 
@@ -67,13 +74,24 @@ def recovery(item: Interrupted) -> Recovery:
     return Recovery(item, usage, charge(usage, Rates.from_micro(item.price_card)).micro, ended)
 
 
+async def store_totals(store: Store, zone: str) -> Totals:
+    """This month's spend (by project, by key) and every wallet balance, from the store: what the shared
+    budgets load when Redis has none (server/state/budgets.py)."""
+    now = now_ms()
+    since = month_start_ms(now, zone)
+    by_project = {r["project"]: int(r["cost_micro"] or 0) for r in await store.usage_totals(since, "project")}
+    by_key = {r["key"]: int(r["cost_micro"] or 0) for r in await store.usage_totals(since, "key")}
+    balances = {r["id"]: int(r["balance_micro"]) for r in await store.ledger_states(now + 1)}
+    return by_project, by_key, balances
+
+
 @dataclass
 class Gateway:
     store: Store
     snapshot: Snapshot
     generations: Generations
-    budgets: Budgets
-    limiter: RateLimiter
+    budgets: Budgets | SharedBudgets
+    limiter: RateLimiter | SharedRateLimiter
     latency: LatencyBands
     settlement: Settlement
     path: RequestPath
@@ -88,6 +106,7 @@ class Gateway:
     fetcher: Fetcher
     jobs: JobRunner
     sessions: OpenSessions  # realtime sessions open now (server/realtime/sessions.py)
+    state: HotState  # in memory, or shared by a fleet on Redis (server/state/)
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     started_ms: int = field(default_factory=now_ms)  # when this process started serving (usage tail's hello)
     stopping: bool = False  # a graceful stop began: /readyz says so, so balancers send no more
@@ -124,6 +143,9 @@ class Gateway:
         store = make_store(settings, chain)
         zone = settings.billing.timezone
         now = now_ms()
+        state = HotState.open(settings)
+        holder: list[Gateway] = []
+        state.listen(lambda message: apply_change(holder[0], message) if holder else None)  # before the load
         loaded = await store.open(month_start_ms(now, zone), recovery, rekey_from)
         if loaded.interrupted:
             billed = sum(1 for item in loaded.interrupted if item.stream)
@@ -132,13 +154,13 @@ class Gateway:
                 len(loaded.interrupted),
                 billed,
             )
-        budgets = Budgets(
-            zone=zone,
-            month=month_key(now, zone),
-            spent_project=loaded.spend_project,
-            spent_key=loaded.spend_key,
-            balances=loaded.balances,
-        )
+        budgets = state.make_budgets(zone, month_key(now, zone), lambda: store_totals(store, zone))
+        if state.shared:
+            recovered = [(i.project_id, i.key_id, recovery(i).charge_micro) for i in loaded.interrupted if i.stream]
+            await budgets.start((loaded.spend_project, loaded.spend_key, loaded.balances), recovered)
+        else:
+            budgets.spent_project, budgets.spent_key = loaded.spend_project, loaded.spend_key
+            budgets.balances = loaded.balances
         job_holds: dict[str, tuple[Hold, HoldRecord]] = {}
         for held in loaded.open_holds:  # a job's or a session's reservation outlives the restart
             restored = budgets.restore(Hold(held.project_id, held.key_id, held.micro, held.wallet, held.id))
@@ -146,9 +168,9 @@ class Gateway:
                 job_holds[held.id] = (restored, held)
         snapshot = Snapshot.build(settings, loaded)
         shares = ConnectionShares({})
-        generations = Generations(build(settings, 1, shares))
+        generations = Generations(build(settings, 1, shares, health=state.health))
         streams = OpenStreams()
-        limiter = RateLimiter()
+        limiter = state.limiter()
         latency = LatencyBands()
         metrics = Metrics()
         store.on_commit(metrics.commit)
@@ -178,7 +200,7 @@ class Gateway:
             latency=latency,
             streams=streams,
             bodies=BodyLog(store, settings.logging, loaded.body_bytes),
-            caching=Caching(AnswerCache(settings.cache.max_mb << 20)),
+            caching=Caching(state.answer_cache(settings.cache.max_mb << 20)),  # type: ignore[arg-type]
             metrics=metrics,
         )
         disk = FileDisk(settings.files_path)
@@ -194,7 +216,7 @@ class Gateway:
         )
         fetcher = Fetcher(settings.files)
         jobs = JobRunner(path, store.media, files, snapshot, settings.jobs, job_holds, settings.store.shared)
-        return cls(
+        gateway = cls(
             store=store,
             snapshot=snapshot,
             generations=generations,
@@ -206,7 +228,7 @@ class Gateway:
             chain=chain,
             shares=shares,
             streams=streams,
-            idempotency=Idempotency(store, settings.idempotency.retention_hours),
+            idempotency=Idempotency(store, settings.idempotency.retention_hours, state.in_flight),
             webhooks=webhooks,
             metrics=metrics,
             files=files,
@@ -215,7 +237,11 @@ class Gateway:
             jobs=jobs,
             sessions=OpenSessions(settings.realtime, path),
             trusted_proxies=tuple(ipaddress.ip_network(c, strict=False) for c in settings.server.trusted_proxies),
+            state=state,
         )
+        holder.append(gateway)
+        state.start()
+        return gateway
 
     async def close(self) -> None:
         """Close the providers, then the store: the writer commits what is queued, the WAL is checkpointed
@@ -227,5 +253,6 @@ class Gateway:
             log.error(
                 "%d outcomes could not be recorded before the stop (the store refused writes)", self.settlement.backlog
             )
+        await self.state.close()
         await self.store.close()
         log.info("store closed: every queued write committed, the WAL checkpointed")

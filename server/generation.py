@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from server.providers.base import Provider
 from server.providers.registry import build_providers
-from server.routing import ConnectionShares, Router
-from server.settings import LimitSettings, PlanSettings, ProviderSettings, Settings
+from server.routing import ConnectionShares, ProviderHealth, Router
+from server.settings import LimitSettings, PlanSettings, ProviderSettings, RoutingSettings, Settings
 from server.snapshot import ModelEntry, model_entries
 
 log = logging.getLogger("gateway.reload")
@@ -60,9 +60,14 @@ class Generation:
 
 
 def build(
-    settings: Settings, number: int, shares: ConnectionShares, carried: Iterable[tuple[ProviderSettings, Provider]] = ()
+    settings: Settings,
+    number: int,
+    shares: ConnectionShares,
+    carried: Iterable[tuple[ProviderSettings, Provider]] = (),
+    health: Callable[[RoutingSettings], ProviderHealth] | None = None,
 ) -> Generation:
-    """A generation for `settings`; a provider whose settings equal one in `carried` reuses its object."""
+    """A generation for `settings`; a provider whose settings equal one in `carried` reuses its object;
+    `health` makes the router's provider health (shared cooldowns on a fleet: server/state/cooldowns.py)."""
     reusable = list(carried)
     providers: dict[str, Provider] = {}
     fresh = [p for p in settings.providers if not any(old == p for old, _ in reusable)]
@@ -77,7 +82,7 @@ def build(
         models=model_entries(settings),
         providers=providers,
         provider_settings={p.name: p for p in settings.providers},
-        router=Router(providers, settings.routing, shares),
+        router=Router(providers, settings.routing, shares, health(settings.routing) if health else None),
     )
 
 

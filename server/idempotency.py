@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from server.errors import IDEMPOTENCY_KEY_IN_FLIGHT, IDEMPOTENCY_KEY_MISMATCH, INVALID_IDEMPOTENCY_KEY
 from server.store.protocol import IdempotencyRecord, Store
@@ -49,32 +50,57 @@ class Claim:
         )
 
 
+class InFlight(Protocol):
+    """The keys being answered now: in this process's memory, or shared by a fleet (server/state/claims.py)."""
+
+    def take(self, slot: tuple[str, str]) -> bool:
+        """Claim `slot`; False when another request holds it."""
+        ...
+
+    def drop(self, slot: tuple[str, str]) -> None: ...
+
+
+class LocalInFlight:
+    """In-flight keys in a set: the event loop is single-threaded, so take is atomic."""
+
+    def __init__(self) -> None:
+        self._slots: set[tuple[str, str]] = set()
+
+    def take(self, slot: tuple[str, str]) -> bool:
+        if slot in self._slots:
+            return False
+        self._slots.add(slot)
+        return True
+
+    def drop(self, slot: tuple[str, str]) -> None:
+        self._slots.discard(slot)
+
+
 class Idempotency:
-    def __init__(self, store: Store, retention_hours: int) -> None:
+    def __init__(self, store: Store, retention_hours: int, in_flight: InFlight | None = None) -> None:
         self._store = store
         self._retention_ms = retention_hours * HOUR_MS
-        self._in_flight: set[tuple[str, str]] = set()
+        self._in_flight: InFlight = in_flight if in_flight is not None else LocalInFlight()
 
     async def claim(self, project_id: str, key: str, raw_body: bytes, now_ms: int) -> Claim | IdempotencyRecord:
         """The stored answer to replay, or a claim on the key for this request (release it when it ends)."""
         if not 0 < len(key) <= 255 or not key.isprintable():
             raise INVALID_IDEMPOTENCY_KEY(param=HEADER)
         slot = (project_id, key)
-        if slot in self._in_flight:
+        if not self._in_flight.take(slot):  # before the lookup: a concurrent twin sees it at once
             raise IDEMPOTENCY_KEY_IN_FLIGHT(headers={"retry-after": "1"})
-        self._in_flight.add(slot)  # before the lookup: a concurrent twin sees it at once
         try:
             sha = hashlib.sha256(raw_body).hexdigest()
             found = await self._store.idempotent_answer(project_id, key, now_ms)
         except BaseException:
-            self._in_flight.discard(slot)
+            self._in_flight.drop(slot)
             raise
         if found is None:
             return Claim(project_id, key, sha, self._retention_ms)
-        self._in_flight.discard(slot)
+        self._in_flight.drop(slot)
         if found.body_sha256 != sha:
             raise IDEMPOTENCY_KEY_MISMATCH(param=HEADER)
         return found
 
     def release(self, claim: Claim) -> None:
-        self._in_flight.discard((claim.project_id, claim.key))
+        self._in_flight.drop((claim.project_id, claim.key))

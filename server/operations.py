@@ -1,4 +1,5 @@
-"""Operator actions behind the admin API: write the database first, then update the snapshot."""
+"""Operator actions behind the admin API: write the database first, then update the snapshot, then tell the
+other processes of a fleet (server/state/invalidation.py; nothing to tell on one process)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from server.gateway import Gateway
 from server.keys import KEY_PREFIX, display_prefix, hash_secret, new_id, new_secret
 from server.scopes import KeyScopes
 from server.snapshot import KeyEntry, ProjectEntry
+from server.state.changes import key_message, project_message
 from server.store.protocol import Event
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -81,6 +83,7 @@ async def create_project(gw: Gateway, name: str, plan: str | None = None, billin
         {"id": project.id, "name": name, "plan": plan, "billing": billing, "created_ms": project.created_ms}
     )
     gw.snapshot.put_project(project)
+    gw.state.publish(project_message(project))
     return project
 
 
@@ -94,6 +97,7 @@ async def set_project(gw: Gateway, ref: str, **values: Any) -> ProjectEntry:
     await gw.store.update_project(project.id, **values)
     for name, value in values.items():
         setattr(project, name, value)
+    gw.state.publish(project_message(project))
     return project
 
 
@@ -132,6 +136,7 @@ async def set_key_budget(gw: Gateway, key_id: str, monthly_budget_micro: int | N
     parsed = KeyScopes.parse(scopes)
     await gw.store.update_key_scopes(key.id, parsed.as_dict(), key.expires_ms)
     key.scopes = parsed
+    gw.state.publish(key_message(key))
     return key
 
 
@@ -169,6 +174,7 @@ async def create_key(
     }
     await gw.store.create_key(row)
     gw.snapshot.put_key(key)
+    gw.state.publish(key_message(key))
     return key, secret
 
 
@@ -189,6 +195,7 @@ async def rotate_key(gw: Gateway, key_id: str, grace_s: int = 0) -> tuple[KeyEnt
     key.key_hash, key.prefix = new_hash, display_prefix(secret)
     key.prev_key_hash, key.prev_valid_until_ms = prev_hash, until
     gw.snapshot.put_key(key)
+    gw.state.publish(key_message(key))
     return key, secret
 
 
@@ -199,6 +206,7 @@ async def revoke_key(gw: Gateway, key_id: str) -> KeyEntry:
         event_id, payload = key_revoked_event(key.id, key.project_id, when)
         await gw.store.revoke_key(key_id, when, (Event(event_id, "key.revoked", key.project_id, payload, when),))
         key.revoked_ms = when  # the snapshot entry is shared: effective on the next request
+        gw.state.publish(key_message(key))  # and on every other process of a fleet within moments
     gw.sessions.end_key(key.id)  # and its open realtime sessions end now
     return key
 

@@ -52,7 +52,7 @@ async def reload(gw: Gateway) -> dict[str, Any]:
         merged = running.model_copy(update={name: getattr(loaded, name) for name in RELOADABLE})
         current = gw.generations.current
         try:
-            generation = build(merged, current.number + 1, gw.shares, gw.generations.carried())
+            generation = build(merged, current.number + 1, gw.shares, gw.generations.carried(), gw.state.health)
         except Exception as exc:  # a provider that cannot be constructed: nothing was swapped
             raise ReloadRefused(f"providers: {exc}") from None
         changes = describe(running, merged)

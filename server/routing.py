@@ -119,10 +119,16 @@ class ConnectionShares:
 class Router:
     """A model's targets in order, with retries, backoff, cooldowns and per-project connection shares."""
 
-    def __init__(self, providers: dict[str, Provider], settings: RoutingSettings, shares: ConnectionShares) -> None:
+    def __init__(
+        self,
+        providers: dict[str, Provider],
+        settings: RoutingSettings,
+        shares: ConnectionShares,
+        health: ProviderHealth | None = None,
+    ) -> None:
         self.providers = providers
         self.settings = settings
-        self.health = ProviderHealth(settings)
+        self.health = health if health is not None else ProviderHealth(settings)
         self.shares = shares
 
     async def first_success(

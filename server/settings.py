@@ -18,9 +18,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from server.backends import StateSettings, StoreSettings
 from server.capabilities import CAPABILITIES
 from server.providers.kinds import CAPABILITIES as KIND_CAPABILITIES
-from server.settings_shared import StateSettings, StoreSettings
 
 Capability = Literal[
     "chat", "embeddings", "images", "speech", "transcription", "video", "music", "realtime", "tools", "vision", "json"

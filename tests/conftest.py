@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.gateway import MOCK_CONFIG, GatewayProcess
-from tests.support.services import Postgres, start_postgres
+from tests.support.services import Postgres, Redis, start_postgres, start_redis
 from tests.upstreams.openai_upstream import UpstreamProcess, start_upstream_process
 
 UPSTREAM_KEY = "sk-upstream-secret-123"
@@ -40,6 +40,14 @@ capabilities = ["embeddings"]
 allow_http = true  # so that loopback webhook URLs are refused for their address, the allowlist being empty
 """
     )
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Redis]:
+    """One real redis-server (Debian's package) for the whole session; tests that need a clean one flush it."""
+    server = start_redis()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

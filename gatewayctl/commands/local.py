@@ -10,6 +10,7 @@ serves.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -42,12 +43,19 @@ def _settings(path: Path | None) -> Settings:
     from server.settings import ConfigError, load_settings
 
     try:
-        settings = load_settings(path)
+        return load_settings(path)  # server.workers > 1 without shared backends is refused here
     except ConfigError as exc:
         raise CliError(str(exc), 2) from None
-    if settings.server.workers != 1:
-        raise CliError("server.workers must be 1: limits and reservations live in one process", 2)
-    return settings
+
+
+def _check_workers(settings: Settings, workers: int) -> None:
+    """More than one worker only with the store and the hot state shared (PostgreSQL and Redis)."""
+    if workers > 1 and not (settings.store.shared and settings.state.shared):
+        raise CliError(
+            f"--workers {workers} needs [store] url (PostgreSQL) and [state] url (Redis): limits, reservations"
+            " and the ledger must be shared by every process",
+            2,
+        )
 
 
 def _private(path: Path, mode: int) -> None:
@@ -193,47 +201,105 @@ def serve(
     config: Config = None,
     host: Annotated[str | None, typer.Option("--host", help="Override server.host.")] = None,
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="Override server.port.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, help="Processes (server.workers); more than 1 needs [store] and [state] urls."
+        ),
+    ] = None,
 ) -> None:
     """Run the gateway in the foreground.
 
-    One worker process; it refuses to start beside another on the same data; SIGHUP re-reads the config;
-    SIGTERM drains (server.shutdown_grace_s) and exits 0.
+    One process by default; it refuses to start beside another on the same data; SIGHUP re-reads the
+    config; SIGTERM drains (server.shutdown_grace_s) and exits 0. `--workers N` runs N processes on one
+    socket under a supervisor (server/workers.py), allowed only when the store and the hot state are
+    shared ([store] url and [state] url).
     """
-    import logging
-
-    import uvicorn
-
-    from server.app import create_app, create_asgi
-    from server.http_guard import uvicorn_options
-    from server.logline import lean_records, log_handler
-    from server.serving import GatewayServer
+    from server.workers import FD_ENV
 
     os.umask(PRIVATE)
     chosen = config or (Path(os.environ["GATEWAY_CONFIG"]) if os.environ.get("GATEWAY_CONFIG") else None)
     if chosen is None and Path("config.toml").is_file():
         chosen = Path("config.toml")
     settings = _settings(chosen)
-    lock = _lock(settings.data_path)
+    count = workers or settings.server.workers
+    _check_workers(settings, count)
     if settings.store.shared:  # an unreachable PostgreSQL is one line here, not a failed startup's traceback
         _SharedStore(settings.store.url).has_admin_token()
     listen_host, listen_port = host or settings.server.host, port or settings.server.port
+    inherited = os.environ.get(FD_ENV)
+    if inherited:  # a worker of `serve --workers N`: its supervisor holds the lock and bound the socket
+        import socket
+
+        _logging(settings)
+        _run_server(settings, listen_host, listen_port, socket.socket(fileno=int(inherited)), None)
+        return
+    lock = _lock(settings.data_path)
     sock = _bind(listen_host, listen_port)
     shown_host = f"[{listen_host}]" if ":" in listen_host else listen_host
-    for noisy in ("httpx", "httpx2"):  # one INFO line per upstream call is noise
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    json_logs = settings.logging.format == "json"
-    handler = log_handler(settings.logging.format)  # one line per event, secrets scrubbed
-    lean_records()
-    gateway_log = logging.getLogger("gateway")
-    gateway_log.addHandler(handler)
-    gateway_log.setLevel(logging.INFO)
-    gateway_log.propagate = False  # Litestar configures the root logger too: one line per event
-    for line in _banner(settings, chosen, f"http://{shown_host}:{listen_port}"):
+    json_logs = _logging(settings)
+    banner = _banner(settings, chosen, f"http://{shown_host}:{listen_port}")
+    if count > 1:
+        banner.append(f"workers: {count} processes on one socket (store and hot state shared)")
+    for line in banner:
         if json_logs:  # every line a JSON object, so a shipper parses them all
-            gateway_log.info(line)
+            logging.getLogger("gateway").info(line)
         else:
             sys.stderr.write(line + "\n")
     sys.stderr.flush()
+    if count > 1:
+        _supervise(chosen, listen_host, listen_port, sock, lock, count)
+    else:
+        _run_server(settings, listen_host, listen_port, sock, lock)
+
+
+def _logging(settings: Settings) -> bool:
+    """One line per event (JSON or text), secrets scrubbed; True when the lines are JSON."""
+    from server.logline import lean_records, log_handler
+
+    lean_records()
+    for noisy in ("httpx", "httpx2"):  # one INFO line per upstream call is noise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    gateway_log = logging.getLogger("gateway")
+    gateway_log.addHandler(log_handler(settings.logging.format))
+    gateway_log.setLevel(logging.INFO)
+    gateway_log.propagate = False  # Litestar configures the root logger too: one line per event
+    return settings.logging.format == "json"
+
+
+def _supervise(config: Path | None, host: str, port: int, sock: Any, lock: Any, count: int) -> None:
+    """N workers, each this same command on the inherited socket; exits 0 once all drained cleanly."""
+    from server.workers import Supervisor
+
+    argv = [
+        sys.executable,
+        "-c",
+        "from gatewayctl.main import app; app()",
+        "serve",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    if config is not None:
+        argv += ["--config", str(config.resolve())]
+    try:
+        code = Supervisor(argv, sock, count).run()
+    finally:
+        sock.close()
+        lock.release()
+    if code:
+        raise CliError("a worker did not stop cleanly (see the log above)")
+
+
+def _run_server(settings: Settings, listen_host: str, listen_port: int, sock: Any, lock: Any) -> None:
+    import uvicorn
+
+    from server.app import create_app, create_asgi
+    from server.http_guard import uvicorn_options
+    from server.serving import GatewayServer
+
+    json_logs = settings.logging.format == "json"
     app = create_app(settings, listen_host)
     server = GatewayServer(
         uvicorn.Config(
@@ -253,7 +319,7 @@ def serve(
     )
     if json_logs:  # uvicorn's own warnings as JSON lines too, once
         uvicorn_log = logging.getLogger("uvicorn")
-        uvicorn_log.addHandler(handler)
+        uvicorn_log.addHandler(logging.getLogger("gateway").handlers[0])
         uvicorn_log.propagate = False
     # uvicorn drains, restores the handlers it found and re-raises the signal it caught: for SIGTERM
     # that handler is this no-op, so a clean drain exits 0 (systemd's and the spec's expectation).
@@ -263,6 +329,7 @@ def serve(
         server.run(sockets=[sock])
     finally:
         sock.close()
-        lock.release()
+        if lock is not None:
+            lock.release()
     if not server.started:
         raise CliError("the gateway did not start (see the log above)")

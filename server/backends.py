@@ -1,16 +1,21 @@
-"""The `[store]` and `[state]` sections: where a fleet of gateway processes shares its store (PostgreSQL)
-and its hot state (Redis); both empty by default (SQLite in the data dir, this process's memory)."""
+"""Where the store and the hot state live: one process's own (the default) or shared by a fleet.
+
+`[store] url` names a PostgreSQL database (server/store/postgres/), `[state] url` a Redis or Valkey
+server (server/state/); `gatewayctl serve --workers N` needs both (server/settings.py checks it).
+"""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
-class StoreSettings(BaseModel):
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StoreSettings(_Strict):
     """Where the store lives: empty `url` is SQLite in the data dir (the default); `postgresql://…` is a
     PostgreSQL database shared by a fleet of gateway processes (server/store/postgres/)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     url: str = ""
     # Read connections each process keeps open to PostgreSQL (the writer has one of its own).
@@ -31,12 +36,10 @@ class StoreSettings(BaseModel):
         return bool(self.url)
 
 
-class StateSettings(BaseModel):
+class StateSettings(_Strict):
     """Where the hot state lives: empty `url` is this process's memory (the default); `redis://…` is a Redis
     (or Valkey) server shared by the fleet: rate-limit windows, reservations, idempotency claims, cooldowns,
     the answer cache and invalidation (server/state/)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     url: str = ""
     # A reservation whose process stops renewing it (the process died) expires after this long.
