@@ -25,7 +25,7 @@ install-test: $(BIN)/python  ## the package plus the test dependencies (SDKs, py
 	  fi; }
 	@# redis-server and PostgreSQL (Debian's redis-server and postgresql): the shared-state and store tests start
 	@# their own in a temp dir; installed as root with apt-get when missing, else the tests say what to install.
-	@missing=""; command -v redis-server >/dev/null 2>&1 || missing="redis-server"; \
+	@missing=""; command -v redis-server >/dev/null 2>&1 || missing=" redis-server"; \
 	  { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$$missing postgresql"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
