@@ -163,7 +163,9 @@ class SqliteStore:
         return True
 
     def record_intent(self, intent: Intent) -> asyncio.Future[Any]:
-        return self.writer.submit(records.insert_intent(intent), lazy=True)
+        """A unary call's intent may wait for company (its closing follows within milliseconds and shares the
+        commit); a stream's is committed at once, since its first byte waits for it."""
+        return self.writer.submit(records.insert_intent(intent), lazy=not intent.call.stream)
 
     def record_closing(self, closing: Closing) -> asyncio.Future[Any]:
         return self.writer.submit(records.close(closing, self.chain))
