@@ -31,12 +31,17 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from server.budget import Crossing, Hold, _budget_error, month_key, next_month_start, thresholds_crossed
 from server.clock import now_ms
 from server.errors import INSUFFICIENT_CREDITS
 from server.money import format_credits
-from server.state.connection import PREFIX, Connection, Script, Unavailable, refused
+from server.state.connection import CLOCK_LUA, PREFIX, Connection, Script, Unavailable, refused
+
+if TYPE_CHECKING:
+    from server.limits import Admission, Check
+    from server.state.limits import SharedRateLimiter
 
 log = logging.getLogger("gateway")
 MONTH_TTL_MS = 40 * 86_400_000  # a month's spend outlives the month, then expires
@@ -52,45 +57,64 @@ local function purge(z, t, now)
   end
   return tonumber(redis.call('GET', t) or '0')
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: marker, holds/held of key, project, wallet, spent key, spent project, balance, last month's marker
-# ARGV: member, micro, key budget (-1: none), project budget (-1), prepaid (0/1), ttl ms, check (0/1),
-# the marker's ttl
-RESERVE = Script(
+# Check-and-reserve as Lua functions other scripts compose (server/state/admission.py runs them with the rate
+# limits). KEYS[k0 + 1 ..]: marker, holds/held of key, project, wallet, spent key, spent project, balance,
+# last month's marker (11). ARGV[a0 + 1 ..]: member, micro, key budget (-1: none), project budget (-1),
+# prepaid (0/1), ttl ms, check (0/1), the marker's ttl (8). `budget_check` answers a code (0 fits, 1 key
+# budget, 2 project budget, 3 wallet, 9 totals not loaded) and the amount used or available.
+BUDGET_LUA = (
     _PURGE
     + """
-local member, micro, check = ARGV[1], tonumber(ARGV[2]), ARGV[7] == '1'
-local expires = now + tonumber(ARGV[6])
-if check and redis.call('EXISTS', KEYS[1]) == 0 then
-  if redis.call('EXISTS', KEYS[11]) == 0 then return {9, 0} end
-  redis.call('SET', KEYS[1], '1', 'PX', ARGV[8])  -- a new month on a loaded Redis: its spend starts at 0
-end
-local held_k = purge(KEYS[2], KEYS[3], now)
-local held_p = purge(KEYS[4], KEYS[5], now)
-local held_w = purge(KEYS[6], KEYS[7], now)
-if check then
-  local key_budget, project_budget = tonumber(ARGV[3]), tonumber(ARGV[4])
+local function budget_check(k0, a0, now)
+  local micro, check = tonumber(ARGV[a0 + 2]), ARGV[a0 + 7] == '1'
+  if check and redis.call('EXISTS', KEYS[k0 + 1]) == 0 then
+    if redis.call('EXISTS', KEYS[k0 + 11]) == 0 then return 9, 0 end
+    redis.call('SET', KEYS[k0 + 1], '1', 'PX', ARGV[a0 + 8])  -- a new month on a loaded Redis: spend from 0
+  end
+  local held_k = purge(KEYS[k0 + 2], KEYS[k0 + 3], now)
+  local held_p = purge(KEYS[k0 + 4], KEYS[k0 + 5], now)
+  local held_w = purge(KEYS[k0 + 6], KEYS[k0 + 7], now)
+  if not check then return 0, 0 end
+  local key_budget, project_budget = tonumber(ARGV[a0 + 3]), tonumber(ARGV[a0 + 4])
   if key_budget >= 0 then
-    local used = tonumber(redis.call('GET', KEYS[8]) or '0') + held_k
-    if used + micro > key_budget then return {1, used} end
+    local used = tonumber(redis.call('GET', KEYS[k0 + 8]) or '0') + held_k
+    if used + micro > key_budget then return 1, used end
   end
   if project_budget >= 0 then
-    local used = tonumber(redis.call('GET', KEYS[9]) or '0') + held_p
-    if used + micro > project_budget then return {2, used} end
+    local used = tonumber(redis.call('GET', KEYS[k0 + 9]) or '0') + held_p
+    if used + micro > project_budget then return 2, used end
   end
-  if ARGV[5] == '1' then
-    local available = tonumber(redis.call('GET', KEYS[10]) or '0') - held_w
-    if micro > available then return {3, available} end
+  if ARGV[a0 + 5] == '1' then
+    local available = tonumber(redis.call('GET', KEYS[k0 + 10]) or '0') - held_w
+    if micro > available then return 3, available end
+  end
+  return 0, 0
+end
+
+local function budget_commit(k0, a0, now)
+  local member, micro = ARGV[a0 + 1], tonumber(ARGV[a0 + 2])
+  local expires = now + tonumber(ARGV[a0 + 6])
+  local last = ARGV[a0 + 5] == '1' and 3 or 2
+  for i = 1, last do
+    if redis.call('ZADD', KEYS[k0 + 2 * i], 'NX', expires, member) == 1 then
+      redis.call('INCRBY', KEYS[k0 + 2 * i + 1], micro)
+    end
   end
 end
-local last = ARGV[5] == '1' and 3 or 2
-for i = 1, last do
-  if redis.call('ZADD', KEYS[2 * i], 'NX', expires, member) == 1 then redis.call('INCRBY', KEYS[2 * i + 1], micro) end
-end
-return {0, 0}
+"""
+)
+BUDGET_KEYS, BUDGET_ARGS = 11, 8
+
+# KEYS and ARGV as BUDGET_LUA with k0 = a0 = 0; reply: {code, used}
+RESERVE = Script(
+    CLOCK_LUA
+    + BUDGET_LUA
+    + """
+local code, used = budget_check(0, 0, now)
+if code == 0 then budget_commit(0, 0, now) end
+return {code, used}
 """
 )
 
@@ -153,7 +177,7 @@ return 1
 )
 
 # KEYS: holds set, held total
-HELD = Script(_PURGE + "return purge(KEYS[1], KEYS[2], now)")
+HELD = Script(CLOCK_LUA + _PURGE + "return purge(KEYS[1], KEYS[2], now)")
 
 Totals = tuple[dict[str, int], dict[str, int], dict[str, int]]  # spent by project, by key, balances
 
@@ -167,6 +191,18 @@ def _hold_keys(hold: Hold) -> list[str]:
         f"{PREFIX}b:holds:w:{hold.project_id}",
         f"{PREFIX}b:held:w:{hold.project_id}",
     ]
+
+
+@dataclass(slots=True, frozen=True)
+class Asked:
+    """A reservation about to be asked of Redis: its hold, and BUDGET_LUA's KEYS and ARGV."""
+
+    hold: Hold
+    month: str
+    project_budget: int | None
+    key_budget: int | None
+    keys: list[str]
+    args: tuple[object, ...]
 
 
 @dataclass(slots=True, frozen=True)
@@ -207,6 +243,10 @@ class SharedBudgets:
     @property
     def month(self) -> str:
         return month_key(now_ms(), self.zone)
+
+    @property
+    def connection(self) -> Connection:
+        return self._connection
 
     @property
     def open_holds(self) -> int:
@@ -293,6 +333,33 @@ class SharedBudgets:
         now_ms: int,
         hold_id: str = "",
     ) -> Hold:
+        asked = self.ask(project_id, key_id, micro, project_budget, key_budget, prepaid, now_ms, hold_id)
+        try:
+            code, used = self._connection.run(RESERVE, asked.keys, asked.args)
+        except Unavailable:
+            raise refused() from None
+        return self.answer(asked, int(code), int(used))
+
+    def limit_and_reserve(
+        self, limiter: SharedRateLimiter, checks: list[Check], project_id: str, key_id: str, micro: int, **terms: Any
+    ) -> tuple[Admission, Hold]:
+        """The rate limits and this reservation in one round trip (server/state/admission.py)."""
+        from server.state.admission import limit_and_reserve
+
+        return limit_and_reserve(limiter, self, checks, project_id, key_id, micro, **terms)
+
+    def ask(
+        self,
+        project_id: str,
+        key_id: str,
+        micro: int,
+        project_budget: int | None,
+        key_budget: int | None,
+        prepaid: bool,
+        now_ms: int,
+        hold_id: str = "",
+    ) -> Asked:
+        """A reservation's KEYS and ARGV for BUDGET_LUA (the script runs alone, or with the rate limits)."""
         hold = Hold(project_id, key_id, micro, prepaid, hold_id or self._connection.unique())
         month = month_key(now_ms, self.zone)
         args = (
@@ -305,20 +372,21 @@ class SharedBudgets:
             1,
             MONTH_TTL_MS,
         )
-        try:
-            code, used = self._connection.run(RESERVE, self._reserve_keys(hold, month), args)
-        except Unavailable:
-            raise refused() from None
+        return Asked(hold, month, project_budget, key_budget, self._reserve_keys(hold, month), args)
+
+    def answer(self, asked: Asked, code: int, used: int) -> Hold:
+        """The hold a BUDGET_LUA code grants (kept open and renewed), or the documented refusal (402, 503)."""
+        hold, micro = asked.hold, asked.hold.micro
         if code == 9:
             self._reload()
             raise refused()
         if code in (1, 2):
-            resets = next_month_start(month, self.zone).strftime("%Y-%m-%d %H:%M %Z")
-            scope, budget = ("key", key_budget) if code == 1 else ("project", project_budget)
+            resets = next_month_start(asked.month, self.zone).strftime("%Y-%m-%d %H:%M %Z")
+            scope, budget = ("key", asked.key_budget) if code == 1 else ("project", asked.project_budget)
             assert budget is not None
-            raise _budget_error(scope, budget, int(used), micro, resets)
+            raise _budget_error(scope, budget, used, micro, resets)
         if code == 3:
-            raise INSUFFICIENT_CREDITS(cost=format_credits(micro), available=format_credits(max(0, int(used))))
+            raise INSUFFICIENT_CREDITS(cost=format_credits(micro), available=format_credits(max(0, used)))
         self._open[hold.id] = hold
         return hold
 

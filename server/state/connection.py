@@ -30,6 +30,11 @@ log = logging.getLogger("gateway")
 RETRY_S = 1.0  # the Retry-After a refused request gets
 PROBE_S = 0.25  # while Redis is down, how often the probe thread pings it
 PREFIX = "gw:"
+# Redis's own clock in ms as `now`, so processes on several machines agree (scripts start with it).
+CLOCK_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
 
 
 class Unavailable(Exception):
