@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from server.errors import RATE_LIMIT_EXCEEDED
 from server.limits import Admission, Check, format_reset
-from server.state.connection import CLOCK_LUA, PREFIX, Connection, Script, Unavailable, refused
+from server.state.connection import CLOCK_LUA, PREFIX, Connection, Ride, Script, Unavailable, refused
 
 # The windows' check and commit, as Lua functions other scripts compose (server/state/admission.py runs them
 # with the budget reservation). KEYS[k0 + 1 ..]: a window (or pace) and its total per check; ARGV[a0]: the
@@ -194,11 +194,13 @@ class SharedRateLimiter:
         self._connection = connection
         self._corrections: list[tuple[str, str, str, str, int]] = []
         self._flush: asyncio.TimerHandle | None = None
+        connection.ride(self._waiting)
 
     def correct(self, window: SharedWindow, member: str, amount: int) -> None:
         """Replace an admitted entry's amount (its estimate) with the actual one while it is in the window.
-        Sent with the others waiting, in one script, moments later (off the request's path); best effort:
-        an estimate left counted errs on the safe side."""
+        Queued, and sent in the same round trip as the next script this process runs (the call's own
+        settlement, which follows at once), or by a timer FLUSH_S later when none runs; best effort: an
+        estimate left counted errs on the safe side."""
         head, _, old = member.rpartition("|")
         if amount == int(old):
             return
@@ -210,15 +212,23 @@ class SharedRateLimiter:
         except RuntimeError:  # not on an event loop (a tool, a test): at once
             self.flush()
 
-    def flush(self) -> None:
-        self._flush = None
+    def _waiting(self) -> Ride | None:
+        """The corrections waiting, as one CORRECT call (taken: sent by whoever asked)."""
         waiting, self._corrections = self._corrections, []
         if not waiting:
-            return
+            return None
         keys = [k for key, total, *_ in waiting for k in (key, total)]
         args = [a for *_, old, new, delta in waiting for a in (old, new, delta)]
+        return CORRECT, keys, args
+
+    def flush(self) -> None:
+        """Send the corrections still waiting (no other script carried them)."""
+        self._flush = None
+        ride = self._waiting()
+        if ride is None:
+            return
         try:
-            self._connection.run(CORRECT, keys, args)
+            self._connection.run(*ride)
         except Unavailable:
             pass
 
