@@ -28,8 +28,9 @@ and applied when Redis answers again (the store has the money event either way).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -118,8 +119,10 @@ return {code, used}
 """
 )
 
-# KEYS: holds/held of key, project, wallet, spent key, spent project, balance
-# ARGV: member, micro, actual, wallet (0/1), spend (0/1: settle or release)
+# KEYS: holds/held of key, project, wallet, spent key, spent project, balance, the unsettled entries
+# ARGV: member, micro, actual, wallet (0/1), spend (0/1: settle or release), the hold's id and its entry
+# ('': none). A spend's entry (project|key|month|actual) stays until the reconciler finds its request closed in
+# the store (server/state/reconcile.py): until then it is counted beside the store's totals.
 RESOLVE = Script(
     """
 local member, micro, actual = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -137,9 +140,26 @@ local before_p = tonumber(redis.call('GET', KEYS[8]) or '0')
 redis.call('SET', KEYS[7], before_k + actual, 'PX', MONTH_TTL)
 redis.call('SET', KEYS[8], before_p + actual, 'PX', MONTH_TTL)
 redis.call('DECRBY', KEYS[9], actual)
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[10], ARGV[6], ARGV[7]) end
 return {removed, before_k, before_p}
 """.replace("MONTH_TTL", str(MONTH_TTL_MS))
 )
+
+# KEYS: the unsettled entries, spent key, spent project, balance; ARGV: the hold's id, actual. Undone only
+# while its entry is there: once the reconciler dropped it (its request closed, unbilled), the store's
+# totals already leave it out.
+UNSPEND = Script(
+    """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('DECRBY', KEYS[2], ARGV[2])
+redis.call('DECRBY', KEYS[3], ARGV[2])
+redis.call('INCRBY', KEYS[4], ARGV[2])
+return 1
+"""
+)
+UNSETTLED = f"{PREFIX}b:unsettled"  # hold id -> project|key|month|actual: settled here, not yet closed in the store
+CREDITING = f"{PREFIX}b:crediting"  # credits between their store commit and Redis: the reconciler leaves balances
+FENCE_MS = 30_000  # a fence its process never took down (it died) lapses after this long
 
 # KEYS: a holds set and its total per hold and scope; ARGV: ttl ms, then a member and its micro per pair.
 # A hold missing from its set (it expired during an outage longer than its ttl, or Redis restarted
@@ -231,7 +251,7 @@ class SharedBudgets:
         self._load = load
         self._open: dict[str, Hold] = {}  # holds this process made and renews
         self._pending: list[tuple[Hold, int, bool]] = []  # resolutions Redis missed: (hold, actual, spend)
-        self._credits: list[tuple[str, int]] = []  # balance changes Redis missed
+        self._unspent: list[tuple[Hold, int]] = []  # undone settlements Redis missed
         self._reloading: asyncio.Task[None] | None = None
         self.spent_project = _View(self, "spent:p")
         self.spent_key = _View(self, "spent:k")
@@ -285,7 +305,7 @@ class SharedBudgets:
             raise RuntimeError(f"[state] url: redis at {self._connection.url} is unreachable at start: {exc}") from None
         if not loaded:
             for project_id, key_id, micro in recovered:
-                self._apply(Hold(project_id, key_id, 0, False, "recovered"), micro, True)
+                self._apply(Hold(project_id, key_id, 0, False, "recovered"), micro, True, entry=False)
 
     def _write_totals(self, totals: Totals, force: bool) -> bool:
         spent_project, spent_key, balances = totals
@@ -439,11 +459,14 @@ class SharedBudgets:
             *thresholds_crossed("key", hold.key_id, project_id, key_budget, before_k, actual_micro, month),
         ]
 
-    def _apply(self, hold: Hold, actual: int, spend: bool) -> tuple[int, int] | None:
+    def _apply(self, hold: Hold, actual: int, spend: bool, entry: bool = True) -> tuple[int, int] | None:
+        """Resolve `hold` in Redis; a spend adds `actual` to the totals and (`entry`) its unsettled entry, kept
+        until the store has closed its request. Redis out of reach: kept here and sent on the next renew."""
         month = self.month
         keys = [*_hold_keys(hold), self._spent("k", month, hold.key_id), self._spent("p", month, hold.project_id)]
-        keys.append(f"{PREFIX}b:bal:{hold.project_id}")
-        args = (f"{hold.id}|{hold.micro}", hold.micro, actual, 1 if hold.wallet else 0, 1 if spend else 0)
+        keys += (f"{PREFIX}b:bal:{hold.project_id}", UNSETTLED)
+        value = f"{hold.project_id}|{hold.key_id}|{month}|{actual}" if spend and entry else ""
+        args = (f"{hold.id}|{hold.micro}", hold.micro, actual, int(hold.wallet), int(spend), hold.id, value)
         try:
             _, before_k, before_p = self._connection.run(RESOLVE, keys, args)
         except Unavailable:
@@ -454,29 +477,37 @@ class SharedBudgets:
     def unspend(self, hold: Hold, actual_micro: int) -> None:
         """Undo a settle whose usage could not be recorded after all (the client was refused with 503)."""
         month = self.month
-        self._change(
-            [
-                (self._spent("p", month, hold.project_id), -actual_micro),
-                (self._spent("k", month, hold.key_id), -actual_micro),
-                (f"{PREFIX}b:bal:{hold.project_id}", actual_micro),
-            ]
-        )
+        keys = (UNSETTLED, self._spent("p", month, hold.project_id), self._spent("k", month, hold.key_id))
+        try:
+            self._connection.run(UNSPEND, (*keys, f"{PREFIX}b:bal:{hold.project_id}"), (hold.id, actual_micro))
+        except Unavailable:
+            self._unspent.append((hold, actual_micro))
 
     def credit(self, project_id: str, micro: int) -> None:
-        """A committed ledger entry other than usage (top-up, refund, adjustment)."""
-        self._change([(f"{PREFIX}b:bal:{project_id}", micro)])
-
-    def _change(self, deltas: list[tuple[str, int]]) -> None:
-        def send() -> None:
-            pipe = self._connection.client.pipeline(transaction=True)
-            for key, delta in deltas:
-                pipe.incrby(key, delta)
-            pipe.execute()
-
+        """A committed ledger entry other than usage (top-up, refund, adjustment), outside `crediting`: sent as
+        is, or left to the reconciler when Redis is out of reach."""
         try:
-            self._connection.call(send)
+            self._connection.call(self._connection.client.incrby, f"{PREFIX}b:bal:{project_id}", micro)
         except Unavailable:
-            self._credits.extend(deltas)
+            pass  # the store has it: the next reconciliation brings the balance in line
+
+    @contextlib.contextmanager
+    def crediting(self) -> Iterator[Callable[[str, int], None]]:
+        """Around a credit's store commit and its `credit(project_id, micro)` (what this yields): a fence in
+        Redis from before the commit until the balance has it, so no reconciliation in between reads the
+        credit from the store and then sees Redis add it a second time. Without the fence (Redis out of
+        reach), the credit is left to the reconciler (the store has it), never sent late."""
+        client = self._connection.client
+        try:
+            self._connection.call(lambda: client.pipeline().incr(CREDITING).pexpire(CREDITING, FENCE_MS).execute())
+        except Unavailable:
+            yield lambda project_id, micro: None
+            return
+        try:
+            yield self.credit
+        finally:
+            with contextlib.suppress(Unavailable):
+                self._connection.call(client.decr, CREDITING)
 
     # -- keeping holds alive, and catching up after an outage
 
@@ -498,8 +529,8 @@ class SharedBudgets:
 
     def _catch_up(self) -> None:
         pending, self._pending = self._pending, []
-        credits, self._credits = self._credits, []
+        unspent, self._unspent = self._unspent, []
         for hold, actual, spend in pending:
             self._apply(hold, actual, spend)
-        if credits:
-            self._change(credits)
+        for hold, actual in unspent:
+            self.unspend(hold, actual)
