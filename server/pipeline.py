@@ -179,7 +179,10 @@ class RequestPath:
         if joint is not None:
             checks = self.gatekeeper.checks(caller, klass, tokens)
             try:
-                return joint(self.gatekeeper.limiter, checks, caller.project_id, caller.key_id, worst_micro, **terms)  # type: ignore[no-any-return]
+                granted: tuple[Admission, Hold] = joint(
+                    self.gatekeeper.limiter, checks, caller.project_id, caller.key_id, worst_micro, **terms
+                )
+                return granted
             except GatewayError as exc:
                 self.gatekeeper.refused(caller, exc, call)
                 raise
