@@ -71,6 +71,14 @@ class Gatekeeper:
     def limit(self, caller: Caller, endpoint_class: str, tokens: int, call: Call | None = None) -> Admission:
         """Key RPM/TPM and the project's plan limits for this endpoint class, all or nothing; a refusal's
         (sampled) request.rate_limited event names the call's request id and model."""
+        try:
+            return self.limiter.admit(self.checks(caller, endpoint_class, tokens), time.monotonic())
+        except GatewayError as exc:
+            self.refused(caller, exc, call)
+            raise
+
+    def checks(self, caller: Caller, endpoint_class: str, tokens: int) -> list[Check]:
+        """The rate limits a call of `caller` in this endpoint class must pass (key, then plan)."""
         assert caller.key is not None and caller.project is not None
         scopes = caller.key.scopes
         window = self.limiter.window
@@ -90,11 +98,12 @@ class Gatekeeper:
             if plan.tpm:
                 key = ("plan-tpm", caller.project_id)
                 checks.append(Check(window(key, plan.tpm, MINUTE), tokens, f"plan '{plan_name}'", "tokens"))
-        try:
-            return self.limiter.admit(checks, time.monotonic())
-        except GatewayError as exc:
+        return checks
+
+    def refused(self, caller: Caller, exc: GatewayError, call: Call | None = None) -> None:
+        """A limit refused the call: its (sampled) request.rate_limited event (any other refusal: nothing)."""
+        if exc.status == 429:
             self._rate_limited(f"key_{caller.key_id}", caller.project_id, exc, call)
-            raise
 
     def _rate_limited(self, subject: str, project_id: str | None, exc: GatewayError, call: Call | None = None) -> None:
         when = now_ms()

@@ -46,6 +46,8 @@ class StateSettings(_Strict):
     hold_ttl_s: float = Field(30.0, ge=3, le=3600)
     # Each call to Redis gives up after this long; a request that cannot reach it is refused with 503.
     timeout_ms: int = Field(500, ge=10, le=60_000)
+    # How often one process of the fleet reconciles Redis's budget totals with the store (server/state/reconcile.py).
+    reconcile_s: float = Field(5.0, ge=0.2, le=3600)
 
     @field_validator("url")
     @classmethod

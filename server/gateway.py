@@ -240,7 +240,7 @@ class Gateway:
             state=state,
         )
         holder.append(gateway)
-        state.start()
+        state.start(lambda: store.hold_lease("reconcile"), store.committed_totals)
         return gateway
 
     async def close(self) -> None:

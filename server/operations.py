@@ -231,11 +231,13 @@ async def credit_wallet(gw: Gateway, ref: str, amount_micro: int, reason: str, s
         project.id, amount_micro, "adjustment", f"adjustment_{source}", when, adjustment_id=source
     )
     events = (recharged,) if amount_micro > 0 else ()
-    entry, created = await gw.store.append_ledger(
-        project.id, "adjustment", source, amount_micro, reason.strip(), when, events
-    )
+    with gw.budgets.crediting() as credit:  # on Redis: fenced from the reconciliation until Redis has it
+        entry, created = await gw.store.append_ledger(
+            project.id, "adjustment", source, amount_micro, reason.strip(), when, events
+        )
+        if created:
+            credit(project.id, amount_micro)
     if created:
-        gw.budgets.credit(project.id, amount_micro)
         return {**entry, "replayed": False}
     if entry["project_id"] != project.id or entry["amount_micro"] != amount_micro:
         raise DUPLICATE_ADJUSTMENT(ref=source_id, param="id")

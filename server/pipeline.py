@@ -138,28 +138,8 @@ class RequestPath:
         if declared.output_cap is None:
             dialect.cap_output(call.body, default_cap)  # the reservation's bound is the upstream's bound too
         tokens = tokens_in(call.body_bytes) + output_bound(declared, default_cap)
-        admission = Admission() if forced else self.gatekeeper.limit(caller, klass, tokens, call)
-        try:
-            worst = reservation(worst_case(call.body_bytes, declared, default_cap), model.rates)
-            if forced:
-                hold = self.budgets.restore(
-                    Hold(caller.project_id, caller.key_id, worst.micro, caller.project.prepaid, call.request_id)
-                )
-            else:
-                hold = self.budgets.reserve(
-                    caller.project_id,
-                    caller.key_id,
-                    worst.micro,
-                    project_budget=caller.project.monthly_budget_micro,
-                    key_budget=caller.key.scopes.monthly_budget_micro,
-                    prepaid=caller.project.prepaid,
-                    now_ms=now_ms(),
-                    hold_id=call.request_id,
-                )
-        except GatewayError as exc:
-            admission.settle_tokens(0)
-            exc.headers = {**admission.headers, **exc.headers}
-            raise
+        worst = reservation(worst_case(call.body_bytes, declared, default_cap), model.rates)
+        admission, hold = self._limit_and_reserve(caller, call, klass, tokens, worst.micro, forced)
         if not self.store.healthy:  # a locked database or a full disk: refuse before paying upstream
             self.budgets.release(hold)
             admission.settle_tokens(0)
@@ -177,6 +157,42 @@ class RequestPath:
             written.add_done_callback(lambda done: done.cancelled() or done.exception())
         generation.enter()  # left in `Ticket.end`, once the call is over (its providers stay open until then)
         return Ticket(caller, call, model, dialect, admission, hold, intent, written, generation, claim, job=job)
+
+    def _limit_and_reserve(
+        self, caller: Caller, call: Call, klass: str, tokens: int, worst_micro: int, forced: bool
+    ) -> tuple[Admission, Hold]:
+        """The rate limits, then the reservation of the worst case. On Redis one script does both (one round
+        trip, server/state/admission.py); in memory, two steps on the loop. A `forced` call is held unchecked."""
+        assert caller.key is not None and caller.project is not None
+        budgets = self.budgets
+        if forced:
+            hold = Hold(caller.project_id, caller.key_id, worst_micro, caller.project.prepaid, call.request_id)
+            return Admission(), budgets.restore(hold)
+        terms = {
+            "project_budget": caller.project.monthly_budget_micro,
+            "key_budget": caller.key.scopes.monthly_budget_micro,
+            "prepaid": caller.project.prepaid,
+            "now_ms": now_ms(),
+            "hold_id": call.request_id,
+        }
+        joint = getattr(budgets, "limit_and_reserve", None)  # SharedBudgets (Redis) only
+        if joint is not None:
+            checks = self.gatekeeper.checks(caller, klass, tokens)
+            try:
+                granted: tuple[Admission, Hold] = joint(
+                    self.gatekeeper.limiter, checks, caller.project_id, caller.key_id, worst_micro, **terms
+                )
+                return granted
+            except GatewayError as exc:
+                self.gatekeeper.refused(caller, exc, call)
+                raise
+        admission = self.gatekeeper.limit(caller, klass, tokens, call)
+        try:
+            return admission, budgets.reserve(caller.project_id, caller.key_id, worst_micro, **terms)
+        except GatewayError as exc:
+            admission.settle_tokens(0)
+            exc.headers = {**admission.headers, **exc.headers}
+            raise
 
     async def serve_unary(self, ticket: Ticket) -> Served:
         """One JSON answer in the front door's shape, metered and recorded before it is returned."""

@@ -181,6 +181,8 @@ class Settlement:
         caller, hold, model = ticket.caller, ticket.hold, ticket.model
         assert caller.key is not None and caller.project is not None
         self._metrics.closed(model.name, ticket.call.endpoint, outcome, model.targets[0] if model.targets else None)
+        # the token correction first: on Redis it rides in the settlement's round trip (server/state/connection.py)
+        ticket.admission.settle_tokens(outcome.usage.total_tokens if outcome.usage is not None else 0)
         if outcome.charge is not None:
             note_cost(outcome.charge.micro)  # for the access log line
             crossings = self._budgets.settle(
@@ -194,7 +196,6 @@ class Settlement:
         else:
             self._budgets.release(hold)
             closing = Closing(caller, ticket.call, outcome, hold.id, "released")
-        ticket.admission.settle_tokens(outcome.usage.total_tokens if outcome.usage is not None else 0)
         if ticket.claim is not None and answer is not None and outcome.status == OK:
             record = ticket.claim.record(
                 ticket.call.request_id, answer.status, answer.headers, answer.stream, answer.body, outcome.ended_ms

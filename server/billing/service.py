@@ -18,6 +18,7 @@ from server.errors import INVALID_AMOUNT, MONTH_OPEN
 from server.gateway import Gateway
 from server.keys import new_id
 from server.operations import find_project
+from server.store.protocol import Store
 
 log = logging.getLogger("gateway.billing")
 
@@ -53,15 +54,14 @@ async def topup(gw: Gateway, ref: str, amount_micro: int) -> dict[str, Any]:
     }
 
 
-async def handle_event(gw: Gateway, event: dict[str, Any]) -> str:
-    """Apply one verified Stripe event; returns what happened (for the log and the response)."""
-    event_id, event_type, when = event["id"], event["type"], now_ms()
-    obj = event["data"]["object"]  # verified to be an object
-    store = gw.store
+async def _apply(
+    store: Store, event_id: str, event_type: str, obj: dict[str, Any], when: int
+) -> tuple[Any, dict[str, Any] | None]:
+    """The store's part of one Stripe event: its outcome and the ledger entry it made, if any."""
     if event_type in CREDIT_EVENTS:
-        outcome, entry = await store.credit_topup(event_id, event_type, session_facts(obj), when, refusal)
-    elif event_type == "charge.refunded":
-        outcome, entry = await store.refund(
+        return await store.credit_topup(event_id, event_type, session_facts(obj), when, refusal)
+    if event_type == "charge.refunded":
+        return await store.refund(
             event_id,
             event_type,
             str(obj.get("id")),
@@ -69,12 +69,19 @@ async def handle_event(gw: Gateway, event: dict[str, Any]) -> str:
             cents_to_micro(whole_cents(obj.get("amount_refunded"))),
             when,
         )
-    elif event_type == "invoice.paid":
-        outcome, entry = await store.settle_invoice(event_id, event_type, str(obj.get("id")), when)
-    else:
-        outcome, entry = await store.ignore_stripe_event(event_id, event_type, when)
-    if entry is not None:
-        gw.budgets.credit(entry["project_id"], entry["amount_micro"])
+    if event_type == "invoice.paid":
+        return await store.settle_invoice(event_id, event_type, str(obj.get("id")), when)
+    return await store.ignore_stripe_event(event_id, event_type, when)
+
+
+async def handle_event(gw: Gateway, event: dict[str, Any]) -> str:
+    """Apply one verified Stripe event; returns what happened (for the log and the response)."""
+    event_id, event_type, when = event["id"], event["type"], now_ms()
+    obj = event["data"]["object"]  # verified to be an object
+    with gw.budgets.crediting() as credit:  # on Redis: fenced from the reconciliation until Redis has it
+        outcome, entry = await _apply(gw.store, event_id, event_type, obj, when)
+        if entry is not None:
+            credit(entry["project_id"], entry["amount_micro"])
     log.info("stripe event %s (%s): %s", event_id, event_type, outcome)
     return str(outcome)
 

@@ -8,10 +8,12 @@
 | provider cooldowns           | server/routing.py                | server/state/cooldowns.py             |
 | the answer cache             | server/answer_cache.py           | server/state/cache.py                 |
 | invalidation (keys, plans)   | nothing to do: one snapshot      | server/state/invalidation.py (pub/sub)|
+| totals vs the store          | nothing to do: one process       | server/state/reconcile.py (a lease)   |
 
 `HotState` builds the right ones from the settings; the memory side is exactly what a single process ran
-before (same objects, same speed). The shared side also runs a keep-alive task: it renews this process's
-holds and idempotency claims and sends what an outage held back.
+before (same objects, same speed). The shared side also runs a keep-alive task (it renews this process's
+holds and idempotency claims and sends what an outage held back) and, under a lease, the reconciliation of
+Redis's budget totals with the store.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ if TYPE_CHECKING:  # the shared side (and redis-py) is imported only when [state
     from server.state.connection import Connection
     from server.state.invalidation import Bus
     from server.state.limits import SharedRateLimiter
+    from server.state.reconcile import ReadCommitted
 
 log = logging.getLogger("gateway")
 
@@ -124,13 +127,20 @@ class HotState:
         if self.bus is not None:
             self.bus.publish(message)
 
-    def start(self) -> None:
-        """Start the listener and the keep-alive (from the running event loop)."""
+    def start(self, lease: Callable[[], Awaitable[bool]], read: ReadCommitted) -> None:
+        """Start the listener, the keep-alive and the reconciliation of the budget totals with the store (while
+        this process holds the `lease`; `read` gives the store's side), from the running event loop."""
         if self.connection is None:
             return
-        assert self.bus is not None
+        from server.state.budgets import SharedBudgets
+        from server.state.reconcile import keep_reconciling
+
+        assert self.bus is not None and isinstance(self.budgets, SharedBudgets)
         self.bus.start()
-        self._tasks.append(asyncio.get_running_loop().create_task(self._keep_alive()))
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._keep_alive()))
+        period = self.settings.state.reconcile_s
+        self._tasks.append(loop.create_task(keep_reconciling(self.budgets, read, lease, period)))
 
     async def _keep_alive(self) -> None:
         interval = self.settings.state.hold_ttl_s / 3

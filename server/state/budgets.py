@@ -28,15 +28,21 @@ and applied when Redis answers again (the store has the money event either way).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from server.budget import Crossing, Hold, _budget_error, month_key, next_month_start, thresholds_crossed
 from server.clock import now_ms
 from server.errors import INSUFFICIENT_CREDITS
 from server.money import format_credits
-from server.state.connection import PREFIX, Connection, Script, Unavailable, refused
+from server.state.connection import CLOCK_LUA, PREFIX, Connection, Script, Unavailable, refused
+
+if TYPE_CHECKING:
+    from server.limits import Admission, Check
+    from server.state.limits import SharedRateLimiter
 
 log = logging.getLogger("gateway")
 MONTH_TTL_MS = 40 * 86_400_000  # a month's spend outlives the month, then expires
@@ -52,50 +58,71 @@ local function purge(z, t, now)
   end
   return tonumber(redis.call('GET', t) or '0')
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: marker, holds/held of key, project, wallet, spent key, spent project, balance, last month's marker
-# ARGV: member, micro, key budget (-1: none), project budget (-1), prepaid (0/1), ttl ms, check (0/1),
-# the marker's ttl
-RESERVE = Script(
+# Check-and-reserve as Lua functions other scripts compose (server/state/admission.py runs them with the rate
+# limits). KEYS[k0 + 1 ..]: marker, holds/held of key, project, wallet, spent key, spent project, balance,
+# last month's marker (11). ARGV[a0 + 1 ..]: member, micro, key budget (-1: none), project budget (-1),
+# prepaid (0/1), ttl ms, check (0/1), the marker's ttl (8). `budget_check` answers a code (0 fits, 1 key
+# budget, 2 project budget, 3 wallet, 9 totals not loaded) and the amount used or available.
+BUDGET_LUA = (
     _PURGE
     + """
-local member, micro, check = ARGV[1], tonumber(ARGV[2]), ARGV[7] == '1'
-local expires = now + tonumber(ARGV[6])
-if check and redis.call('EXISTS', KEYS[1]) == 0 then
-  if redis.call('EXISTS', KEYS[11]) == 0 then return {9, 0} end
-  redis.call('SET', KEYS[1], '1', 'PX', ARGV[8])  -- a new month on a loaded Redis: its spend starts at 0
-end
-local held_k = purge(KEYS[2], KEYS[3], now)
-local held_p = purge(KEYS[4], KEYS[5], now)
-local held_w = purge(KEYS[6], KEYS[7], now)
-if check then
-  local key_budget, project_budget = tonumber(ARGV[3]), tonumber(ARGV[4])
+local function budget_check(k0, a0, now)
+  local micro, check = tonumber(ARGV[a0 + 2]), ARGV[a0 + 7] == '1'
+  if check and redis.call('EXISTS', KEYS[k0 + 1]) == 0 then
+    if redis.call('EXISTS', KEYS[k0 + 11]) == 0 then return 9, 0 end
+    redis.call('SET', KEYS[k0 + 1], '1', 'PX', ARGV[a0 + 8])  -- a new month on a loaded Redis: spend from 0
+  end
+  local held_k = purge(KEYS[k0 + 2], KEYS[k0 + 3], now)
+  local held_p = purge(KEYS[k0 + 4], KEYS[k0 + 5], now)
+  local held_w = purge(KEYS[k0 + 6], KEYS[k0 + 7], now)
+  if not check then return 0, 0 end
+  local key_budget, project_budget = tonumber(ARGV[a0 + 3]), tonumber(ARGV[a0 + 4])
   if key_budget >= 0 then
-    local used = tonumber(redis.call('GET', KEYS[8]) or '0') + held_k
-    if used + micro > key_budget then return {1, used} end
+    local used = tonumber(redis.call('GET', KEYS[k0 + 8]) or '0') + held_k
+    if used + micro > key_budget then return 1, used end
   end
   if project_budget >= 0 then
-    local used = tonumber(redis.call('GET', KEYS[9]) or '0') + held_p
-    if used + micro > project_budget then return {2, used} end
+    local used = tonumber(redis.call('GET', KEYS[k0 + 9]) or '0') + held_p
+    if used + micro > project_budget then return 2, used end
   end
-  if ARGV[5] == '1' then
-    local available = tonumber(redis.call('GET', KEYS[10]) or '0') - held_w
-    if micro > available then return {3, available} end
+  if ARGV[a0 + 5] == '1' then
+    local available = tonumber(redis.call('GET', KEYS[k0 + 10]) or '0') - held_w
+    if micro > available then return 3, available end
+  end
+  return 0, 0
+end
+
+local function budget_commit(k0, a0, now)
+  local member, micro = ARGV[a0 + 1], tonumber(ARGV[a0 + 2])
+  local expires = now + tonumber(ARGV[a0 + 6])
+  local last = ARGV[a0 + 5] == '1' and 3 or 2
+  for i = 1, last do
+    if redis.call('ZADD', KEYS[k0 + 2 * i], 'NX', expires, member) == 1 then
+      redis.call('INCRBY', KEYS[k0 + 2 * i + 1], micro)
+    end
   end
 end
-local last = ARGV[5] == '1' and 3 or 2
-for i = 1, last do
-  if redis.call('ZADD', KEYS[2 * i], 'NX', expires, member) == 1 then redis.call('INCRBY', KEYS[2 * i + 1], micro) end
-end
-return {0, 0}
+"""
+)
+BUDGET_KEYS, BUDGET_ARGS = 11, 8
+
+# KEYS and ARGV as BUDGET_LUA with k0 = a0 = 0; reply: {code, used}
+RESERVE = Script(
+    CLOCK_LUA
+    + BUDGET_LUA
+    + """
+local code, used = budget_check(0, 0, now)
+if code == 0 then budget_commit(0, 0, now) end
+return {code, used}
 """
 )
 
-# KEYS: holds/held of key, project, wallet, spent key, spent project, balance
-# ARGV: member, micro, actual, wallet (0/1), spend (0/1: settle or release)
+# KEYS: holds/held of key, project, wallet, spent key, spent project, balance, the unsettled entries
+# ARGV: member, micro, actual, wallet (0/1), spend (0/1: settle or release), the hold's id and its entry
+# ('': none). A spend's entry (project|key|month|actual) stays until the reconciler finds its request closed in
+# the store (server/state/reconcile.py): until then it is counted beside the store's totals.
 RESOLVE = Script(
     """
 local member, micro, actual = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -113,9 +140,26 @@ local before_p = tonumber(redis.call('GET', KEYS[8]) or '0')
 redis.call('SET', KEYS[7], before_k + actual, 'PX', MONTH_TTL)
 redis.call('SET', KEYS[8], before_p + actual, 'PX', MONTH_TTL)
 redis.call('DECRBY', KEYS[9], actual)
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[10], ARGV[6], ARGV[7]) end
 return {removed, before_k, before_p}
 """.replace("MONTH_TTL", str(MONTH_TTL_MS))
 )
+
+# KEYS: the unsettled entries, spent key, spent project, balance; ARGV: the hold's id, actual. Undone only
+# while its entry is there: once the reconciler dropped it (its request closed, unbilled), the store's
+# totals already leave it out.
+UNSPEND = Script(
+    """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('DECRBY', KEYS[2], ARGV[2])
+redis.call('DECRBY', KEYS[3], ARGV[2])
+redis.call('INCRBY', KEYS[4], ARGV[2])
+return 1
+"""
+)
+UNSETTLED = f"{PREFIX}b:unsettled"  # hold id -> project|key|month|actual: settled here, not yet closed in the store
+CREDITING = f"{PREFIX}b:crediting"  # credits between their store commit and Redis: the reconciler leaves balances
+FENCE_MS = 30_000  # a fence its process never took down (it died) lapses after this long
 
 # KEYS: a holds set and its total per hold and scope; ARGV: ttl ms, then a member and its micro per pair.
 # A hold missing from its set (it expired during an outage longer than its ttl, or Redis restarted
@@ -153,7 +197,7 @@ return 1
 )
 
 # KEYS: holds set, held total
-HELD = Script(_PURGE + "return purge(KEYS[1], KEYS[2], now)")
+HELD = Script(CLOCK_LUA + _PURGE + "return purge(KEYS[1], KEYS[2], now)")
 
 Totals = tuple[dict[str, int], dict[str, int], dict[str, int]]  # spent by project, by key, balances
 
@@ -167,6 +211,18 @@ def _hold_keys(hold: Hold) -> list[str]:
         f"{PREFIX}b:holds:w:{hold.project_id}",
         f"{PREFIX}b:held:w:{hold.project_id}",
     ]
+
+
+@dataclass(slots=True, frozen=True)
+class Asked:
+    """A reservation about to be asked of Redis: its hold, and BUDGET_LUA's KEYS and ARGV."""
+
+    hold: Hold
+    month: str
+    project_budget: int | None
+    key_budget: int | None
+    keys: list[str]
+    args: tuple[object, ...]
 
 
 @dataclass(slots=True, frozen=True)
@@ -195,7 +251,7 @@ class SharedBudgets:
         self._load = load
         self._open: dict[str, Hold] = {}  # holds this process made and renews
         self._pending: list[tuple[Hold, int, bool]] = []  # resolutions Redis missed: (hold, actual, spend)
-        self._credits: list[tuple[str, int]] = []  # balance changes Redis missed
+        self._unspent: list[tuple[Hold, int]] = []  # undone settlements Redis missed
         self._reloading: asyncio.Task[None] | None = None
         self.spent_project = _View(self, "spent:p")
         self.spent_key = _View(self, "spent:k")
@@ -207,6 +263,10 @@ class SharedBudgets:
     @property
     def month(self) -> str:
         return month_key(now_ms(), self.zone)
+
+    @property
+    def connection(self) -> Connection:
+        return self._connection
 
     @property
     def open_holds(self) -> int:
@@ -245,7 +305,7 @@ class SharedBudgets:
             raise RuntimeError(f"[state] url: redis at {self._connection.url} is unreachable at start: {exc}") from None
         if not loaded:
             for project_id, key_id, micro in recovered:
-                self._apply(Hold(project_id, key_id, 0, False, "recovered"), micro, True)
+                self._apply(Hold(project_id, key_id, 0, False, "recovered"), micro, True, entry=False)
 
     def _write_totals(self, totals: Totals, force: bool) -> bool:
         spent_project, spent_key, balances = totals
@@ -293,6 +353,33 @@ class SharedBudgets:
         now_ms: int,
         hold_id: str = "",
     ) -> Hold:
+        asked = self.ask(project_id, key_id, micro, project_budget, key_budget, prepaid, now_ms, hold_id)
+        try:
+            code, used = self._connection.run(RESERVE, asked.keys, asked.args)
+        except Unavailable:
+            raise refused() from None
+        return self.answer(asked, int(code), int(used))
+
+    def limit_and_reserve(
+        self, limiter: SharedRateLimiter, checks: list[Check], project_id: str, key_id: str, micro: int, **terms: Any
+    ) -> tuple[Admission, Hold]:
+        """The rate limits and this reservation in one round trip (server/state/admission.py)."""
+        from server.state.admission import limit_and_reserve
+
+        return limit_and_reserve(limiter, self, checks, project_id, key_id, micro, **terms)
+
+    def ask(
+        self,
+        project_id: str,
+        key_id: str,
+        micro: int,
+        project_budget: int | None,
+        key_budget: int | None,
+        prepaid: bool,
+        now_ms: int,
+        hold_id: str = "",
+    ) -> Asked:
+        """A reservation's KEYS and ARGV for BUDGET_LUA (the script runs alone, or with the rate limits)."""
         hold = Hold(project_id, key_id, micro, prepaid, hold_id or self._connection.unique())
         month = month_key(now_ms, self.zone)
         args = (
@@ -305,20 +392,21 @@ class SharedBudgets:
             1,
             MONTH_TTL_MS,
         )
-        try:
-            code, used = self._connection.run(RESERVE, self._reserve_keys(hold, month), args)
-        except Unavailable:
-            raise refused() from None
+        return Asked(hold, month, project_budget, key_budget, self._reserve_keys(hold, month), args)
+
+    def answer(self, asked: Asked, code: int, used: int) -> Hold:
+        """The hold a BUDGET_LUA code grants (kept open and renewed), or the documented refusal (402, 503)."""
+        hold, micro = asked.hold, asked.hold.micro
         if code == 9:
             self._reload()
             raise refused()
         if code in (1, 2):
-            resets = next_month_start(month, self.zone).strftime("%Y-%m-%d %H:%M %Z")
-            scope, budget = ("key", key_budget) if code == 1 else ("project", project_budget)
+            resets = next_month_start(asked.month, self.zone).strftime("%Y-%m-%d %H:%M %Z")
+            scope, budget = ("key", asked.key_budget) if code == 1 else ("project", asked.project_budget)
             assert budget is not None
-            raise _budget_error(scope, budget, int(used), micro, resets)
+            raise _budget_error(scope, budget, used, micro, resets)
         if code == 3:
-            raise INSUFFICIENT_CREDITS(cost=format_credits(micro), available=format_credits(max(0, int(used))))
+            raise INSUFFICIENT_CREDITS(cost=format_credits(micro), available=format_credits(max(0, used)))
         self._open[hold.id] = hold
         return hold
 
@@ -371,11 +459,14 @@ class SharedBudgets:
             *thresholds_crossed("key", hold.key_id, project_id, key_budget, before_k, actual_micro, month),
         ]
 
-    def _apply(self, hold: Hold, actual: int, spend: bool) -> tuple[int, int] | None:
+    def _apply(self, hold: Hold, actual: int, spend: bool, entry: bool = True) -> tuple[int, int] | None:
+        """Resolve `hold` in Redis; a spend adds `actual` to the totals and (`entry`) its unsettled entry, kept
+        until the store has closed its request. Redis out of reach: kept here and sent on the next renew."""
         month = self.month
         keys = [*_hold_keys(hold), self._spent("k", month, hold.key_id), self._spent("p", month, hold.project_id)]
-        keys.append(f"{PREFIX}b:bal:{hold.project_id}")
-        args = (f"{hold.id}|{hold.micro}", hold.micro, actual, 1 if hold.wallet else 0, 1 if spend else 0)
+        keys += (f"{PREFIX}b:bal:{hold.project_id}", UNSETTLED)
+        value = f"{hold.project_id}|{hold.key_id}|{month}|{actual}" if spend and entry else ""
+        args = (f"{hold.id}|{hold.micro}", hold.micro, actual, int(hold.wallet), int(spend), hold.id, value)
         try:
             _, before_k, before_p = self._connection.run(RESOLVE, keys, args)
         except Unavailable:
@@ -386,29 +477,37 @@ class SharedBudgets:
     def unspend(self, hold: Hold, actual_micro: int) -> None:
         """Undo a settle whose usage could not be recorded after all (the client was refused with 503)."""
         month = self.month
-        self._change(
-            [
-                (self._spent("p", month, hold.project_id), -actual_micro),
-                (self._spent("k", month, hold.key_id), -actual_micro),
-                (f"{PREFIX}b:bal:{hold.project_id}", actual_micro),
-            ]
-        )
+        keys = (UNSETTLED, self._spent("p", month, hold.project_id), self._spent("k", month, hold.key_id))
+        try:
+            self._connection.run(UNSPEND, (*keys, f"{PREFIX}b:bal:{hold.project_id}"), (hold.id, actual_micro))
+        except Unavailable:
+            self._unspent.append((hold, actual_micro))
 
     def credit(self, project_id: str, micro: int) -> None:
-        """A committed ledger entry other than usage (top-up, refund, adjustment)."""
-        self._change([(f"{PREFIX}b:bal:{project_id}", micro)])
-
-    def _change(self, deltas: list[tuple[str, int]]) -> None:
-        def send() -> None:
-            pipe = self._connection.client.pipeline(transaction=True)
-            for key, delta in deltas:
-                pipe.incrby(key, delta)
-            pipe.execute()
-
+        """A committed ledger entry other than usage (top-up, refund, adjustment), outside `crediting`: sent as
+        is, or left to the reconciler when Redis is out of reach."""
         try:
-            self._connection.call(send)
+            self._connection.call(self._connection.client.incrby, f"{PREFIX}b:bal:{project_id}", micro)
         except Unavailable:
-            self._credits.extend(deltas)
+            pass  # the store has it: the next reconciliation brings the balance in line
+
+    @contextlib.contextmanager
+    def crediting(self) -> Iterator[Callable[[str, int], None]]:
+        """Around a credit's store commit and its `credit(project_id, micro)` (what this yields): a fence in
+        Redis from before the commit until the balance has it, so no reconciliation in between reads the
+        credit from the store and then sees Redis add it a second time. Without the fence (Redis out of
+        reach), the credit is left to the reconciler (the store has it), never sent late."""
+        client = self._connection.client
+        try:
+            self._connection.call(lambda: client.pipeline().incr(CREDITING).pexpire(CREDITING, FENCE_MS).execute())
+        except Unavailable:
+            yield lambda project_id, micro: None
+            return
+        try:
+            yield self.credit
+        finally:
+            with contextlib.suppress(Unavailable):
+                self._connection.call(client.decr, CREDITING)
 
     # -- keeping holds alive, and catching up after an outage
 
@@ -430,8 +529,8 @@ class SharedBudgets:
 
     def _catch_up(self) -> None:
         pending, self._pending = self._pending, []
-        credits, self._credits = self._credits, []
+        unspent, self._unspent = self._unspent, []
         for hold, actual, spend in pending:
             self._apply(hold, actual, spend)
-        if credits:
-            self._change(credits)
+        for hold, actual in unspent:
+            self.unspend(hold, actual)

@@ -19,7 +19,7 @@ import itertools
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -30,6 +30,11 @@ log = logging.getLogger("gateway")
 RETRY_S = 1.0  # the Retry-After a refused request gets
 PROBE_S = 0.25  # while Redis is down, how often the probe thread pings it
 PREFIX = "gw:"
+# Redis's own clock in ms as `now`, so processes on several machines agree (scripts start with it).
+CLOCK_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
 
 
 class Unavailable(Exception):
@@ -60,6 +65,48 @@ class Script:
             return client.evalsha(self.sha, len(keys), *keys, *args)
 
 
+Ride = tuple[Script, Sequence[str], Sequence[Any]]  # a best-effort script call sent with the next one
+
+
+def _together(client: redis.Redis, rides: list[Ride], script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    """`rides` then the script, written at once on the client's one connection and read back in order: one
+    round trip, and no more CPU than one call (redis-py's Pipeline object costs as much as a second call). A
+    ride's failure is dropped (best effort); a script Redis forgot is loaded and run again on its own."""
+    calls = [*rides, (script, keys, args)]
+    for each, _, _ in calls:
+        if not each.sha:
+            each.sha = client.script_load(each.source)
+    conn = client.connection
+    assert conn is not None  # single_connection_client
+    replies: list[Any] = []
+    with client.single_connection_lock:
+        try:
+            conn.send_packed_command(
+                conn.pack_commands([("EVALSHA", each.sha, len(k), *k, *a) for each, k, a in calls])
+            )
+            for _ in calls:
+                try:
+                    replies.append(conn.read_response())
+                except redis.exceptions.ResponseError as exc:  # read whole: the connection stays in step
+                    replies.append(exc)
+        except BaseException:
+            conn.disconnect()  # a half-read connection must not be reused
+            raise
+    for (each, each_keys, each_args), reply in zip(calls[:-1], replies[:-1], strict=True):
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            each.sha = ""
+            each.run(client, each_keys, each_args)
+        elif isinstance(reply, Exception):
+            log.warning("a best-effort redis script failed: %r", reply)
+    reply = replies[-1]
+    if isinstance(reply, redis.exceptions.NoScriptError):
+        script.sha = ""
+        return script.run(client, keys, args)
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
+
+
 class Connection:
     """The process's Redis client with a breaker; `run` and `call` raise `Unavailable` when it is down."""
 
@@ -79,6 +126,7 @@ class Connection:
         self._down = False
         self._probe: threading.Thread | None = None
         self._closed = threading.Event()
+        self._riders: list[Callable[[], Ride | None]] = []
         self.failures = 0  # calls that found Redis out of reach (for logs and tests)
 
     def unique(self) -> str:
@@ -89,7 +137,15 @@ class Connection:
     def up(self) -> bool:
         return not self._down
 
+    def ride(self, waiting: Callable[[], Ride | None]) -> None:
+        """Register a source of best-effort calls (token corrections): what `waiting()` returns is sent in the
+        same round trip as the next script, not in one of its own."""
+        self._riders.append(waiting)
+
     def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        rides = [ride for ride in (waiting() for waiting in self._riders) if ride is not None]
+        if rides:
+            return self.call(_together, self.client, rides, script, keys, args)
         return self.call(script.run, self.client, keys, args)
 
     def call(self, fn: Any, *args: Any) -> Any:

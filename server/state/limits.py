@@ -22,96 +22,112 @@ from dataclasses import dataclass
 
 from server.errors import RATE_LIMIT_EXCEEDED
 from server.limits import Admission, Check, format_reset
-from server.state.connection import PREFIX, Connection, Script, Unavailable, refused
+from server.state.connection import CLOCK_LUA, PREFIX, Connection, Ride, Script, Unavailable, refused
 
-ADMIT = Script(
-    """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = #KEYS / 2
-local uid = ARGV[1]
-local out = {1, 0, 0}
-local refused = 0
-local refused_wait = 0
-local plan = {}
-for i = 1, n do
-  local key, total_key = KEYS[2 * i - 1], KEYS[2 * i]
-  local base = 1 + (i - 1) * 4
-  local kind, limit, window, amount = ARGV[base + 1], tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]),
-    tonumber(ARGV[base + 4])
-  local wait, remaining, reset = 0, limit, 0
-  if kind == 'w' then
-    local horizon = now - window
-    local gone = redis.call('ZRANGEBYSCORE', key, '-inf', horizon)
-    local total = tonumber(redis.call('GET', total_key) or '0')
-    if #gone > 0 then
-      for _, member in ipairs(gone) do
-        total = total - tonumber(string.match(member, '|(%d+)$'))
+# The windows' check and commit, as Lua functions other scripts compose (server/state/admission.py runs them
+# with the budget reservation). KEYS[k0 + 1 ..]: a window (or pace) and its total per check; ARGV[a0]: the
+# admission's fleet-unique id, then five per check: kind ('w' window, 'p' pace), limit, window ms, amount,
+# and the amount committed instead when the budget refuses the call (its request slot counts, its tokens
+# do not: what the memory path leaves after `settle_tokens(0)`).
+LIMITS_LUA = """
+local function limits_check(k0, a0, n, now)
+  local out = {1, 0, 0}
+  local refused, refused_wait = 0, 0
+  local plan = {}
+  for i = 1, n do
+    local key, total_key = KEYS[k0 + 2 * i - 1], KEYS[k0 + 2 * i]
+    local base = a0 + (i - 1) * 5
+    local kind, limit, window, amount = ARGV[base + 1], tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]),
+      tonumber(ARGV[base + 4])
+    local wait, remaining, reset = 0, limit, 0
+    if kind == 'w' then
+      local horizon = now - window
+      local gone = redis.call('ZRANGEBYSCORE', key, '-inf', horizon)
+      local total = tonumber(redis.call('GET', total_key) or '0')
+      if #gone > 0 then
+        for _, member in ipairs(gone) do
+          total = total - tonumber(string.match(member, '|(%d+)$'))
+        end
+        redis.call('ZREMRANGEBYSCORE', key, '-inf', horizon)
+        if total > 0 then redis.call('SET', total_key, total, 'PX', window) else redis.call('DEL', total_key) end
       end
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', horizon)
-      if total > 0 then redis.call('SET', total_key, total, 'PX', window) else redis.call('DEL', total_key) end
-    end
-    if total + amount > limit then
-      if amount > limit then
-        wait = -1
-      else
-        wait = window
-        local freed = 0
-        local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
-        for j = 1, #entries, 2 do
-          freed = freed + tonumber(string.match(entries[j], '|(%d+)$'))
-          if total - freed + amount <= limit then
-            wait = math.max(1, tonumber(entries[j + 1]) + window - now)
-            break
+      if total + amount > limit then
+        if amount > limit then
+          wait = -1
+        else
+          wait = window
+          local freed = 0
+          local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+          for j = 1, #entries, 2 do
+            freed = freed + tonumber(string.match(entries[j], '|(%d+)$'))
+            if total - freed + amount <= limit then
+              wait = math.max(1, tonumber(entries[j + 1]) + window - now)
+              break
+            end
           end
         end
       end
-    end
-    plan[i] = total
-    remaining = limit - total
-    local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-    if #last > 0 then reset = math.max(0, tonumber(last[2]) + window - now) end
-  else
-    local tat = tonumber(redis.call('GET', key) or '0')
-    local interval = window / limit
-    if amount > limit then
-      wait = -1
+      plan[i] = total
+      remaining = limit - total
+      local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+      if #last > 0 then reset = math.max(0, tonumber(last[2]) + window - now) end
     else
-      local due = math.max(tat, now) + interval * amount
-      if due - now - window > 0 then wait = math.ceil(due - now - window) end
+      local tat = tonumber(redis.call('GET', key) or '0')
+      local interval = window / limit
+      if amount > limit then
+        wait = -1
+      else
+        local due = math.max(tat, now) + interval * amount
+        if due - now - window > 0 then wait = math.ceil(due - now - window) end
+      end
+      plan[i] = tat
     end
-    plan[i] = tat
+    if wait ~= 0 and refused == 0 then
+      refused = i
+      refused_wait = wait
+    end
+    out[#out + 1] = remaining
+    out[#out + 1] = reset
   end
-  if wait ~= 0 and refused == 0 then
-    refused = i
-    refused_wait = wait
+  if refused > 0 then
+    out[1] = 0
+    out[2] = refused
+    out[3] = refused_wait
   end
-  out[#out + 1] = remaining
-  out[#out + 1] = reset
+  return out, plan
 end
-if refused > 0 then
-  out[1] = 0
-  out[2] = refused
-  out[3] = refused_wait
-  return out
-end
-for i = 1, n do
-  local key, total_key = KEYS[2 * i - 1], KEYS[2 * i]
-  local base = 1 + (i - 1) * 4
-  local kind, limit, window, amount = ARGV[base + 1], tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3]),
-    tonumber(ARGV[base + 4])
-  if kind == 'w' then
-    redis.call('ZADD', key, now, uid .. ':' .. i .. '|' .. amount)
-    redis.call('PEXPIRE', key, window)
-    redis.call('SET', total_key, plan[i] + amount, 'PX', window)
-    out[3 + 2 * i - 1] = limit - plan[i] - amount
-    out[3 + 2 * i] = window
-  else
-    local tat = math.max(plan[i], now) + (window / limit) * amount
-    redis.call('SET', key, tostring(tat), 'PX', math.ceil(tat - now) + 1)
+
+local function limits_commit(k0, a0, n, now, plan, out, kept)
+  local uid = ARGV[a0]
+  for i = 1, n do
+    local key, total_key = KEYS[k0 + 2 * i - 1], KEYS[k0 + 2 * i]
+    local base = a0 + (i - 1) * 5
+    local kind, limit, window = ARGV[base + 1], tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
+    local amount = tonumber(ARGV[base + (kept and 5 or 4)])
+    if kind == 'w' then
+      redis.call('ZADD', key, now, uid .. ':' .. i .. '|' .. amount)
+      redis.call('PEXPIRE', key, window)
+      redis.call('SET', total_key, plan[i] + amount, 'PX', window)
+      out[3 + 2 * i - 1] = limit - plan[i] - amount
+      out[3 + 2 * i] = window
+    else
+      local tat = math.max(plan[i], now) + (window / limit) * amount
+      redis.call('SET', key, tostring(tat), 'PX', math.ceil(tat - now) + 1)
+    end
   end
+  out[3] = now
 end
-out[3] = now
+"""
+
+# KEYS and ARGV as LIMITS_LUA with k0 = 0, a0 = 1. Reply: ok (0/1), the refusing check (1-based), its wait in
+# ms (-1: never fits), then remaining and reset ms per check.
+ADMIT = Script(
+    CLOCK_LUA
+    + LIMITS_LUA
+    + """
+local n = #KEYS / 2
+local out, plan = limits_check(0, 1, n, now)
+if out[1] == 1 then limits_commit(0, 1, n, now, plan, out, false) end
 return out
 """
 )
@@ -178,11 +194,13 @@ class SharedRateLimiter:
         self._connection = connection
         self._corrections: list[tuple[str, str, str, str, int]] = []
         self._flush: asyncio.TimerHandle | None = None
+        connection.ride(self._waiting)
 
     def correct(self, window: SharedWindow, member: str, amount: int) -> None:
         """Replace an admitted entry's amount (its estimate) with the actual one while it is in the window.
-        Sent with the others waiting, in one script, moments later (off the request's path); best effort:
-        an estimate left counted errs on the safe side."""
+        Queued, and sent in the same round trip as the next script this process runs (the call's own
+        settlement, which follows at once), or by a timer FLUSH_S later when none runs; best effort: an
+        estimate left counted errs on the safe side."""
         head, _, old = member.rpartition("|")
         if amount == int(old):
             return
@@ -194,15 +212,23 @@ class SharedRateLimiter:
         except RuntimeError:  # not on an event loop (a tool, a test): at once
             self.flush()
 
-    def flush(self) -> None:
-        self._flush = None
+    def _waiting(self) -> Ride | None:
+        """The corrections waiting, as one CORRECT call (taken: sent by whoever asked)."""
         waiting, self._corrections = self._corrections, []
         if not waiting:
-            return
+            return None
         keys = [k for key, total, *_ in waiting for k in (key, total)]
         args = [a for *_, old, new, delta in waiting for a in (old, new, delta)]
+        return CORRECT, keys, args
+
+    def flush(self) -> None:
+        """Send the corrections still waiting (no other script carried them)."""
+        self._flush = None
+        ride = self._waiting()
+        if ride is None:
+            return
         try:
-            self._connection.run(CORRECT, keys, args)
+            self._connection.run(*ride)
         except Unavailable:
             pass
 
@@ -222,16 +248,27 @@ class SharedRateLimiter:
         """Commit every check or none, in one script; raise 429 naming the limit that refused."""
         if not checks:
             return SharedAdmission(self)
-        keys: list[str] = []
-        args: list[object] = [self._connection.unique()]
-        for check in checks:
-            window = check.window
-            keys += (window.key, window.key + ":t")  # type: ignore[union-attr]
-            args += (window.kind, window.limit, int(window.seconds * 1000), check.amount)  # type: ignore[union-attr]
+        keys, args = self.pack(checks)
         try:
             reply = self._connection.run(ADMIT, keys, args)
         except Unavailable:
             raise refused() from None
+        return self.granted(checks, args, reply)
+
+    def pack(self, checks: list[Check]) -> tuple[list[str], list[object]]:
+        """The KEYS and ARGV of LIMITS_LUA for `checks` (ARGV starts with the admission's fleet-unique id)."""
+        keys: list[str] = []
+        args: list[object] = [self._connection.unique()]
+        for check in checks:
+            window = check.window
+            kept = 0 if check.unit == "tokens" else check.amount
+            keys += (window.key, window.key + ":t")  # type: ignore[union-attr]
+            args += (window.kind, window.limit, int(window.seconds * 1000), check.amount, kept)  # type: ignore[union-attr]
+        return keys, args
+
+    def granted(self, checks: list[Check], args: list[object], reply: list[int], tokens: bool = True) -> Admission:
+        """The admission a LIMITS_LUA reply grants, or the 429 naming the limit that refused. `tokens=False`:
+        the token entries were committed at zero (the budget refused the call), nothing to correct."""
         ok, index, wait_ms = int(reply[0]), int(reply[1]), int(reply[2])
         figures = [(int(reply[3 + 2 * i]), int(reply[4 + 2 * i])) for i in range(len(checks))]
         headers = _headers(checks, figures)
@@ -254,7 +291,7 @@ class SharedRateLimiter:
         admission = SharedAdmission(self)
         uid = args[0]
         for i, check in enumerate(checks, 1):
-            if check.unit == "tokens" and isinstance(check.window, SharedWindow):
+            if tokens and check.unit == "tokens" and isinstance(check.window, SharedWindow):
                 admission.token_entries.append((check.window, f"{uid}:{i}|{check.amount}"))  # type: ignore[arg-type]
         admission.headers = headers
         return admission

@@ -20,6 +20,16 @@ if TYPE_CHECKING:
 HOLD_REQUEST, HOLD_JOB, HOLD_SESSION = "request", "job", "session"
 
 
+@dataclass(slots=True)
+class Committed:
+    """The store's side of a reconciliation round."""
+
+    closed: set[str] = field(default_factory=set)  # of the ids asked: requests no longer pending
+    spent_project: dict[str, int] = field(default_factory=dict)  # every project (0 without usage)
+    spent_key: dict[str, int] = field(default_factory=dict)  # every key (0 without usage)
+    balances: dict[str, int] = field(default_factory=dict)  # every project
+
+
 Refusal = Callable[[dict[str, Any] | None, dict[str, Any]], str | None]  # (order, facts) -> why not to credit
 StripeResult = tuple[str, dict[str, Any] | None]  # (what happened, the ledger entry written, if any)
 
@@ -326,6 +336,11 @@ class Store(Protocol):
     async def usage_totals(
         self, since_ms: int, by: str = "model", project_id: str | None = None
     ) -> list[dict[str, Any]]: ...
+
+    async def committed_totals(self, since_ms: int, request_ids: Sequence[str]) -> Committed:
+        """Which of `request_ids` are closed, then spend since `since_ms` per project and key and every
+        balance (server/store/sqlite/totals.py): what the hot state's reconciliation sets Redis to."""
+        ...
 
     async def requests_matching(self, ref: str, limit: int = 50) -> list[dict[str, Any]]: ...
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import shutil
+import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import psycopg
@@ -29,6 +31,9 @@ from tests.upstreams.stripe_upstream import StripeProcess, checkout_completed_ev
 MESSAGES = [{"role": "user", "content": "hello fleet"}]
 STRIPE_SECRET = "whsec_fleet_secret"
 CONFIG = """
+[limits]
+ip_requests = 1000000
+
 [plans.default]
 rpm = {{ chat = 100000 }}
 
@@ -54,6 +59,7 @@ instance_ttl_s = 2
 [state]
 url = "{state}"
 hold_ttl_s = 3
+reconcile_s = 0.5
 """
 
 
@@ -194,6 +200,146 @@ def test_a_topup_delivered_to_two_processes_at_once_credits_once(
         recharged = conn.execute("SELECT COUNT(*) FROM outbox WHERE event_type = 'wallet.recharged'").fetchone()
     assert topups == (1,) and recharged == (1,)
     assert fleet[2].cli_json("ledger", "verify")["ok"] is True
+
+
+def _project_id(gw: GatewayProcess, name: str) -> str:
+    return next(p["id"] for p in gw.cli_json("projects", "list") if p["name"] == name)
+
+
+def _month_spend(store_url: str, project_id: str) -> int:
+    """This month's committed spend of a project, in the store (UTC months: the default billing zone)."""
+    month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    with psycopg.connect(store_url) as conn:
+        row = conn.execute(
+            "SELECT COALESCE(SUM(cost_micro), 0) FROM usage WHERE project_id = %s AND created_ms >= %s",
+            (project_id, int(month.timestamp() * 1000)),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _burst_is_exact(fleet: list[GatewayProcess], slow: UpstreamProcess, key: str, budget: int, spent: int) -> None:
+    """30 overlapping calls over the fleet, each reserving 1,000 micro: exactly as many pass as the rest fits."""
+    slow.set_behavior(delay_ms=700)
+    try:
+        statuses = [r.status_code for r in _spread(fleet, key, 30, 1000)]
+    finally:
+        slow.set_behavior(delay_ms=0)
+    fits = (budget - spent) // 1000
+    assert statuses.count(200) == fits and statuses.count(402) == 30 - fits, statuses
+
+
+def test_drift_injected_into_redis_is_reconciled_and_the_budget_is_exact_again(
+    fleet: list[GatewayProcess], slow: UpstreamProcess, redis_server: Redis, store_url: str
+) -> None:
+    """Redis's running spend is wrong (written straight to Redis: the way drift looks, whatever caused it); one
+    process of the fleet reconciles it with PostgreSQL within the period, and the budget admits exactly what
+    the store says is left."""
+    import redis
+
+    key = _key(fleet[0], "fleet-drift")["key"]
+    project_id = _project_id(fleet[0], "fleet-drift")
+    fleet[0].cli_json("budgets", "set", "--project", "fleet-drift", "--monthly", "0.01")
+    time.sleep(0.3)
+    with httpx.Client(timeout=10) as http:
+        assert all(http.send(_chat(gw.url, key)).status_code == 200 for gw in fleet)
+    spent = _month_spend(store_url, project_id)
+    assert 0 < spent < 1000  # so the budget's 10,000 fits nine more worst cases, not ten
+    client = redis.Redis.from_url(redis_server.url)
+    total = f"gw:b:spent:{time.strftime('%Y-%m', time.gmtime())}:p:{project_id}"
+    try:
+        deadline = time.monotonic() + 3
+        while client.hlen("gw:b:unsettled") and time.monotonic() < deadline:  # the calls' closings are in
+            time.sleep(0.1)
+        client.set(total, 0)  # under the truth: left alone, the fleet would admit ten
+        drifted = time.monotonic()
+        while int(client.get(total) or 0) != spent:
+            assert time.monotonic() - drifted < 2.0, "the drift was not reconciled within a few periods"
+            time.sleep(0.05)
+    finally:
+        client.close()
+    _burst_is_exact(fleet, slow, key, 10_000, spent)
+
+
+def _metered(store_url: str, request_ids: list[str]) -> int:
+    """How many of these requests have both their usage row and their ledger debit in PostgreSQL."""
+    with psycopg.connect(store_url) as conn:
+        row = conn.execute(
+            "SELECT COUNT(*) FROM requests r JOIN usage u ON u.request_id = r.id"
+            " JOIN ledger l ON l.kind = 'usage' AND l.source_id = r.id WHERE r.id = ANY(%s)",
+            (request_ids,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_redis_stopped_under_load_on_three_processes_fails_closed_and_all_recover(
+    fleet: list[GatewayProcess], slow: UpstreamProcess, redis_server: Redis, store_url: str
+) -> None:
+    """Load over the three processes while the fleet's Redis is stopped, then started again empty: every answer
+    is a metered 200 or a 503 metering_unavailable, each call sent while it is down is refused, /readyz is 503
+    on all three, all three serve again within seconds, and a budget is exact afterwards. Redis is left up."""
+    key = _key(fleet[0], "fleet-outage")["key"]
+    time.sleep(0.2)
+    results: list[tuple[float, int, int, str, str]] = []  # (sent at, process, status, request id, error code)
+    stop = threading.Event()
+
+    def load(worker: int) -> None:
+        with httpx.Client(timeout=10) as http:
+            i = worker
+            while not stop.is_set():
+                index = i % len(fleet)
+                i += 1
+                sent = time.monotonic()
+                r = http.send(_chat(fleet[index].url, key))
+                code = "" if r.status_code == 200 else r.json()["error"]["code"]
+                if r.status_code != 200 and "retry-after" not in r.headers:
+                    code += " (no retry-after)"
+                results.append((sent, index, r.status_code, r.headers["x-request-id"], code))
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=load, args=(worker,)) for worker in range(6)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.6)
+        redis_server.stop()
+        down_from = time.monotonic()
+        time.sleep(0.4)
+        for gw in fleet:  # a balancer sends them no more
+            ready = httpx.get(f"{gw.url}/readyz", timeout=5)
+            assert ready.status_code == 503 and ready.json()["state"] is False
+        time.sleep(0.8)
+        down_until = time.monotonic()
+        redis_server.start()  # the same port, empty: the fleet loads its totals again from PostgreSQL
+        deadline = time.monotonic() + 5
+        while {i for sent, i, status, _, _ in list(results) if status == 200 and sent > down_until} != {0, 1, 2}:
+            assert time.monotonic() < deadline, "not every process served again within 5 s of redis returning"
+            time.sleep(0.05)
+        recovered = time.monotonic() - down_until
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(15)
+        if redis_server.proc is None:
+            redis_server.start()
+    assert recovered < 5.0
+    assert {status for _, _, status, _, _ in results} <= {200, 503}
+    assert {code for _, _, status, _, code in results if status == 503} == {"metering_unavailable"}
+    during = {status for sent, _, status, _, _ in results if down_from + 0.05 < sent < down_until}
+    assert during == {503}  # nothing admitted unmetered or unlimited while Redis was down
+    ok = [request_id for _, _, status, request_id, _ in results if status == 200]
+    assert len(ok) > 20
+    deadline = time.monotonic() + 5
+    while _metered(store_url, ok) < len(ok) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _metered(store_url, ok) == len(ok)  # every 200 has its usage row and its ledger debit
+    for gw in fleet:
+        assert httpx.get(f"{gw.url}/readyz", timeout=5).json()["state"] is True
+    exact = _key(fleet[1], "fleet-after-outage")["key"]
+    fleet[1].cli_json("budgets", "set", "--project", "fleet-after-outage", "--monthly", "0.005")
+    time.sleep(0.5)  # the key and the budget reach the others over the reconnected pub/sub
+    _burst_is_exact(fleet, slow, exact, 5_000, 0)
 
 
 def test_a_process_killed_under_load_loses_nothing_and_its_holds_expire(

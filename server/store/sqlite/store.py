@@ -13,6 +13,7 @@ from server.settings import StorageSettings
 from server.store.protocol import (
     BodyRecord,
     Closing,
+    Committed,
     Event,
     IdempotencyRecord,
     Intent,
@@ -22,7 +23,7 @@ from server.store.protocol import (
     Refusal,
     StripeResult,
 )
-from server.store.sqlite import backup, billing, bodies, catalog, idempotency, ledger, records, rollups
+from server.store.sqlite import backup, billing, bodies, catalog, idempotency, ledger, records, rollups, totals
 from server.store.sqlite.db import Writer, connect
 from server.store.sqlite.media import SqliteMedia
 from server.store.sqlite.migrations import migrate
@@ -352,6 +353,9 @@ class SqliteStore:
         self, since_ms: int, by: str = "model", project_id: str | None = None
     ) -> list[dict[str, Any]]:
         return await self.reader.usage_totals(since_ms, by, project_id)
+
+    async def committed_totals(self, since_ms: int, request_ids: Sequence[str]) -> Committed:
+        return await self.reader.call(lambda conn: totals.committed(conn, since_ms, request_ids))
 
     async def requests_matching(self, ref: str, limit: int = 50) -> list[dict[str, Any]]:
         return await self.reader.requests_matching(ref, limit)
