@@ -41,7 +41,7 @@ from server.state.connection import PREFIX, Connection, Script, Unavailable, ref
 log = logging.getLogger("gateway")
 MONTH_TTL_MS = 40 * 86_400_000  # a month's spend outlives the month, then expires
 
-_PURGE = """
+PURGE = """
 local function purge(z, t, now)
   local gone = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, 1000)
   if #gone > 0 then
@@ -60,7 +60,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 # ARGV: member, micro, key budget (-1: none), project budget (-1), prepaid (0/1), ttl ms, check (0/1),
 # the marker's ttl
 RESERVE = Script(
-    _PURGE
+    PURGE
     + """
 local member, micro, check = ARGV[1], tonumber(ARGV[2]), ARGV[7] == '1'
 local expires = now + tonumber(ARGV[6])
@@ -153,7 +153,7 @@ return 1
 )
 
 # KEYS: holds set, held total
-HELD = Script(_PURGE + "return purge(KEYS[1], KEYS[2], now)")
+HELD = Script(PURGE + "return purge(KEYS[1], KEYS[2], now)")
 
 Totals = tuple[dict[str, int], dict[str, int], dict[str, int]]  # spent by project, by key, balances
 
