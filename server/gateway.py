@@ -20,8 +20,6 @@ from server.budget import Budgets, Hold, month_key, month_start_ms
 from server.cache_policy import Caching
 from server.clock import now_ms
 from server.events.outbox import RateLimitedSampler
-from server.files.disk import FileDisk
-from server.files.quota import StorageQuota
 from server.files.service import Files
 from server.files.signing import PURPOSE as URL_SIGNING
 from server.files.signing import UrlSigner
@@ -45,7 +43,7 @@ from server.snapshot import Snapshot
 from server.state import HotState
 from server.state.changes import apply_change
 from server.store.protocol import HOLD_JOB, HoldRecord, Interrupted, Recovery, Store
-from server.store.select import make_store
+from server.store.select import make_blobs, make_store
 from server.streaming.relay import OpenStreams
 from server.types import Usage
 from server.webhooks.service import Webhooks
@@ -203,13 +201,12 @@ class Gateway:
             caching=Caching(state.answer_cache(settings.cache.max_mb << 20)),  # type: ignore[arg-type]
             metrics=metrics,
         )
-        disk = FileDisk(settings.files_path)
-        disk.prepare()
-        disk.sweep_incoming()
+        blobs = make_blobs(settings)
+        await blobs.open()
         files = Files(
             store.media,
-            disk,
-            StorageQuota(await store.media.storage_used()),
+            blobs,
+            await state.storage_quota(store.media.storage_used),
             UrlSigner(chain.derive(URL_SIGNING), settings.files.url_ttl_s),
             settings.files,
             lambda: generations.current.plans,
@@ -254,5 +251,6 @@ class Gateway:
                 "%d outcomes could not be recorded before the stop (the store refused writes)", self.settlement.backlog
             )
         await self.state.close()
+        await self.files.blobs.close()
         await self.store.close()
         log.info("store closed: every queued write committed, the WAL checkpointed")

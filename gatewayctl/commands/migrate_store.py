@@ -1,6 +1,7 @@
-"""gatewayctl migrate-store: move the config's SQLite store into an empty PostgreSQL database (a local file
-operation, like init: it holds the data dir's lock, so no server writes while the rows are copied), then
-verify the copy: row counts per table, balances, and every ledger chain checked with the ledger key."""
+"""gatewayctl migrate-store: move the config's SQLite store and its stored files' bytes into an empty
+PostgreSQL database (a local file operation, like init: it holds the data dir's lock, so no server writes
+while the rows are copied), then verify the copy: row counts per table, balances, every ledger chain
+checked with the ledger key, and every file read back with its size and hash."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ def migrate_store(
 ) -> None:
     """Copy the SQLite store into an empty PostgreSQL database and verify it.
 
-    Copies every table and the request bodies in one transaction (insertion order kept), then checks row
-    counts, balances and the ledger's chains on the target. Then set [store] url to the same URL.
+    Copies every table, the request bodies and the stored files' bytes in one transaction (insertion order
+    kept), then checks row counts, balances, the ledger's chains and every file's size and hash on the
+    target. Then set [store] url to the same URL.
     """
     if not to.startswith(("postgresql://", "postgres://")):
         raise CliError("--to must be a postgresql:// URL", USAGE)
@@ -37,7 +39,7 @@ def migrate_store(
     db = settings.database_path
     lock = _lock(settings.data_path)
     try:
-        report = migrate_store(db, db.with_name(FILE_NAME), to, LedgerChain(key))
+        report = migrate_store(db, db.with_name(FILE_NAME), to, LedgerChain(key), settings.files_path)
     except MigrationRefused as exc:
         raise CliError(str(exc), code="migration_refused") from None
     finally:
@@ -48,5 +50,6 @@ def migrate_store(
     say(f"copied {report['rows']} rows in {report['seconds']} s; verified:")
     for table, counts in report["tables"].items():
         say(f"  {table}: {counts['target']} rows")
+    say(f"  files: {report['files']['target']} ({report['files']['bytes']} bytes), sizes and hashes verified")
     say(f"  ledger: {report['ledger_entries']} entries in {report['projects']} projects, every chain verifies")
     say("next: set [store] url to that URL in config.toml, then start gatewayctl serve")

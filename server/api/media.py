@@ -37,7 +37,7 @@ async def receive_form(request: Request[Any, Any, Any], gw: Gateway) -> Multipar
     `[files] max_file_mb`; fields in memory."""
     chunks: AsyncIterator[bytes] = request.stream()
     return await receive_multipart(
-        chunks, request.headers.get("content-type"), gw.files.disk.incoming, max_file_bytes=gw.files.max_file_bytes
+        chunks, request.headers.get("content-type"), gw.files.blobs.incoming, max_file_bytes=gw.files.max_file_bytes
     )
 
 

@@ -1,9 +1,10 @@
-"""Where stored files' bytes live: `<data_dir>/files/<project_id>/<file_id>`, written whole before their row
-exists, read in chunks. Uploads land in `.incoming/` first (server/api/multipart.py streams them there) and
-are moved into place with a rename, so a file is never seen half written.
+"""Stored files' bytes on this machine's disk (the default, with SQLite): `<data_dir>/files/<project_id>/
+<file_id>`, written whole before their row exists, read in chunks. Uploads land in `.incoming/` first
+(server/api/multipart.py streams them there) and are moved into place with a rename, so a file is never
+seen half written.
 
 Failure behaviour: an OSError (disk full, permissions) propagates; a file written but never given a row
-(the process died between the two) is an orphan that `sweep_incoming` removes at start-up.
+(the process died between the two) is an orphan that `open` removes at start-up.
 """
 
 from __future__ import annotations
@@ -13,17 +14,11 @@ import hashlib
 import os
 import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
+from server.files.blobs import Written, spool
+
 CHUNK = 256 * 1024
-
-
-@dataclass(slots=True, frozen=True)
-class Written:
-    path: Path
-    size: int
-    sha256: str
 
 
 class FileDisk:
@@ -33,6 +28,10 @@ class FileDisk:
 
     def prepare(self) -> None:
         self.incoming.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.sweep_incoming()
+
+    async def open(self) -> None:
+        self.prepare()
 
     def sweep_incoming(self) -> int:
         """Remove uploads a crash left half-received (nothing refers to them); returns how many."""
@@ -47,50 +46,36 @@ class FileDisk:
             raise ValueError("not a stored file id")
         return self.root / project_id / file_id
 
-    def keep(self, upload: Path, project_id: str, file_id: str) -> Path:
-        """Move a received upload into place (same file system: a rename)."""
+    def _place(self, upload: Path, project_id: str, file_id: str) -> None:
+        """Move a received file into place (same file system: a rename)."""
         target = self.path_of(project_id, file_id)
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.replace(upload, target)
-        return target
 
-    def write(self, project_id: str, file_id: str, data: bytes) -> Written:
-        """Bytes the gateway made or received whole (an image); written to a temporary file, then renamed."""
+    async def keep(self, upload: Path, project_id: str, file_id: str) -> None:
+        self._place(upload, project_id, file_id)
+
+    async def write(self, project_id: str, file_id: str, data: bytes) -> Written:
+        """Written to a temporary file, then renamed."""
         fd, temp = tempfile.mkstemp(prefix="write-", dir=self.incoming)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        path = self.keep(Path(temp), project_id, file_id)
-        return Written(path, len(data), hashlib.sha256(data).hexdigest())
+        self._place(Path(temp), project_id, file_id)
+        return Written(len(data), hashlib.sha256(data).hexdigest())
 
     async def write_stream(self, project_id: str, file_id: str, chunks: AsyncIterator[bytes], cap: int) -> Written:
-        """Bytes arriving in chunks (a job's result from its provider), never held whole; over `cap` bytes
-        raises ValueError and keeps nothing."""
-        fd, temp = tempfile.mkstemp(prefix="write-", dir=self.incoming)
-        digest, size = hashlib.sha256(), 0
-        try:
-            with os.fdopen(fd, "wb") as out:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if size > cap:
-                        raise ValueError(f"larger than {cap} bytes")
-                    digest.update(chunk)
-                    await asyncio.to_thread(out.write, chunk)
-                out.flush()
-                os.fsync(out.fileno())
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        return Written(self.keep(Path(temp), project_id, file_id), size, digest.hexdigest())
+        temp, written = await spool(chunks, self.incoming, cap)
+        self._place(temp, project_id, file_id)
+        return written
 
-    def remove(self, project_id: str, file_id: str) -> None:
+    async def remove(self, project_id: str, file_id: str) -> None:
         self.path_of(project_id, file_id).unlink(missing_ok=True)
 
     async def chunks(
         self, project_id: str, file_id: str, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
-        """The file's bytes [start, end) in chunks, read off the event loop."""
         path = self.path_of(project_id, file_id)
         handle = await asyncio.to_thread(path.open, "rb")
         try:
@@ -108,3 +93,6 @@ class FileDisk:
 
     async def read(self, project_id: str, file_id: str) -> bytes:
         return await asyncio.to_thread(self.path_of(project_id, file_id).read_bytes)
+
+    async def close(self) -> None:
+        """Nothing held open."""

@@ -1,4 +1,5 @@
-"""The per-project storage quota (the plan's `storage_mb`), in memory on the event loop like budgets.
+"""The per-project storage quota (the plan's `storage_mb`), in memory on the event loop like budgets (a fleet
+shares one on Redis: server/state/storage.py, the same `Quota` surface).
 
 Bytes in use are loaded from the store at start-up; an upload reserves what it may add before it is
 stored (its declared length, or the file cap when none is declared), is checked again against what it
@@ -9,6 +10,7 @@ together. Deleting a file frees its bytes at once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from server.errors import STORAGE_QUOTA_EXCEEDED
 
@@ -19,6 +21,23 @@ class Reservation:
     bytes: int
     limit: int
     done: bool = False
+    id: str = ""  # the shared quota's member name (server/state/storage.py); unused in memory
+
+
+class Quota(Protocol):
+    def in_use(self, project_id: str) -> int: ...
+
+    def check(self, project_id: str, limit: int, adding: int) -> None: ...
+
+    def reserve(self, project_id: str, limit: int, adding: int) -> Reservation: ...
+
+    def confirm(self, reservation: Reservation, actual: int) -> None: ...
+
+    def settle(self, reservation: Reservation, actual: int | None) -> None: ...
+
+    def add(self, project_id: str, size: int) -> None: ...
+
+    def free(self, project_id: str, size: int) -> None: ...
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""The Files collaborator every media route and dialect uses: rows through the store, bytes on disk, the
-storage quota and signed URLs, scoped to one project at a time (another project's file is not found).
+"""The Files collaborator every media route and dialect uses: rows through the store, bytes through the
+blob seam (server/files/blobs.py: on disk, or in PostgreSQL for a fleet), the storage quota and signed URLs,
+scoped to one project at a time (another project's file is not found).
 
 Failure behaviour: a file another project owns, or one deleted, is 404 `file_not_found`; an upload or a
 stored result that would pass the plan's `storage_mb` is 413 `storage_quota_exceeded` before it is kept.
@@ -7,6 +8,7 @@ stored result that would pass the plan's `storage_mb` is 413 `storage_quota_exce
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -14,12 +16,13 @@ from pathlib import Path
 
 from server.clock import now_ms
 from server.errors import FILE_NOT_FOUND
-from server.files.disk import FileDisk, Written
-from server.files.quota import Reservation, StorageQuota
+from server.files.blobs import Blobs, Written
+from server.files.quota import Quota, Reservation
 from server.files.signing import UrlSigner
 from server.settings import FileSettings, PlanSettings
 from server.store.media_protocol import MediaStore, Page, StoredFile
 
+log = logging.getLogger("gateway.files")
 MIB = 1 << 20
 DEFAULT_PLAN = PlanSettings()
 
@@ -45,7 +48,7 @@ GENERATED = "assistants_output"  # the purpose of files the gateway made (images
 
 @dataclass(slots=True, frozen=True)
 class Upload:
-    """A file received to disk (server/api/multipart.py), not yet kept."""
+    """A file received to the scratch folder (server/api/multipart.py), not yet kept."""
 
     path: Path
     filename: str
@@ -58,14 +61,14 @@ class Files:
     def __init__(
         self,
         store: MediaStore,
-        disk: FileDisk,
-        quota: StorageQuota,
+        blobs: Blobs,
+        quota: Quota,
         signer: UrlSigner,
         settings: FileSettings,
         plans: Callable[[], dict[str, PlanSettings]],
     ) -> None:
         self.store = store
-        self.disk = disk
+        self.blobs = blobs
         self.quota = quota
         self.signer = signer
         self.settings = settings
@@ -98,12 +101,12 @@ class Files:
         file_id = new_file_id()
         try:
             self.quota.confirm(reservation, upload.size)
-            path = self.disk.keep(upload.path, project_id, file_id)
+            await self.blobs.keep(upload.path, project_id, file_id)
             meta = Meta(upload.filename, upload.content_type, purpose, "upload", request_id)
-            stored = self.describe(project_id, file_id, Written(path, upload.size, upload.sha256), meta)
+            stored = self.describe(project_id, file_id, Written(upload.size, upload.sha256), meta)
             await self.store.add_file(stored)
         except BaseException:
-            self.disk.remove(project_id, file_id)
+            await self._discard(project_id, file_id)
             self.quota.settle(reservation, None)
             raise
         self.quota.settle(reservation, upload.size)
@@ -112,19 +115,19 @@ class Files:
     async def add_bytes(self, project_id: str, data: bytes, meta: Meta) -> StoredFile:
         """Bytes the gateway produced or fetched whole (a generated image): stored, given a row, counted."""
         file_id = new_file_id()
-        stored = self.describe(project_id, file_id, self.disk.write(project_id, file_id, data), meta)
+        stored = self.describe(project_id, file_id, await self.blobs.write(project_id, file_id, data), meta)
         try:
             await self.store.add_file(stored)
         except BaseException:
-            self.disk.remove(project_id, file_id)
+            await self._discard(project_id, file_id)
             raise
         self.quota.add(project_id, stored.bytes)
         return stored
 
     async def receive(self, project_id: str, chunks: AsyncIterator[bytes], meta: Meta) -> StoredFile:
-        """A job's result streamed to disk; its row is written by the caller's closing (returned, not added)."""
+        """A job's result streamed to its blob; its row is written by the caller's closing (returned, not added)."""
         file_id = new_file_id()
-        written = await self.disk.write_stream(project_id, file_id, chunks, self.max_file_bytes)
+        written = await self.blobs.write_stream(project_id, file_id, chunks, self.max_file_bytes)
         return self.describe(project_id, file_id, written, meta)
 
     @staticmethod
@@ -156,9 +159,17 @@ class Files:
         found = await self.store.delete_file(project_id, file_id, now_ms())
         if found is None:
             raise FILE_NOT_FOUND(ref=file_id, param="file_id")
-        self.disk.remove(project_id, file_id)
+        await self._discard(project_id, file_id)
         self.quota.free(project_id, found.bytes)
         return found
+
+    async def _discard(self, project_id: str, file_id: str) -> None:
+        """Remove bytes no live row refers to; a failure is logged, never raised over the error (or the
+        deletion) that led here: what stays is an orphan the blob store sweeps at a later start."""
+        try:
+            await self.blobs.remove(project_id, file_id)
+        except Exception as exc:
+            log.warning("bytes of %s not removed (swept later): %r", file_id, exc)
 
     async def list(self, project_id: str, page: Page) -> list[StoredFile]:
         return await self.store.list_files(project_id, page)

@@ -45,7 +45,7 @@ class MediaRefs:
         if stored.bytes > self._cap:
             detail = f"File {file_id} ({stored.bytes} bytes) is too large to send to a model (at most {self._cap})."
             raise INVALID_FILE(detail=detail, param=param)
-        data = await self._files.disk.read(stored.project_id, stored.id)
+        data = await self._files.blobs.read(stored.project_id, stored.id)
         return f"data:{_mime(stored)};base64,{base64.b64encode(data).decode()}", stored
 
     async def _inline(self, url: Any, param: str) -> str | None:

@@ -7,6 +7,7 @@
 | idempotency keys in flight   | server/idempotency.py            | server/state/claims.py (SET NX PX)    |
 | provider cooldowns           | server/routing.py                | server/state/cooldowns.py             |
 | the answer cache             | server/answer_cache.py           | server/state/cache.py                 |
+| the storage quota (files)    | server/files/quota.py            | server/state/storage.py (Lua, TTLs)   |
 | invalidation (keys, plans)   | nothing to do: one snapshot      | server/state/invalidation.py (pub/sub)|
 | totals vs the store          | nothing to do: one process       | server/state/reconcile.py (a lease)   |
 
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from server.answer_cache import AnswerCache
 from server.budget import Budgets
+from server.files.quota import Quota, StorageQuota
 from server.idempotency import InFlight, LocalInFlight
 from server.limits import RateLimiter
 from server.routing import ProviderHealth
@@ -52,6 +54,7 @@ class HotState:
     bus: Bus | None = None
     budgets: Budgets | SharedBudgets | None = None
     in_flight: InFlight = field(default_factory=LocalInFlight)
+    quota: Quota | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -95,6 +98,18 @@ class HotState:
 
             self.budgets = SharedBudgets(self.connection, zone, self.settings.state.hold_ttl_s, load)
         return self.budgets
+
+    async def storage_quota(self, load: Callable[[], Awaitable[dict[str, int]]]) -> Quota:
+        """The files' storage quota, its bytes in use loaded from the store (`load`: by project)."""
+        if self.connection is None:
+            self.quota = StorageQuota(await load())
+            return self.quota
+        from server.state.storage import SharedStorageQuota
+
+        shared = SharedStorageQuota(self.connection, self.settings.state.hold_ttl_s, load)
+        await shared.start()
+        self.quota = shared
+        return shared
 
     def health(self, routing: RoutingSettings) -> ProviderHealth:
         if self.connection is None:
@@ -149,16 +164,15 @@ class HotState:
             self.renew()
 
     def renew(self) -> None:
-        """Renew holds and claims; send what an outage held back (each step retried on the next tick)."""
+        """Renew holds, claims and upload reservations; send what an outage held back (each step retried on
+        the next tick)."""
         from server.state.connection import Unavailable
 
         try:
-            renew = getattr(self.budgets, "renew", None)
-            if renew is not None:
-                renew()
-            renew = getattr(self.in_flight, "renew", None)
-            if renew is not None:
-                renew()
+            for holder in (self.budgets, self.in_flight, self.quota):
+                renew = getattr(holder, "renew", None)
+                if renew is not None:
+                    renew()
             if self.bus is not None:
                 self.bus.flush()
         except Unavailable:

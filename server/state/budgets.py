@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway")
 MONTH_TTL_MS = 40 * 86_400_000  # a month's spend outlives the month, then expires
 
-_PURGE = """
+PURGE = """
 local function purge(z, t, now)
   local gone = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, 1000)
   if #gone > 0 then
@@ -66,7 +66,7 @@ end
 # prepaid (0/1), ttl ms, check (0/1), the marker's ttl (8). `budget_check` answers a code (0 fits, 1 key
 # budget, 2 project budget, 3 wallet, 9 totals not loaded) and the amount used or available.
 BUDGET_LUA = (
-    _PURGE
+    PURGE
     + """
 local function budget_check(k0, a0, now)
   local micro, check = tonumber(ARGV[a0 + 2]), ARGV[a0 + 7] == '1'
@@ -197,7 +197,7 @@ return 1
 )
 
 # KEYS: holds set, held total
-HELD = Script(CLOCK_LUA + _PURGE + "return purge(KEYS[1], KEYS[2], now)")
+HELD = Script(CLOCK_LUA + PURGE + "return purge(KEYS[1], KEYS[2], now)")
 
 Totals = tuple[dict[str, int], dict[str, int], dict[str, int]]  # spent by project, by key, balances
 

@@ -1,7 +1,7 @@
 """What stored files and asynchronous jobs ask of storage, as typed records.
 
-A file's bytes live on disk (server/files/disk.py); its row here says whose it is, what it holds and
-whether it was deleted (a deleted file keeps its row, so an id is never reused). A job's row carries
+A file's bytes live behind the blob seam (server/files/blobs.py); its row here says whose it is, what it
+holds and whether it was deleted (a deleted file keeps its row, so an id is never reused). A job's row carries
 everything its worker needs after a restart: the request it came from, the target it was sent to, the
 provider's own job id once the provider accepted it, and its progress. A job ends in the transaction that
 writes its request row, usage, debit and hold resolution (`JobEnd`, carried by `Closing`).

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import psycopg
 import pytest
 
 from tests.conftest import UPSTREAM_KEY
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, start_fleet
 from tests.support.services import Postgres, Redis
 from tests.upstreams.openai_upstream import UpstreamProcess, start_upstream_process
 from tests.upstreams.stripe_upstream import StripeProcess, checkout_completed_event, deliver_event, start_stripe_process
@@ -97,20 +96,10 @@ def fleet(
         "STRIPE_SECRET_KEY": "sk_test_gateway",
         "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
     }
-    processes: list[GatewayProcess] = []
-    try:
-        for index in range(3):
-            directory = tmp_path_factory.mktemp(f"fleet{index}")
-            if processes:  # one installation: one ledger key, and the admin token is in the shared store
-                shutil.copyfile(processes[0].dir / "ledger.key", directory / "ledger.key")
-            gw = GatewayProcess(directory, config, env)
-            if processes:
-                gw.admin_token = processes[0].admin_token
-            processes.append(gw.start())
-        yield processes
-    finally:
-        for gw in processes:
-            gw.stop()
+    processes = start_fleet([tmp_path_factory.mktemp(f"fleet{index}") for index in range(3)], config, env)
+    yield processes
+    for gw in processes:
+        gw.stop()
 
 
 def _chat(url: str, key: str, max_tokens: int = 5) -> httpx.Request:

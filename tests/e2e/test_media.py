@@ -10,7 +10,6 @@ import json
 import math
 import os
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import openai
 import pytest
 
 from tests.support.gateway import GatewayProcess
+from tests.support.uploads import upload_large
 from tests.upstreams import openai_media
 from tests.upstreams.openai_upstream import UpstreamProcess, start_upstream_process
 
@@ -300,20 +300,6 @@ def test_translations_and_the_mock_transcript_derived_from_the_audio(gw: Gateway
 # ------------------------------------------------------------------------------------------------- files
 
 
-def rss(pid: int) -> int:
-    """The process's resident set size in bytes, from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
-def _sample_rss(pid: int, stop: threading.Event, peak: list[int]) -> None:
-    while not stop.is_set():
-        peak[0] = max(peak[0], rss(pid))
-        time.sleep(0.02)
-
-
 def test_files_api_with_exact_storage_headers_and_a_quota(gw: GatewayProcess) -> None:
     project, key = project_key(gw, plan="tiny")  # storage_mb = 1
     sdk = client(gw, key)
@@ -363,49 +349,14 @@ def test_another_projects_file_is_not_found(gw: GatewayProcess) -> None:
 def test_a_200_mb_upload_streams_to_disk_without_growing_the_server(gw: GatewayProcess) -> None:
     project, key = project_key(gw)
     assert gw.proc is not None
-    size, piece = 200 << 20, os.urandom(1 << 20)
-    digest = hashlib.sha256()
-    for _ in range(size >> 20):
-        digest.update(piece)
-    peak, stop = [0], threading.Event()
-    sampler = threading.Thread(target=_sample_rss, args=(gw.proc.pid, stop, peak))
-    boundary = "media-test-boundary"
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
-
-    def body() -> Iterator[bytes]:
-        yield head
-        for _ in range(size >> 20):
-            yield piece
-        yield tail
-
-    before = peak[0] = rss(gw.proc.pid)
-    sampler.start()
-    try:
-        answer = httpx.post(
-            f"{gw.url}/v1/files",
-            content=body(),
-            headers={
-                "authorization": f"Bearer {key}",
-                "content-type": f"multipart/form-data; boundary={boundary}",
-                "content-length": str(len(head) + size + len(tail)),
-            },
-            timeout=120,
-        )
-    finally:
-        stop.set()
-        sampler.join()
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["bytes"] == size
-    grown = peak[0] - before
-    print(f"server RSS before {before >> 20} MiB, peak during the 200 MiB upload {peak[0] >> 20} MiB")
-    assert grown < 30 << 20, f"the server grew by {grown >> 20} MiB during the upload"
-    assert rows(gw, "SELECT sha256, bytes FROM files WHERE project_id = ?", (project,)) == [(digest.hexdigest(), size)]
-    client(gw, key).files.delete(answer.json()["id"])
+    upload = upload_large(gw.url, key, gw.proc.pid, 200)
+    assert upload.answer.status_code == 200, upload.answer.text
+    assert upload.answer.json()["bytes"] == upload.size
+    print(f"server RSS before {upload.rss_before >> 20} MiB, peak during the upload {upload.rss_peak >> 20} MiB")
+    assert upload.grown < 30 << 20, f"the server grew by {upload.grown >> 20} MiB during the upload"
+    kept = rows(gw, "SELECT sha256, bytes FROM files WHERE project_id = ?", (project,))
+    assert kept == [(upload.sha256, upload.size)]
+    client(gw, key).files.delete(upload.answer.json()["id"])
 
 
 # -------------------------------------------------------------------------------------------------- jobs

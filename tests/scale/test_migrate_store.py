@@ -1,13 +1,15 @@
 """`gatewayctl migrate-store` moves a SQLite store of ~100k rows (25k requests with their holds, usage
-rows, ledger debits, rollups and events) into an empty PostgreSQL database: the copy verifies (counts,
-balances, every chain), a second copy into the same database is refused in one line, a gateway started on
-PostgreSQL closes the left-pending requests as a restart would, its ledger verifies, and the month's
-invoices exported from both stores are byte-identical."""
+rows, ledger debits, rollups and events) and its stored files' bytes into an empty PostgreSQL database: the
+copy verifies (counts, balances, every chain, every live file's size and hash), a second copy into the same
+database is refused in one line, a gateway started on PostgreSQL closes the left-pending requests as a
+restart would, serves the files byte for byte (a deleted one is not carried), its ledger verifies, and the
+month's invoices exported from both stores are byte-identical."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from typing import Any
 from server.billing.invoice_render import render_csv, render_json
 from server.billing.ledger import open_chain
 from server.billing.service import close_month
+from server.files.service import Meta
 from server.gateway import Gateway
 from server.operations import create_key, create_project, credit_wallet
 from server.settings import Settings, load_settings
@@ -31,9 +34,11 @@ OCTOBER = 1_791_000_000_000  # 2026-10-03 in UTC
 REQUESTS = 25_000  # ~100k rows in all; bench/store_writes.py times larger copies
 PENDING = 5
 CARD = {"input": 1_000_000, "output": 2_000_000, "cached_input": 1_000_000}
+FILES = {"big.bin": os.urandom((1 << 20) * 2 + 777), "note.txt": b"kept across the move", "gone.txt": b"deleted"}
 
 
-async def _catalog(settings: Settings) -> list[Caller]:
+async def _catalog(settings: Settings) -> tuple[list[Caller], dict[str, tuple[str, bytes]]]:
+    """Three projects with keys and wallets; stored files of the first (one deleted): file id -> (project, bytes)."""
     gw = await Gateway.start(settings)
     try:
         callers = []
@@ -42,7 +47,24 @@ async def _catalog(settings: Settings) -> list[Caller]:
             key, _ = await create_key(gw, name)
             await credit_wallet(gw, name, 50_000_000, "opening balance", f"open-{name}")
             callers.append(Caller(project.id, key.id, "127.0.0.1"))
-        return callers
+        files = {}
+        for name, data in FILES.items():
+            meta = Meta(name, "application/octet-stream", "user_data", "upload", f"req_{name}")
+            stored = await gw.files.add_bytes(callers[0].project_id, data, meta)
+            files[stored.id] = (stored.project_id, data)
+        gone = next(file_id for file_id, (_, data) in files.items() if data == FILES["gone.txt"])
+        await gw.files.delete(callers[0].project_id, gone)
+        del files[gone]
+        return callers, files
+    finally:
+        await gw.close()
+
+
+async def _served(settings: Settings, files: dict[str, tuple[str, bytes]]) -> dict[str, bytes]:
+    """Each file's bytes as a gateway on `settings` serves them (through its blob store)."""
+    gw = await Gateway.start(settings)
+    try:
+        return {file_id: await gw.files.blobs.read(project, file_id) for file_id, (project, _) in files.items()}
     finally:
         await gw.close()
 
@@ -100,7 +122,7 @@ def test_migrate_store_moves_a_busy_store_and_the_invoices_stay_byte_identical(
     config = tmp_path / "config.toml"
     config.write_text(BASE)
     lite = load_settings(config)
-    callers = asyncio.run(_catalog(lite))
+    callers, files = asyncio.run(_catalog(lite))
     _bulk(lite, callers)
     url = postgres.create_database("migrate_store")
 
@@ -113,6 +135,7 @@ def test_migrate_store_moves_a_busy_store_and_the_invoices_stay_byte_identical(
     assert report["ok"] and report["tables"]["requests"] == {"source": REQUESTS + PENDING, "target": REQUESTS + PENDING}
     assert report["ledger_entries"] == 3 + REQUESTS - REQUESTS // 50
     assert report["rows"] > 95_000
+    assert report["files"] == {"source": 2, "target": 2, "bytes": sum(len(data) for _, data in files.values())}
     again = subprocess.run(
         [sys.executable, "-m", "gatewayctl", "migrate-store", "--config", str(config), "--to", url],
         cwd=REPO, capture_output=True, text=True, timeout=60,
@@ -123,7 +146,9 @@ def test_migrate_store_moves_a_busy_store_and_the_invoices_stay_byte_identical(
     lite_files, lite_checks, lite_pending = asyncio.run(_invoices(lite))
     pg_config = tmp_path / "config-pg.toml"
     pg_config.write_text(BASE + f'\n[store]\nurl = "{url}"\n')
-    pg_files, pg_checks, pg_pending = asyncio.run(_invoices(load_settings(pg_config)))
+    pg_settings = load_settings(pg_config)
+    pg_files, pg_checks, pg_pending = asyncio.run(_invoices(pg_settings))
+    assert asyncio.run(_served(pg_settings, files)) == {file_id: data for file_id, (_, data) in files.items()}
     assert lite_pending == pg_pending == 0
     assert all(c["ok"] for c in pg_checks) and len(pg_checks) == 3
     assert [(c["entries"], c["balance_micro"]) for c in pg_checks] == [

@@ -1,6 +1,7 @@
 """The same operations through the Store protocol on SQLite and on a real PostgreSQL server give the same
 answers: requests, usage, ledger (verified), wallet credits, idempotency answers, rollups, request bodies,
-webhook endpoints and their deliveries, files, invoices data."""
+webhook endpoints and their deliveries, files (their bytes included: on disk, or in PostgreSQL), invoices
+data."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from server.files.service import Meta
 from server.gateway import Gateway
 from server.operations import create_key, create_project, credit_wallet
 from server.store.media_protocol import Job, Page, StoredFile
@@ -19,6 +21,8 @@ from tests.scale.engines import engine_settings
 from tests.support.services import Postgres
 
 T0 = 1_792_000_000_000  # 2026-10-15 in UTC
+BLOB = bytes(range(256)) * 9_000  # 2.2 MiB: three chunks in PostgreSQL, nine on disk
+RANGES = ((0, None), (5, 10), ((1 << 20) - 3, (1 << 20) + 3), (len(BLOB) - 1, None), (len(BLOB) + 5, None))
 CARD = {"input": 1_000_000, "output": 2_000_000, "cached_input": 1_000_000}
 
 
@@ -103,8 +107,29 @@ async def _scenario(gw: Gateway) -> dict[str, Any]:
         "jobs": [j.id for j in await gw.store.media.active_jobs()],
         "session": [(r["id"], r["cost_micro"]) for r in await gw.store.session_responses("rt-1")],
     }
+    found["blobs"] = await _blobs(gw, project.id)  # after the listings: its files are not theirs
     text = json.dumps(found, default=repr, sort_keys=True)  # ids are random: named by their role
     return dict(json.loads(text.replace(project.id, "PROJECT").replace(key.id, "KEY")))
+
+
+async def _blobs(gw: Gateway, project_id: str) -> dict[str, Any]:
+    """Bytes kept through the blob seam read back whole and in ranges; an empty file; a deleted one is gone."""
+    meta = Meta("b.bin", "application/octet-stream", "user_data", "upload", "req-blob")
+    kept = await gw.files.add_bytes(project_id, BLOB, meta)
+    empty = await gw.files.add_bytes(project_id, b"", meta)
+    ranges = [b"".join([p async for p in gw.files.blobs.chunks(project_id, kept.id, s, e)]) for s, e in RANGES]
+    await gw.files.delete(project_id, kept.id)
+    try:
+        await gw.files.blobs.read(project_id, kept.id)
+        gone = False
+    except FileNotFoundError:
+        gone = True
+    return {
+        "ranges": [piece == BLOB[s:e] for piece, (s, e) in zip(ranges, RANGES, strict=True)],
+        "empty": await gw.files.blobs.read(project_id, empty.id),
+        "sha256": kept.sha256,
+        "gone": gone,
+    }
 
 
 def _run(settings: Any) -> dict[str, Any]:
@@ -127,5 +152,6 @@ def test_the_same_operations_give_the_same_answers_on_sqlite_and_postgres(tmp_pa
     assert lite["replayed"] is True and lite["deliveries"] == 30 and len(lite["requests"]) == 34
     assert lite["files"] == ["file-2", "file-0"] and lite["jobs"] == ["job-1"] and len(lite["session"]) == 2
     assert lite["bodies"][1] is not None and lite["idempotent"] is not None and lite["window"]
+    assert lite["blobs"]["ranges"] == [True] * len(RANGES) and lite["blobs"]["gone"] is True
     for name in lite:
         assert pg[name] == lite[name], name

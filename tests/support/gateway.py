@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -138,3 +139,25 @@ class GatewayProcess:
         response = httpx.get(f"{self.url}/admin/v1{path}", headers={"authorization": f"Bearer {self.admin_token}"})
         response.raise_for_status()
         return response.json()
+
+
+def start_fleet(
+    directories: list[Path], config_body: str, extra_env: dict[str, str] | None = None
+) -> list[GatewayProcess]:
+    """Gateway processes of one installation on a shared store, each with a data dir of its own (as on
+    machines of their own): the first is initialised as usual; the others get a copy of its ledger key (one
+    ledger) and its admin token (kept in the shared store). Whatever started is stopped if one fails."""
+    processes: list[GatewayProcess] = []
+    try:
+        for directory in directories:
+            if processes:
+                shutil.copyfile(processes[0].dir / "ledger.key", directory / "ledger.key")
+            gw = GatewayProcess(directory, config_body, extra_env)
+            if processes:
+                gw.admin_token = processes[0].admin_token
+            processes.append(gw.start())
+    except BaseException:
+        for gw in processes:
+            gw.stop()
+        raise
+    return processes

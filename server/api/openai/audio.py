@@ -71,7 +71,7 @@ async def _json_form(request: Request[Any, Any, Any], gw: Gateway) -> Multipart:
     if len(data) > cap:
         raise FILE_TOO_LARGE(name="file", limit=cap, param="file")
     name = os.path.basename(str(body.pop("filename", None) or "audio.wav")) or "audio.wav"
-    fd, raw = tempfile.mkstemp(prefix="upload-", dir=gw.files.disk.incoming)
+    fd, raw = tempfile.mkstemp(prefix="upload-", dir=gw.files.blobs.incoming)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
     upload = UploadedFile("file", name, _audio_type(name), Path(raw), len(data), hashlib.sha256(data).hexdigest())

@@ -170,7 +170,7 @@ def download(gw: Gateway, stored: StoredFile, headers: dict[str, str]) -> Respon
     safe_name = stored.filename.replace('"', "").replace("\r", "").replace("\n", "")
     return stream_bytes(
         gw,
-        gw.files.disk.chunks(stored.project_id, stored.id),
+        gw.files.blobs.chunks(stored.project_id, stored.id),
         stored.content_type or "application/octet-stream",
         {**headers, "content-length": str(stored.bytes), "content-disposition": f'attachment; filename="{safe_name}"'},
     )

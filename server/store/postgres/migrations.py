@@ -11,7 +11,8 @@ SQLite does not comes in migrations of its own, named `pg_…`:
 - the ledger's append-only rule as triggers that refuse UPDATE, DELETE and TRUNCATE;
 - the fleet: `instances` (each live process renews its row; a stale one is dead), `owner` on requests
   and holds (filled from the writer connection's `gateway.instance` setting, so the shared INSERTs need
-  no change) and `leases` (background work held by one process at a time).
+  no change) and `leases` (background work held by one process at a time);
+- stored files' bytes: `file_chunks` (server/store/postgres/blobs.py), so every process serves every file.
 """
 
 from __future__ import annotations
@@ -177,10 +178,17 @@ bytes BIGINT NOT NULL);
 CREATE INDEX idx_request_bodies_created ON request_bodies (created_ms);
 """
 
+FILE_CHUNKS = """
+CREATE TABLE file_chunks (file_id TEXT NOT NULL, seq INTEGER NOT NULL, data BYTEA NOT NULL, created_ms BIGINT
+NOT NULL, PRIMARY KEY (file_id, seq));
+ALTER TABLE file_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+"""
+
 MIGRATIONS: list[tuple[str, str]] = [
     ("001_baseline", BASELINE),
     ("pg_001_append_only", APPEND_ONLY),
     ("pg_002_fleet", FLEET),
+    ("pg_003_file_chunks", FILE_CHUNKS),
 ]
 LOCK_ID = 7_150_015  # the advisory lock that makes concurrent starts migrate one at a time
 

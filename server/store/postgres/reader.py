@@ -21,10 +21,11 @@ T = TypeVar("T")
 
 
 class PgReader(Reader):
-    def __init__(self, url: str, size: int = 4) -> None:
+    def __init__(self, url: str, size: int = 4, application: str = "gateway-reader") -> None:
         super().__init__(Path("."))
         self._url = url
         self._size = size
+        self._application = application
         self._idle: queue.SimpleQueue[PgConnection] = queue.SimpleQueue()
         self._opened: list[PgConnection] = []
 
@@ -43,7 +44,7 @@ class PgReader(Reader):
         except queue.Empty:
             pass
         if len(self._opened) < self._size:
-            conn = connect(self._url, application="gateway-reader")
+            conn = connect(self._url, application=self._application)
             self._opened.append(conn)
             return conn
         return self._idle.get(timeout=30)
@@ -56,20 +57,20 @@ class PgReader(Reader):
             return
         self._idle.put(conn)
 
+    def use(self, fn: Callable[[Any], T]) -> T:
+        """Run `fn` on a pooled connection in the calling thread (a worker thread, never the event loop)."""
+        conn = self._take()
+        try:
+            return fn(conn)
+        except psycopg.OperationalError:
+            conn.raw.close()
+            raise
+        finally:
+            self._give(conn)
+
     async def call(self, fn: Callable[[Any], T], path: Path | None = None) -> T:
         """Run a synchronous read on a pooled connection, off the event loop (`path` is SQLite's: ignored)."""
-
-        def run() -> T:
-            conn = self._take()
-            try:
-                return fn(conn)
-            except psycopg.OperationalError:
-                conn.raw.close()
-                raise
-            finally:
-                self._give(conn)
-
-        return await asyncio.to_thread(run)
+        return await asyncio.to_thread(self.use, fn)
 
     async def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         def read(conn: PgConnection) -> list[dict[str, Any]]:
